@@ -1,0 +1,44 @@
+# rtp: `make demo` runs the main job, `make test` runs the tests. Both set up what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint typecheck redis-server clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; v=sys.version_info; sys.exit(0 if (3,10) <= v[:2] <= (3,12) else "rtp needs Python 3.10-3.12 (Bytewax 0.21.1 wheels); set PYTHON=python3.12")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+# A redis-server on PATH; else Debian's package when root; else say how.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's redis-server package"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) || exit 1; \
+	  else \
+	    echo "rtp needs a redis-server on PATH: run 'sudo apt-get install redis-server' (Debian/Ubuntu) or 'brew install redis' (macOS)"; exit 1; \
+	  fi; }
+	@redis-server --version
+
+demo: $(STAMP) redis-server
+	$(PY) -m rtp.demo
+
+test: $(STAMP) redis-server
+	$(PY) -m pytest tests
+
+bench: $(STAMP) redis-server
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds -p no:randomly -s
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks flows replay
+	$(VENV)/bin/ruff format --check src tests benchmarks flows replay
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .benchmarks

@@ -1,0 +1,106 @@
+"""One frozen settings object, read from ``RTP_*`` environment variables only at the edge.
+
+Library modules never read the environment: flows and the CLI call :meth:`Settings.from_env`
+and pass the object down. Every field has an environment variable ``RTP_<FIELD>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rtp.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Redis
+    redis_url: str | None = None  # None: the runners start a private redis-server
+    key_prefix: str = "rtp:"
+    context_ttl_s: int = 7 * 86_400  # decisions + session context
+    profile_ttl_s: int = 180 * 86_400
+    redis_timeout_s: float = 2.0
+    redis_pool_size: int = 8
+    redis_retries: int = 8
+    redis_backoff_s: float = 0.05  # first wait; doubles, with jitter, up to redis_backoff_max_s
+    redis_backoff_max_s: float = 2.0
+    dead_letter_stream: str = "rtp:deadletter"
+    dead_letter_file: str | None = None  # JSONL of rejections, if set
+
+    # Flow
+    shards: int = 1  # shards per process; see rtp.engine for why one is the default
+    batch_lines: int = 2_000  # records a file source reads per batch
+    max_lag_s: float = 86_400.0  # events further behind the stream are rejected
+    max_ahead_s: float = 86_400.0
+    degrade_lag_s: float = 5.0  # wall-clock lag behind capture that switches to fallback decisions
+    recover_lag_s: float = 1.0  # ...and back to ranking below this
+
+    # Session and profile
+    session_gap_s: float = 1_800.0
+    category_half_life_s: float = 600.0  # session category weights
+    profile_half_life_s: float = 14 * 86_400.0
+    recent_items: int = 12
+    recent_queries: int = 5
+
+    # Decisions
+    home_n: int = 20
+    product_n: int = 10
+    reshow_slots: int = 4  # "continue shopping": session items kept in the home list
+    explore_share: float = 0.1  # share of home slots for items outside the user's pattern
+    neighbours_k: int = 30  # bounded top-K co-visited neighbours per item
+    seed: int = 7
+
+    # Experiments
+    experiments_file: str | None = None
+
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``RTP_*`` variables (``env`` defaults to ``os.environ``), then overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get("RTP_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except TypeError as e:
+            raise ConfigError(str(e)) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, type_: Any, raw: str) -> Any:
+    t = str(type_)
+    try:
+        if t.startswith("int"):
+            return int(raw)
+        if t.startswith("float"):
+            return float(raw)
+        if t.startswith("bool"):
+            return raw.lower() in ("1", "true", "yes", "on")
+    except ValueError:
+        raise ConfigError(f"RTP_{name.upper()}={raw!r} is not a {t}") from None
+    return raw
+
+
+def parse_duration(text: str) -> float:
+    """``"30m"``, ``"1h"``, ``"1d"``, ``"90s"`` or plain seconds -> seconds."""
+    text = text.strip().lower()
+    units = {"s": 1.0, "m": 60.0, "h": 3_600.0, "d": 86_400.0, "w": 604_800.0}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a duration like 30m, 1h or 1d") from None
