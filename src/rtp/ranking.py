@@ -1,0 +1,114 @@
+"""Stage two: an online ranking model over candidate features (River, test-then-train).
+
+Each candidate is described by a few dense features (below). The model is a River
+``LogisticRegression`` that starts from prior weights (so a cold flow already ranks sensibly) and
+learns, test-then-train, from what users did next: when a user's next event touches an item that
+was among the candidates served to them, that candidate is a positive example and two others
+served beside it are negatives.
+
+Scoring runs on every decision, so it does not call River per candidate: at each batch boundary
+:meth:`OnlineRanker.freeze` copies the weights into a tuple, and the decision code takes a dot
+product with it (what ``predict_one`` would compute before the sigmoid, which preserves order).
+
+>>> r = OnlineRanker(seed=1)
+>>> x = dict.fromkeys(FEATURES, 0.0); x["cv"] = 1.0
+>>> r.learn_one(x, True)
+>>> r.score(x) > r.score(dict.fromkeys(FEATURES, 0.0))
+True
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+from river import linear_model, optim
+
+FEATURES = (
+    "cv",  # co-visitation with the session's recent items (normalised, recency-weighted)
+    "cv_last",  # co-visitation with the item the user is on
+    "cat",  # blended (session + profile) weight of the candidate's category
+    "same_cat",  # same category as the item the user is on
+    "pop",  # trending score (normalised to the top item)
+    "cat_pop",  # popularity within its category (normalised)
+    "price_fit",  # 1 inside the session's price band, 0 outside, 0.5 unknown
+    "seen",  # the user already interacted with it this session (a re-show)
+    "recency",  # how recently in the session (1 = the item the user is on)
+    "cart",  # in the cart
+    "fav",  # a long-term favourite from the profile
+)
+PRIOR = {
+    "cv": 2.5,
+    "cv_last": 1.5,
+    "cat": 1.0,
+    "same_cat": 0.3,
+    "pop": 0.4,
+    "cat_pop": 0.6,
+    "price_fit": 0.2,
+    "seen": 0.8,
+    "recency": 2.0,
+    "cart": 0.8,
+    "fav": 0.5,
+}
+PRIOR_INTERCEPT = -3.0
+
+
+class OnlineRanker:
+    """River logistic regression over :data:`FEATURES`, starting from :data:`PRIOR`."""
+
+    def __init__(self, lr: float = 0.02, l2: float = 1e-4, seed: int = 0) -> None:
+        self.lr = lr
+        self.l2 = l2
+        self.seed = seed
+        self.model = linear_model.LogisticRegression(
+            optimizer=optim.SGD(lr), l2=l2, intercept_init=PRIOR_INTERCEPT, intercept_lr=lr
+        )
+        for name, w in PRIOR.items():
+            self.model._weights[name] = w
+        self.rng = random.Random(seed)
+        self.updates = 0
+        self.frozen: tuple[float, ...] = tuple(PRIOR[f] for f in FEATURES)
+        self.frozen_at = 0
+
+    # River's protocol: learn_one changes state, score/predict do not.
+    def learn_one(self, x: dict[str, float], y: bool) -> None:
+        self.model.learn_one(x, y)
+        self.updates += 1
+
+    def predict_proba_one(self, x: dict[str, float]) -> float:
+        return float(self.model.predict_proba_one(x)[True])
+
+    def score(self, x: dict[str, float]) -> float:
+        """The linear score (monotone in the predicted probability)."""
+        w = self.model._weights
+        return float(sum(w.get(f, 0.0) * v for f, v in x.items()) + self.model.intercept)
+
+    def learn_choice(self, chosen: dict[str, float], others: list[dict[str, float]]) -> None:
+        """One positive and up to two sampled negatives from the same served list."""
+        self.learn_one(chosen, True)
+        if others:
+            k = min(2, len(others))
+            for x in self.rng.sample(others, k):
+                self.learn_one(x, False)
+
+    def freeze(self) -> tuple[float, ...]:
+        """Copy the current weights for fast scoring (called at batch boundaries)."""
+        w = self.model._weights
+        self.frozen = tuple(float(w.get(f, 0.0)) for f in FEATURES)
+        self.frozen_at = self.updates
+        return self.frozen
+
+    @property
+    def version(self) -> str:
+        """Names the weights decisions are ranked with: ``lr-<updates at the last freeze>``."""
+        return f"lr-{self.frozen_at}"
+
+    def clone(self) -> OnlineRanker:
+        """A fresh, untrained ranker with the same hyper-parameters (River's ``clone``)."""
+        return OnlineRanker(lr=self.lr, l2=self.l2, seed=self.seed)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> OnlineRanker:
+        new = OnlineRanker.__new__(OnlineRanker)
+        new.__dict__.update({k: copy.deepcopy(v, memo) for k, v in self.__dict__.items()})
+        return new

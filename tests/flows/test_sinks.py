@@ -1,0 +1,102 @@
+"""Bytewax sinks in tiny real flows against a real redis-server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bytewax.operators as op
+import orjson
+import pytest
+import redis
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSource, run_main
+
+from rtp.config import Settings
+from rtp.events import Rejection
+from rtp.sinks import DeadLetterSink, RedisSink
+from rtp.writes import Writes
+from tests.conftest import RedisServer
+
+
+def batch(n: int, users: range) -> Writes:
+    w = Writes()
+    w.decisions = [(f"u{u}", orjson.dumps({"v": 1, "ts": float(n), "batch": n})) for u in users]
+    w.items = {f"i{n}": f"c{n}|{n}.5".encode()}
+    w.users = [f"u{u}" for u in users]
+    return w
+
+
+def test_redis_sink_lands_writes(redis_url: str) -> None:
+    forget = Writes()
+    forget.forget = ["u0"]
+    writes = [batch(1, range(0, 3)), batch(2, range(2, 5)), forget, batch(3, range(4, 5))]
+    flow = Dataflow("sink-test")
+    stream = op.input("in", flow, TestingSource(writes, batch_size=2))
+    op.output("out", stream, RedisSink(redis_url, Settings(context_ttl_s=600)))
+    run_main(flow)
+
+    r = redis.Redis.from_url(redis_url)
+    assert r.exists("rtp:d:u0") == 0  # forgotten after its batch-1 write
+    assert orjson.loads(r.get("rtp:d:u1"))["batch"] == 1
+    assert orjson.loads(r.get("rtp:d:u2"))["batch"] == 2  # later batch wins
+    assert orjson.loads(r.get("rtp:d:u4"))["batch"] == 3
+    assert 0 < r.ttl("rtp:d:u4") <= 600
+    assert r.hgetall("rtp:items") == {b"i1": b"c1|1.5", b"i2": b"c2|2.5", b"i3": b"c3|3.5"}
+    assert r.pfcount("rtp:hll:users") == 5
+    r.close()
+
+
+def test_dead_letter_sink_writes_stream_and_jsonl(redis_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "dead" / "letters.jsonl"
+    batches = [
+        [Rejection("invalid_json", "bad", "f:1", b"{"), Rejection("oversized", "big", "f:2")],
+        [],
+        [Rejection("unknown_type", "type 'x'", "f:3", b'{"type":"x"}')],
+    ]
+    flow = Dataflow("dead-letter-test")
+    stream = op.input("in", flow, TestingSource(batches))
+    op.output("out", stream, DeadLetterSink(redis_url, Settings(dead_letter_file=str(path))))
+    run_main(flow)
+
+    r = redis.Redis.from_url(redis_url)
+    assert r.xlen("rtp:deadletter") == 3
+    assert r.hlen("rtp:deadletter:pos") == 3
+    lines = path.read_bytes().splitlines()
+    expected = [rej.to_dict() for b in batches for rej in b]
+    assert [orjson.loads(line) for line in lines] == expected
+    r.close()
+
+
+def test_redis_sink_stops_the_flow_when_redis_is_gone(own_redis: RedisServer) -> None:
+    settings = Settings(redis_retries=1, redis_backoff_s=0.01, redis_timeout_s=0.5)
+    url = own_redis.url
+
+    def kill_redis_first(w: Writes) -> Writes:  # the sink is built (and pinged) by now
+        own_redis.stop()
+        return w
+
+    flow = Dataflow("sink-outage")
+    stream = op.input("in", flow, TestingSource([batch(1, range(2))]))
+    stream = op.map("outage", stream, kill_redis_first)
+    op.output("out", stream, RedisSink(url, settings))
+    with pytest.raises(Exception) as info:
+        run_main(flow)
+    text = "".join(f"{type(e).__name__}: {e}" for e in _chain(info.value))
+    assert "StoreUnavailable: Redis did not answer write" in text
+
+    own_redis.stop()  # already stopped: building the sink fails the same way
+    flow = Dataflow("sink-no-redis")
+    stream = op.input("in", flow, TestingSource([batch(1, range(2))]))
+    op.output("out", stream, RedisSink(url, settings))
+    with pytest.raises(Exception) as info:
+        run_main(flow)
+    text = "".join(f"{type(e).__name__}: {e}" for e in _chain(info.value))
+    assert "StoreUnavailable: Redis did not answer ping" in text
+
+
+def _chain(e: BaseException | None) -> list[BaseException]:
+    out = []
+    while e is not None:
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out

@@ -1,0 +1,310 @@
+"""rtp.sources.FilesSource through real Bytewax flows, its resume state, and kafka_batches."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import bytewax.operators as op
+import orjson
+import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import FixedPartitionedSource
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.testing import TestingSink, run_main
+
+from rtp.adapters import diginetica_key
+from rtp.errors import SourceError
+from rtp.events import TIMESTAMP_OUT_OF_RANGE, Event, Rejection
+from rtp.sources import Batch, FilesPartition, FilesSource
+from tests.conftest import shared_sample
+
+TAOBAO = "taobao-userbehavior/UserBehavior_timeslice_96k.csv"
+DIGINETICA = "diginetica-sample/sample_train-item-views.csv"
+T0 = 1_511_658_000
+
+
+def run_flow(
+    source: FixedPartitionedSource[Batch, object], recovery: Path | None = None
+) -> list[Batch]:
+    out: list[Batch] = []
+    flow = Dataflow("test_sources")
+    batches = op.input("in", flow, source)
+    op.output("out", batches, TestingSink(out))
+    run_main(flow, recovery_config=RecoveryConfig(str(recovery)) if recovery else None)
+    return out
+
+
+def taobao_lines(start: int, stop: int) -> bytes:
+    return b"".join(b"%d,%d,7,pv,%d\n" % (i % 5, i, T0 + i) for i in range(start, stop))
+
+
+def drain(part: FilesPartition, limit: int | None = None) -> list[Batch]:
+    """Batches of a partition until it ends (or ``limit`` batches)."""
+    out: list[Batch] = []
+    while limit is None or len(out) < limit:
+        try:
+            out.extend(part.next_batch())
+        except StopIteration:
+            break
+    return out
+
+
+def records(batches: Iterable[Batch]) -> tuple[list[Event], list[Rejection]]:
+    events: list[Event] = []
+    rejections: list[Rejection] = []
+    for b in batches:
+        assert b.read == len(b.events) + len(b.rejections)
+        events.extend(b.events)
+        rejections.extend(b.rejections)
+    return events, rejections
+
+
+# --- a whole replay -------------------------------------------------------------------------
+
+
+def test_taobao_slice_replay_rejects_only_the_truncated_line() -> None:
+    path = shared_sample(TAOBAO)
+    out = run_flow(FilesSource(path, "taobao", batch_lines=5_000))
+    assert all(isinstance(b, Batch) and b.part == FilesSource.PART for b in out)
+    assert max(b.read for b in out) == 5_000
+    events, rejections = records(out)
+    assert sum(b.read for b in out) == 96_169
+    assert len(events) == 96_168
+    assert [(r.reason, r.pos, r.raw) for r in rejections] == [
+        (TIMESTAMP_OUT_OF_RANGE, f"{path.name}:96169", b"301780,543546,4181361,pv,15")
+    ]
+    assert [e.pos for e in events[:2]] == [f"{path.name}:1", f"{path.name}:2"]
+    assert all(b.lag_ref == b.read_at for b in out)
+
+
+def test_directory_replays_its_files_in_name_order(tmp_path: Path) -> None:
+    (tmp_path / "b.csv").write_bytes(taobao_lines(50, 80))
+    (tmp_path / "a.csv").write_bytes(taobao_lines(0, 50))
+    (tmp_path / ".hidden").write_bytes(b"garbage\n")
+    out = run_flow(FilesSource(tmp_path, "taobao", batch_lines=7))
+    events, rejections = records(out)
+    assert not rejections
+    assert [e.item for e in events] == [str(i) for i in range(80)]
+    assert events[49].pos == "a.csv:50" and events[50].pos == "b.csv:1"
+
+
+def test_crlf_lines_and_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "rees.csv"
+    path.write_bytes(
+        b"event_time,event_type,product_id,category_id,category_code,brand,price,user_id,"
+        b"user_session\r\n"
+        b"2019-10-01 00:00:00 UTC,view,1,2,a.b,brand,1.5,3,sess-1\r\n"
+        b"2019-10-01 00:00:05 UTC,purchase,1,2,,,1.5,3,sess-1\r\n"
+    )
+    out = run_flow(FilesSource(path, "rees46"))
+    events, rejections = records(out)
+    assert sum(b.read for b in out) == 2 and not rejections
+    assert [(e.type, e.session, e.category, e.pos) for e in events] == [
+        ("product_view", "sess-1", "a.b", "rees.csv:2"),
+        ("purchase", "sess-1", "2", "rees.csv:3"),
+    ]
+
+
+def test_missing_path_and_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="does not exist"):
+        FilesSource(tmp_path / "nope.csv", "taobao")
+    with pytest.raises(SourceError, match="no input files"):
+        FilesSource(tmp_path, "taobao")
+    (tmp_path / "a.csv").write_bytes(b"")
+    with pytest.raises(SourceError, match="known formats"):
+        FilesSource(tmp_path, "excel")
+
+
+def test_clock_rejects_far_behind_and_ahead_but_not_control_events(tmp_path: Path) -> None:
+    lines = [
+        {"type": "product_view", "user": "u", "ts": T0, "item": "i1"},
+        {"type": "product_view", "user": "u", "ts": T0 - 7_200, "item": "i2"},  # behind
+        {"type": "product_view", "user": "u", "ts": T0 + 7_200, "item": "i3"},  # ahead
+        {"type": "forget", "user": "u"},  # no time at all
+        {"type": "dnp", "user": "u", "ts": 5},
+        {"type": "product_view", "user": "u", "ts": T0 + 60, "item": "i4"},
+    ]
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(d) for d in lines) + b"\n")
+    events, rejections = records(
+        run_flow(FilesSource(path, "jsonl", max_lag_s=3_600, max_ahead_s=3_600))
+    )
+    assert [e.type for e in events] == ["product_view", "forget", "dnp", "product_view"]
+    assert [(r.reason, r.pos) for r in rejections] == [
+        (TIMESTAMP_OUT_OF_RANGE, "e.jsonl:2"),
+        (TIMESTAMP_OUT_OF_RANGE, "e.jsonl:3"),
+    ]
+    assert b'"i2"' in rejections[0].raw and "behind" in rejections[0].detail
+    assert "ahead" in rejections[1].detail
+
+
+def test_progress_reaches_the_total_once(tmp_path: Path) -> None:
+    for name, (a, b) in {"a.csv": (0, 30), "b.csv": (30, 45), "c.csv": (45, 100)}.items():
+        (tmp_path / name).write_bytes(taobao_lines(a, b))
+    total = sum(f.stat().st_size for f in tmp_path.iterdir())
+    for sort in (False, True):
+        calls: list[tuple[int, int]] = []
+        source = FilesSource(
+            tmp_path, "taobao", batch_lines=10, sort=sort, on_progress=_append_to(calls)
+        )
+        run_flow(source)
+        assert calls[-1] == (total, total)
+        dones = [d for d, _ in calls]
+        assert dones == sorted(dones) and all(t == total for _, t in calls)
+        assert len(calls) >= 10
+
+
+def _append_to(calls: list[tuple[int, int]]) -> Callable[[int, int], None]:
+    return lambda done, total: calls.append((done, total))
+
+
+# --- sorting --------------------------------------------------------------------------------
+
+
+def test_diginetica_is_sorted_before_replay() -> None:
+    path = shared_sample(DIGINETICA)
+    # The sample has gaps of days between its dates: a StreamClock never moves past a gap
+    # longer than max_ahead_s, so a sparse replay needs a wide (here unbounded) max_ahead_s.
+    source = FilesSource(path, "diginetica", batch_lines=1_000, max_ahead_s=math.inf)
+    assert source.sort
+    events, rejections = records(run_flow(source))
+    assert not rejections and len(events) == 12_391
+    keys = [diginetica_key(e) for e in events]
+    assert keys == sorted(keys)
+    unsorted, _ = records(
+        run_flow(FilesSource(path, "diginetica", sort=False, max_lag_s=1e10, max_ahead_s=1e10))
+    )
+    assert [e.pos for e in unsorted] != [e.pos for e in events]
+    assert sorted(e.pos for e in unsorted) == sorted(e.pos for e in events)
+
+
+def test_otto_sessions_are_merged_in_time_order() -> None:
+    path = shared_sample("otto-fixture/train.jsonl")
+    source = FilesSource(path, "otto", batch_lines=100, max_ahead_s=math.inf)
+    events, rejections = records(run_flow(source))
+    assert not rejections and len(events) == 862
+    assert [e.ts for e in events] == sorted(e.ts for e in events)
+    assert len({e.session for e in events}) == 20
+
+
+def test_sorted_mode_rejections_keep_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_bytes(taobao_lines(10, 20) + b"1,2,3,pv,15\n" + taobao_lines(0, 10) + b"bad\n")
+    events, rejections = records(run_flow(FilesSource(path, "taobao", batch_lines=4, sort=True)))
+    assert [e.item for e in events] == [str(i) for i in range(20)]
+    assert [(r.reason, r.pos, r.raw) for r in rejections] == [
+        ("invalid_csv", "s.csv:22", b"bad"),
+        (TIMESTAMP_OUT_OF_RANGE, "s.csv:11", b"1,2,3,pv,15"),
+    ]
+
+
+# --- resume ---------------------------------------------------------------------------------
+
+
+def _resume_equals_uninterrupted(source: FilesSource, taken: int) -> None:
+    whole = records(drain(source.build_part("s", FilesSource.PART, None)))
+    part = source.build_part("s", FilesSource.PART, None)
+    first = drain(part, taken)
+    assert len(first) == taken
+    state = part.snapshot()
+    part.close()
+    resumed = source.build_part("s", FilesSource.PART, state)
+    rest = drain(resumed)
+    assert rest, "nothing left after the snapshot: take fewer batches"
+    assert records(first + rest) == whole
+
+
+@pytest.mark.parametrize("taken", [1, 2, 5, 8])
+def test_resume_byte_offsets_across_files(tmp_path: Path, taken: int) -> None:
+    (tmp_path / "a.csv").write_bytes(taobao_lines(0, 23) + b"1,2,3,pv,15\n")
+    (tmp_path / "b.csv").write_bytes(b"\r\n" + taobao_lines(23, 41).replace(b"\n", b"\r\n"))
+    _resume_equals_uninterrupted(FilesSource(tmp_path, "taobao", batch_lines=5), taken)
+
+
+@pytest.mark.parametrize("taken", [1, 2, 5, 8])
+def test_resume_sorted_records_across_files(tmp_path: Path, taken: int) -> None:
+    (tmp_path / "a.csv").write_bytes(taobao_lines(10, 23) + taobao_lines(0, 10))
+    (tmp_path / "b.csv").write_bytes(taobao_lines(30, 41) + b"x\n" + taobao_lines(23, 30))
+    _resume_equals_uninterrupted(FilesSource(tmp_path, "taobao", batch_lines=5, sort=True), taken)
+
+
+def test_resume_on_the_real_samples() -> None:
+    _resume_equals_uninterrupted(
+        FilesSource(shared_sample(TAOBAO), "taobao", batch_lines=20_000), 2
+    )
+    _resume_equals_uninterrupted(
+        FilesSource(shared_sample(DIGINETICA), "diginetica", batch_lines=3_000), 2
+    )
+
+
+def test_resume_keeps_the_clock(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_bytes(taobao_lines(0, 10) + b"1,2,3,pv,%d\n" % (T0 - 10_000))
+    source = FilesSource(path, "taobao", batch_lines=10, max_lag_s=3_600)
+    part = source.build_part("s", FilesSource.PART, None)
+    drain(part, 1)
+    resumed = source.build_part("s", FilesSource.PART, part.snapshot())
+    events, rejections = records(drain(resumed))
+    assert not events and [r.reason for r in rejections] == [TIMESTAMP_OUT_OF_RANGE]
+
+
+def test_resume_state_from_another_mode_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(taobao_lines(0, 10))
+    part = FilesSource(path, "taobao", batch_lines=3).build_part("s", FilesSource.PART, None)
+    drain(part, 1)
+    with pytest.raises(SourceError, match="mode"):
+        FilesSource(path, "taobao", sort=True).build_part("s", FilesSource.PART, part.snapshot())
+
+
+def test_flow_recovery_resumes_an_appended_input(tmp_path: Path) -> None:
+    recovery = tmp_path / "recovery"
+    recovery.mkdir()
+    init_db_dir(recovery, 1)  # what `python -m bytewax.recovery DIR 1` does
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "a.csv").write_bytes(taobao_lines(0, 40))
+
+    first = records(run_flow(FilesSource(data, "taobao", batch_lines=6), recovery))[0]
+    assert [e.item for e in first] == [str(i) for i in range(40)]
+
+    with (data / "a.csv").open("ab") as f:
+        f.write(taobao_lines(40, 55))
+    (data / "b.csv").write_bytes(taobao_lines(55, 60))
+    second = records(run_flow(FilesSource(data, "taobao", batch_lines=6), recovery))[0]
+    assert [e.item for e in second] == [str(i) for i in range(40, 60)]
+    assert second[0].pos == "a.csv:41"
+
+    third = run_flow(FilesSource(data, "taobao", batch_lines=6), recovery)
+    assert sum(b.read for b in third) == 0
+
+
+# --- Kafka ----------------------------------------------------------------------------------
+
+
+def test_kafka_batches_against_a_broker() -> None:
+    brokers = os.environ.get("RTP_KAFKA_BROKERS")
+    if not brokers:
+        pytest.skip("set RTP_KAFKA_BROKERS=host:port to test kafka_batches against a broker")
+    kafka = pytest.importorskip("confluent_kafka", reason="kafka_batches needs confluent-kafka")
+    from rtp.sources import kafka_batches
+
+    topic = f"rtp-test-{os.getpid()}"
+    producer = kafka.Producer({"bootstrap.servers": brokers})
+    sent = [{"type": "product_view", "user": f"u{i}", "ts": T0 + i, "item": "i"} for i in range(5)]
+    for d in sent:
+        producer.produce(topic, orjson.dumps(d))
+    producer.produce(topic, b"{broken")
+    producer.flush(10)
+
+    out: list[Batch] = []
+    flow = Dataflow("kafka")
+    stream = kafka_batches(flow, "kafka", brokers.split(","), [topic], tail=False)
+    op.output("out", stream, TestingSink(out))
+    run_main(flow)
+    events, rejections = records(out)
+    assert [e.user for e in events] == [d["user"] for d in sent]
+    assert [r.reason for r in rejections] == ["invalid_json"]

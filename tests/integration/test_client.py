@@ -1,0 +1,198 @@
+"""Client against a real redis-server: reads, rerank, forget / do-not-personalize, stats."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from rtp import streams
+from rtp.client import Client
+from rtp.config import Settings
+from rtp.errors import StoreUnavailable
+from rtp.events import Event, parse_json
+from tests.conftest import RedisServer
+
+DOC: dict[str, Any] = {
+    "v": 1,
+    "ts": 1511658000.0,
+    "mode": "ranked",
+    "model": "lr-42",
+    "exp": {"name": "rt-vs-batch", "arm": "realtime"},
+    "ctx": {
+        "session": "1",
+        "events": 3,
+        "categories": [["shoes", 0.7], ["bags", 0.3]],
+        "price": [10.0, 80.0],
+        "queries": ["shoes"],
+        "recent": ["r1", "r2"],
+        "cart": ["k1"],
+        "device": "mobile",
+        "country": "DE",
+        "referral": "search",
+        "hour": 9,
+    },
+    "home": {"items": [["h1", 0.9], ["h2", 0.2]], "why": ["re"], "reason": "because you viewed"},
+    "product": {"for": "r1", "items": [["p1", 0.5]], "reason": "similar"},
+    "offer": {"show": False, "reason": "no intent"},
+}
+ITEMS = {
+    "shoe-cheap": b"shoes|20.0",
+    "shoe-dear": b"shoes|500",
+    "bag": b"bags|",
+    "toy": b"toys|30",
+    "noprice": b"shoes|",
+    "r1": b"toys|1000",
+    "k1": b"toys|1000",
+    "h1": b"toys|1000",
+    "h2": b"toys|1000",
+}
+
+
+@pytest.fixture()
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    r = redis.Redis.from_url(redis_url)
+    r.set("rtp:d:u1", orjson.dumps(DOC))
+    r.set("rtp:p:u1", orjson.dumps({"cats": {"shoes": 2.0}}))
+    r.hset("rtp:items", mapping=ITEMS)
+    yield r
+    r.close()
+
+
+@pytest.fixture()
+def client(redis_url: str, raw: redis.Redis) -> Iterator[Client]:
+    with Client.from_url(redis_url, Settings()) as c:
+        yield c
+
+
+def test_context_profile_decision(client: Client) -> None:
+    assert client.context("u1") == DOC["ctx"]
+    assert client.profile("u1") == {"cats": {"shoes": 2.0}}
+    home = client.decision("u1")
+    assert home is not None
+    assert home["items"] == DOC["home"]["items"]
+    assert home["reason"] == DOC["home"]["reason"]
+    for name in ("ts", "mode", "model", "exp"):
+        assert home[name] == DOC[name]
+    assert home["placement"] == "home"
+    product = client.decision("u1", "product")
+    assert product is not None and product["for"] == "r1" and product["placement"] == "product"
+    assert client.decisions("u1") == DOC
+
+
+def test_absent_cases(client: Client, raw: redis.Redis) -> None:
+    assert client.context("nobody") is None
+    assert client.profile("nobody") is None
+    assert client.decision("nobody") is None
+    assert client.decision("u1", "no-such-placement") is None
+    raw.set("rtp:d:u2", orjson.dumps({"v": 1, "ts": 1.0, "home": {"items": []}}))
+    assert client.context("u2") is None
+    decided = client.decision("u2")
+    assert decided is not None and "model" not in decided and decided["ts"] == 1.0
+
+
+def test_rerank_orders_by_context_and_is_a_permutation(client: Client) -> None:
+    ids = ["toy", "unknown-item", "noprice", "shoe-dear", "bag", "shoe-cheap"]
+    out = client.rerank("u1", "shoes", ids)
+    assert sorted(out) == sorted(ids) and len(out) == len(ids)
+    assert all(any(o is i for i in ids) for o in out)  # the same objects
+    # shoes (weight 0.7) in the price band beat shoes outside it, which beat bags (0.3);
+    # items without any signal keep their input order at the end
+    assert out.index("shoe-cheap") < out.index("shoe-dear")
+    assert out.index("shoe-cheap") < out.index("noprice")
+    assert out.index("noprice") < out.index("bag")
+    assert out.index("bag") < out.index("toy")  # a weak category beats a price match alone
+    assert out.index("toy") < out.index("unknown-item")  # the price match beats nothing
+
+
+def test_rerank_session_signals(client: Client) -> None:
+    ids = ["zzz", "h2", "k1", "r1", "h1"]
+    out = client.rerank("u1", "shoes", ids)
+    # in the home list with score 0.9, viewed recently, in the cart, home 0.2, nothing
+    assert out == ["h1", "r1", "k1", "h2", "zzz"]
+
+
+def test_rerank_ties_keep_input_order_and_types(client: Client) -> None:
+    ids: list[Any] = [7, "zzz", 3, "yyy", 5]  # nothing known about any of them
+    assert client.rerank("u1", "shoes", ids) == ids
+    mixed: list[Any] = [7, 3, "toy", 5]
+    out = client.rerank("u1", "shoes", mixed)
+    assert out == ["toy", 7, 3, 5]
+    assert [type(x) for x in out] == [str, int, int, int]
+    assert client.rerank("u1", "shoes", []) == []
+    assert client.rerank("u1", "shoes", ("bag",)) == ["bag"]
+
+
+def test_rerank_unknown_and_dnp_users_keep_input_order(client: Client, raw: redis.Redis) -> None:
+    ids = ["toy", "bag", "shoe-cheap"]
+    assert client.rerank("stranger", "shoes", ids) == ids
+    raw.sadd("rtp:dnp", "u1")
+    assert client.rerank("u1", "shoes", ids) == ids
+
+
+def test_rerank_new_query_weakens_category(client: Client, raw: redis.Redis) -> None:
+    doc = copy.deepcopy(DOC)
+    doc["ctx"]["recent"] = ["toy"]
+    doc["ctx"]["price"] = [0.0, 0.0]
+    doc["ctx"]["categories"] = [["shoes", 0.9]]
+    raw.set("rtp:d:u3", orjson.dumps(doc))
+    ids = ["shoe-cheap", "toy"]
+    # shoes 0.9 beat a recent view (0.5) for the session's query, not for a new one (0.45)
+    assert client.rerank("u3", "Shoes", ids) == ["shoe-cheap", "toy"]
+    assert client.rerank("u3", "garden hose", ids) == ["toy", "shoe-cheap"]
+
+
+def _stream_events(raw: redis.Redis) -> list[Event]:
+    out = []
+    for _, fields in raw.xrange(streams.DEFAULT_STREAM):
+        e = parse_json(fields[streams.EVENT_FIELD], "stream")
+        assert isinstance(e, Event)
+        out.append(e)
+    return out
+
+
+def test_forget_deletes_now_and_tells_the_flow(client: Client, raw: redis.Redis) -> None:
+    raw.sadd("rtp:dnp", "u1")
+    client.forget("u1")
+    assert raw.exists("rtp:d:u1", "rtp:p:u1") == 0
+    assert raw.sismember("rtp:dnp", "u1")
+    [e] = _stream_events(raw)
+    assert (e.type, e.user) == ("forget", "u1")
+
+
+def test_do_not_personalize_round_trip(client: Client, raw: redis.Redis) -> None:
+    client.set_do_not_personalize("u1")
+    assert client.is_do_not_personalize("u1")
+    assert raw.exists("rtp:d:u1") == 0  # personalized decisions are withdrawn at once
+    assert raw.exists("rtp:p:u1") == 1  # the profile is not forgotten
+    client.set_do_not_personalize("u1", False)
+    assert not client.is_do_not_personalize("u1")
+    events = _stream_events(raw)
+    assert [(e.type, e.user, e.dnp) for e in events] == [("dnp", "u1", True), ("dnp", "u1", False)]
+
+
+def test_stats(client: Client, raw: redis.Redis) -> None:
+    raw.pfadd("rtp:hll:users", "u1", "u2", "u3")
+    raw.sadd("rtp:dnp", "u7")
+    stats = client.stats()
+    assert stats["users"] == 3
+    assert stats["dnp_users"] == 1
+    assert stats["items"] == len(ITEMS)
+    assert stats["dead_letters"] == 0
+    assert stats["keys"] == raw.dbsize()
+    assert stats["used_memory_bytes"] > 0
+
+
+def test_reads_fail_fast_when_redis_is_down(own_redis: RedisServer) -> None:
+    c = Client.from_url(own_redis.url, Settings(redis_timeout_s=0.5))
+    assert c.decision("u1") is None
+    own_redis.stop()
+    with pytest.raises(StoreUnavailable):
+        c.decision("u1")
+    with pytest.raises(StoreUnavailable):
+        c.rerank("u1", "q", ["a", "b"])
+    c.close()

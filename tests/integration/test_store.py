@@ -1,0 +1,232 @@
+"""Store against a real redis-server: round trips, TTLs, idempotency, dead letters, outages."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+import orjson
+import pytest
+import redis
+
+from rtp.config import Settings
+from rtp.errors import StoreError, StoreUnavailable
+from rtp.events import Rejection
+from rtp.store import Store
+from rtp.writes import Writes
+from tests.conftest import RedisServer
+
+SETTINGS = Settings(context_ttl_s=3_600, profile_ttl_s=7_200)
+
+
+@pytest.fixture()
+def store(redis_url: str) -> Iterator[Store]:
+    s = Store.from_url(redis_url, SETTINGS)
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    r = redis.Redis.from_url(redis_url)
+    yield r
+    r.close()
+
+
+def decision(user: str, n: int = 0) -> bytes:
+    return orjson.dumps({"v": 1, "ts": 1.0 + n, "mode": "ranked", "ctx": {"session": user}})
+
+
+def sample_writes() -> Writes:
+    w = Writes()
+    w.decisions = [(f"u{i}", decision(f"u{i}")) for i in range(5)]
+    w.profiles = [("u1", orjson.dumps({"cats": {"c1": 1.0}}))]
+    w.items = {"i1": b"c1|9.5", "i2": b"c2|"}
+    w.meta = [("fallback", orjson.dumps(["i1", "i2"])), ("stats:r:0", orjson.dumps({"n": 3}))]
+    w.dnp_add = ["u9"]
+    w.users = [f"u{i}" for i in range(5)]
+    return w
+
+
+def test_write_round_trip_with_ttls(store: Store, raw: redis.Redis) -> None:
+    w = sample_writes()
+    sent = store.write(w)
+    assert sent >= len(w)
+    for user, value in w.decisions:
+        assert raw.get(f"rtp:d:{user}") == value
+        assert 0 < raw.ttl(f"rtp:d:{user}") <= SETTINGS.context_ttl_s
+        assert store.get_decisions(user) == orjson.loads(value)
+    assert 0 < raw.ttl("rtp:p:u1") <= SETTINGS.profile_ttl_s
+    assert SETTINGS.context_ttl_s < raw.ttl("rtp:p:u1")
+    assert store.get_profile("u1") == {"cats": {"c1": 1.0}}
+    assert raw.hgetall("rtp:items") == {b"i1": b"c1|9.5", b"i2": b"c2|"}
+    assert raw.ttl("rtp:items") == -1
+    assert store.meta("fallback") == ["i1", "i2"]
+    assert store.meta_prefix("stats:") == {"stats:r:0": {"n": 3}}
+    assert store.meta("absent") is None
+    assert raw.smembers("rtp:dnp") == {b"u9"}
+    assert store.users_estimate() == 5
+    assert store.get_decisions("nobody") is None
+    assert store.memory_per_key([f"rtp:d:u{i}" for i in range(5)]) > 0
+
+
+def test_idempotent_rewrite(store: Store, raw: redis.Redis) -> None:
+    w = sample_writes()
+    store.write(w)
+    first = {k: raw.dump(k) for k in raw.keys("*") if raw.type(k) != b"string"}
+    values = {k: raw.get(k) for k in raw.keys("*") if raw.type(k) == b"string"}
+    store.write(w)
+    assert {k: raw.dump(k) for k in raw.keys("*") if raw.type(k) != b"string"} == first
+    assert {k: raw.get(k) for k in raw.keys("*") if raw.type(k) == b"string"} == values
+    assert store.users_estimate() == 5
+
+
+def test_key_prefix_is_used(redis_url: str, raw: redis.Redis) -> None:
+    s = Store.from_url(redis_url, SETTINGS.replace(key_prefix="shop%1:"))
+    w = Writes()
+    w.decisions = [("u1", b"{}")]
+    w.profiles = [("u1", b"{}")]
+    s.write(w)
+    assert raw.exists("shop%1:d:u1", "shop%1:p:u1") == 2
+    assert raw.exists("rtp:d:u1") == 0
+    s.close()
+
+
+def test_large_write_spans_chunks(store: Store, raw: redis.Redis) -> None:
+    w = Writes()
+    w.decisions = [(f"user-{i}", b"x" * 300) for i in range(12_000)]
+    w.users = [u for u, _ in w.decisions]
+    w.items = {f"i{i}": b"c|1" for i in range(2_500)}
+    store.write(w)
+    assert raw.dbsize() == 12_000 + 2  # decisions, items hash, HLL
+    assert raw.hlen("rtp:items") == 2_500
+    assert raw.get("rtp:d:user-11999") == b"x" * 300
+
+
+def test_forget_keeps_dnp_and_applies_before_new_values(store: Store, raw: redis.Redis) -> None:
+    store.write(sample_writes())
+    w = Writes()
+    w.forget = ["u1", "u2", "u9"]
+    w.decisions = [("u2", decision("u2", 1))]  # u2 seen again after the forget
+    store.write(w)
+    assert raw.exists("rtp:d:u1", "rtp:p:u1") == 0
+    assert store.get_decisions("u2") == orjson.loads(decision("u2", 1))
+    assert raw.sismember("rtp:dnp", "u9")  # forgetting does not re-enable personalization
+    store.write(sample_writes())
+    assert store.forget("u3") == 1
+    assert raw.exists("rtp:d:u3") == 0
+
+
+def test_write_many_keeps_order_across_batches(store: Store) -> None:
+    a, b, c = Writes(), Writes(), Writes()
+    a.decisions = [("u1", decision("u1", 1))]
+    b.forget = ["u1"]
+    c.dnp_add = ["u5"]
+    d = Writes()
+    d.dnp_remove = ["u5"]
+    store.write_many([a, b, c, d])
+    assert store.get_decisions("u1") is None
+    assert not store.is_dnp("u5")
+
+
+def test_load_users_in_one_round_trip(store: Store, raw: redis.Redis) -> None:
+    store.write(sample_writes())
+    users = ["u1", "u2", "u9", "never"]
+    before = raw.info("commandstats")
+    found = store.load_users(users)
+    after = raw.info("commandstats")
+    assert found["u1"] == (raw.get("rtp:p:u1"), False)
+    assert found["u2"] == (None, False)
+    assert found["u9"] == (None, True)
+    assert found["never"] == (None, False)
+    assert set(found) == set(users)
+
+    def calls(stats: dict[str, dict[str, int]], name: str) -> int:
+        return stats.get(f"cmdstat_{name}", {}).get("calls", 0)
+
+    assert calls(after, "mget") - calls(before, "mget") == 1
+    assert calls(after, "smismember") - calls(before, "smismember") == 1
+    assert calls(after, "get") == calls(before, "get")
+    assert store.load_users([]) == {}
+
+
+def test_dead_letters_idempotent_by_position(store: Store, raw: redis.Redis) -> None:
+    rejections = [
+        Rejection("invalid_json", "unexpected end", "f.jsonl:1", b'{"v":1'),
+        Rejection("unknown_type", "unknown event type 'x'", "f.jsonl:7", b'{"type":"x"}'),
+    ]
+    assert store.write_rejections(rejections) == 2
+    assert store.write_rejections(rejections) == 0
+    assert raw.xlen("rtp:deadletter") == 2
+    entries = raw.xrange("rtp:deadletter")
+    fields = entries[0][1]
+    assert fields[b"reason"] == b"invalid_json"
+    assert fields[b"pos"] == b"f.jsonl:1"
+    assert fields[b"raw"] == b'{"v":1'
+    stored = orjson.loads(raw.hget("rtp:deadletter:pos", "f.jsonl:7"))
+    assert stored == rejections[1].to_dict()
+    more = [Rejection("invalid_price", "price -1", "f.jsonl:9", b"")]
+    assert store.write_rejections(rejections + more) == 1
+    assert raw.xlen("rtp:deadletter") == 3
+    assert raw.hlen("rtp:deadletter:pos") == 3
+
+
+def test_refused_write_raises_store_error(store: Store, raw: redis.Redis) -> None:
+    raw.set("rtp:items", "not a hash")
+    w = Writes()
+    w.items = {"i1": b"c|1"}
+    w.decisions = [("u1", b"{}")]
+    with pytest.raises(StoreError) as info:
+        store.write(w)
+    assert not isinstance(info.value, StoreUnavailable)
+    assert "WRONGTYPE" in str(info.value)
+    assert store.ping()  # the connection stayed usable
+
+
+def test_outage_write_lands_after_restart(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = SETTINGS.replace(redis_retries=10, redis_backoff_s=0.05, redis_backoff_max_s=0.4)
+    store = Store.from_url(own_redis.url, settings)
+    store.write(sample_writes())
+    own_redis.stop()
+
+    def restart_soon() -> None:
+        time.sleep(0.3)
+        own_redis.start()
+
+    restarter = threading.Thread(target=restart_soon)
+    restarter.start()
+    w = Writes()
+    w.decisions = [("during", decision("during"))]
+    w.users = ["during"]
+    with caplog.at_level(logging.WARNING, logger="rtp.store"):
+        store.write(w)
+    restarter.join()
+    assert any("retry" in r.getMessage() for r in caplog.records)
+    assert store.get_decisions("during") == orjson.loads(decision("during"))
+    store.close()
+
+
+def test_outage_past_all_retries_raises_with_pending(own_redis: RedisServer) -> None:
+    settings = SETTINGS.replace(redis_retries=2, redis_backoff_s=0.01, redis_backoff_max_s=0.02)
+    store = Store.from_url(own_redis.url, settings)
+    assert store.ping()
+    own_redis.stop()
+    w = sample_writes()
+    with pytest.raises(StoreUnavailable) as info:
+        store.write(w)
+    assert info.value.pending is w
+    rejections = [Rejection("invalid_json", "x", "f:1", b"{")]
+    with pytest.raises(StoreUnavailable) as info2:
+        store.write_rejections(rejections)
+    assert info2.value.pending == rejections
+    with pytest.raises(StoreUnavailable):
+        store.load_users(["u1"])
+    own_redis.start()  # and the same store works again once Redis is back
+    store.write(w)
+    assert store.write_rejections(rejections) == 1  # the Lua script is reloaded after restart
+    assert store.get_decisions("u1") is not None
+    store.close()
