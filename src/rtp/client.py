@@ -35,7 +35,7 @@ from rtp.errors import StoreUnavailable
 from rtp.events import DO_NOT_PERSONALIZE, FORGET, SCHEMA_VERSION
 from rtp.store import connect, pack_command, roundtrip
 
-__all__ = ["Client", "RERANK_WEIGHTS"]
+__all__ = ["Client", "RERANK_WEIGHTS", "rerank_scores"]
 
 T = TypeVar("T")
 
@@ -70,9 +70,8 @@ class Client:
         self._d = self.prefix + "d:"
         self._items = self.prefix + "items"
         self._dnp = self.prefix + "dnp"
-        self._d_b = self._d.encode()
-        self._items_b = self._items.encode()
-        self._dnp_b = self._dnp.encode()
+        # items-hash value -> (category, price or -1.0): parsed once, most searches repeat items
+        self._item_cache: dict[bytes, tuple[bytes, float]] = {}
 
     @classmethod
     def from_url(
@@ -150,12 +149,9 @@ class Client:
         if len(items) < 2:
             return items
         keys = [str(i) for i in items]
-        uid = str(user_id).encode()
-        # packed here: redis-py's pipeline costs more than Redis does for 100 fields
-        packed = (
-            pack_command(b"GET", self._d_b + uid)
-            + pack_command(b"SISMEMBER", self._dnp_b, uid)
-            + pack_command(b"HMGET", self._items_b, *[k.encode() for k in keys])
+        uid = str(user_id)
+        packed = _pack(
+            ("GET", self._d + uid), ("SISMEMBER", self._dnp, uid), ("HMGET", self._items, *keys)
         )
         raw, dnp, meta = self._call("a rerank read", roundtrip, self.r, (packed,), (3,))
         for reply in (raw, dnp, meta):
@@ -164,46 +160,13 @@ class Client:
         if raw is None or dnp:
             return items
         doc = orjson.loads(raw)
-        ctx = doc.get("ctx") if isinstance(doc, dict) else None
-        if not isinstance(ctx, dict):
+        if not isinstance(doc, dict) or not isinstance(doc.get("ctx"), dict):
             return items
-        w = RERANK_WEIGHTS
-        cat_scale = w["category"]
-        queries = ctx.get("queries") or ()
-        if query and queries and " ".join(query.lower().split()) not in queries:
-            cat_scale *= 0.5
-        cats = {str(c[0]): float(c[1]) * cat_scale for c in ctx.get("categories") or ()}
-        recent = set(ctx.get("recent") or ())
-        cart = set(ctx.get("cart") or ())
-        home = doc.get("home")
-        home_scores = {
-            str(i[0]): float(i[1]) * w["home"]
-            for i in (home.get("items") or () if isinstance(home, dict) else ())
-        }
-        band = ctx.get("price")
-        lo, hi = (float(band[0]), float(band[1])) if band and len(band) == 2 else (1.0, 0.0)
-        w_recent, w_cart, w_price = w["recent"], w["cart"], w["price"]
-        scored: list[tuple[float, int]] = []
-        for n, (key, value) in enumerate(zip(keys, meta, strict=True)):
-            score = home_scores.get(key, 0.0)
-            if key in recent:
-                score += w_recent
-            if key in cart:
-                score += w_cart
-            if value is not None:
-                cat, _, price = bytes(value).partition(b"|")
-                if cats:
-                    score += cats.get(cat.decode("utf-8", "replace"), 0.0)
-                if price and lo <= hi:
-                    try:
-                        p = float(price)
-                    except ValueError:
-                        p = -1.0
-                    if lo <= p <= hi:
-                        score += w_price
-            scored.append((-score, n))
-        scored.sort()
-        return [items[n] for _, n in scored]
+        scores = rerank_scores(doc, query, keys, meta, self._item_cache)
+        if len(self._item_cache) > 100_000:
+            self._item_cache.clear()
+        order = sorted(range(len(items)), key=scores.__getitem__, reverse=True)  # stable
+        return [items[n] for n in order]
 
     def stats(self) -> dict[str, Any]:
         """Store-wide counts in one round trip: users (estimate), dnp users, items, dead
@@ -269,3 +232,70 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def rerank_scores(
+    doc: dict[str, Any],
+    query: str,
+    keys: Sequence[str],
+    meta: Sequence[bytes | None],
+    cache: dict[bytes, tuple[bytes, float]] | None = None,
+) -> list[float]:
+    """The context score of each item (see :meth:`Client.rerank`).
+
+    ``doc`` is a decoded decision document, ``keys`` the item ids as strings and ``meta`` their
+    ``b"category|price"`` values from the items hash (``None`` when unknown); ``cache`` keeps
+    parsed values between calls.
+    """
+    ctx: dict[str, Any] = doc.get("ctx") or {}
+    w = RERANK_WEIGHTS
+    cat_scale = w["category"]
+    queries = ctx.get("queries") or ()
+    if query and queries and " ".join(query.lower().split()) not in queries:
+        cat_scale *= 0.5
+    cats = {str(c[0]).encode(): float(c[1]) * cat_scale for c in ctx.get("categories") or ()}
+    recent = set(ctx.get("recent") or ())
+    cart = set(ctx.get("cart") or ())
+    home = doc.get("home")
+    w_home = w["home"]
+    home_items = home.get("items") or () if isinstance(home, dict) else ()
+    home_scores = {str(i[0]): float(i[1]) * w_home for i in home_items}
+    band = ctx.get("price")
+    lo, hi = (float(band[0]), float(band[1])) if band and len(band) == 2 else (1.0, 0.0)
+    w_recent, w_cart, w_price = w["recent"], w["cart"], w["price"]
+    cats_get = cats.get
+    home_get = home_scores.get
+    if cache is None:
+        cache = {}
+    cache_get = cache.get
+    scores: list[float] = []
+    append = scores.append
+    for key, value in zip(keys, meta, strict=True):
+        score = home_get(key, 0.0)
+        if key in recent:
+            score += w_recent
+        if key in cart:
+            score += w_cart
+        if value:
+            parsed = cache_get(value)
+            if parsed is None:
+                parsed = cache[value] = _parse_item(value)
+            cat, price = parsed
+            score += cats_get(cat, 0.0)
+            if lo <= price <= hi:
+                score += w_price
+        append(score)
+    return scores
+
+
+def _parse_item(value: bytes) -> tuple[bytes, float]:
+    cat, _, price = value.partition(b"|")
+    try:
+        p = float(price) if price else -1.0
+    except ValueError:
+        p = -1.0
+    return cat, p if p >= 0.0 else -1.0
+
+
+def _pack(*commands: tuple[str, ...]) -> bytes:
+    return b"".join([pack_command(*c) for c in commands])

@@ -89,6 +89,7 @@ def build_flow(
     run: str = "default",
     track_lag: bool = True,
     name: str = "rtp",
+    engine_kwargs: dict[str, Any] | None = None,
 ) -> Dataflow:
     """The rtp dataflow from ``source`` (any source of :class:`rtp.sources.Batch`) to ``sink``.
 
@@ -143,6 +144,7 @@ def build_flow(
                 experiments=experiments,
                 bandits=bandits_factory() if bandits_factory else (),
                 run=run,
+                **(engine_kwargs or {}),
             )
         return EngineLogic(engine, loader_factory() if loader_factory else None)
 

@@ -48,6 +48,7 @@ from rtp.decide import (
     rank_home,
 )
 from rtp.decide import candidates as gen_candidates
+from rtp.metrics import EvalRecord, Prequential
 from rtp.profile import Profile
 from rtp.ranking import FEATURES
 from rtp.session import UserState, fold_session
@@ -109,6 +110,9 @@ class Engine:
         bandits: Iterable[Any] = (),
         run: str = "default",
         idle_cache: int = 100_000,
+        ks: tuple[int, ...] = (5, 10, 20),
+        score_from_ts: float = 0.0,
+        metrics_mode: str = "replay",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {MODES}")
@@ -130,7 +134,11 @@ class Engine:
         self.next_refresh = 0.0
         self.frozen: dict[str, list[str]] = {}
         self.frozen_fallback: list[str] = []
-        self.metrics: dict[str, Any] = {}
+        self.metrics: dict[str, Any] = (
+            experiments.make_metrics(mode=metrics_mode, seed=settings.seed)
+            if experiments is not None
+            else {}
+        )
         self.stats: dict[str, float] = dict.fromkeys(
             (
                 "read",
@@ -150,9 +158,8 @@ class Engine:
             ),
             0,
         )
-        self.evals: list[tuple[Any, ...]] = []
-        self.covered: dict[int, set[str]] = {5: set(), 10: set(), 20: set()}
-        self.catalogue: set[str] = set()
+        self.score_from_ts = score_from_ts  # evaluation: earlier events only train (warm-up)
+        self.preq: Prequential | None = Prequential(ks) if evaluate else None
         self.loader: Loader | None = None
         self.clock: Callable[[], float] = time.time
         self._last_meta = 0.0
@@ -242,7 +249,9 @@ class Engine:
         for u in list(self.users.values()):
             if u.n:
                 self._end_session(u, w)
-        if not self.evaluate:
+        if self.preq is not None:
+            w.evals.append(self.preq)
+        else:
             self.users.clear()
         self._meta(w, force=True)
         return w
@@ -315,12 +324,11 @@ class Engine:
             u.strategy = b.choose()
 
     def _end_session(self, u: UserState, w: Writes) -> None:
-        if self.experiments is not None and u.arms:
+        if u.arms:
             for exp, arm in u.arms.items():
                 m = self.metrics.get(exp)
-                if m is None:
-                    m = self.metrics[exp] = self._new_metrics()
-                m.on_session_end(arm, u.n, u.buys, u.revenue, u.returning, u.last)
+                if m is not None:
+                    m.on_session_end(arm, u.n, u.buys, u.revenue, u.returning, u.last)
         if u.strategy is not None:
             b = self.bandits.get("home")
             if b is not None:
@@ -334,11 +342,6 @@ class Engine:
         self.stats["profiles_written"] += 1
         u._reset()
 
-    def _new_metrics(self) -> Any:
-        from rtp.experiments import ArmMetrics
-
-        return ArmMetrics()
-
     def _arm(self, u: UserState, placement: str) -> str:
         """Which strategy serves ``u`` on ``placement``: an experiment arm, else the mode."""
         if self.experiments is not None and u.arms:
@@ -350,27 +353,26 @@ class Engine:
     def _test(self, u: UserState, e: ev.Event, item: str) -> None:
         """Test-then-train against the list last served to ``u``, before ``e`` is learned."""
         served = u.served
-        if served is None:
-            if self.evaluate:
-                self.evals.append((e.ts, e.pos, u.uid, item, e.type, -1, item in u.seen))
+        rank = -1
+        if served is not None:
+            try:
+                rank = served.index(item)
+            except ValueError:
+                rank = -1
+        preq = self.preq
+        if preq is not None and e.ts >= self.score_from_ts:
+            preq.add(EvalRecord(e.ts, e.pos, u.uid, item, e.type, rank, item in u.seen))
+        if rank < 0 or served is None:
             return
-        try:
-            rank = served.index(item)
-        except ValueError:
-            rank = -1
-        if self.evaluate:
-            self.evals.append((e.ts, e.pos, u.uid, item, e.type, rank, item in u.seen))
-        if rank < 0:
-            return
-        if e.ts - u.served_ts <= ATTRIBUTION_WINDOW_S:
+        if not u.served_hit and e.ts - u.served_ts <= ATTRIBUTION_WINDOW_S:
+            # one attributed interaction per shown decision, to the experiment serving home
+            u.served_hit = True
             u.attributed += 1
             self.stats["attributed"] += 1
-            if u.arms:
-                for exp, arm in u.arms.items():
-                    m = self.metrics.get(exp)
-                    if m is None:
-                        m = self.metrics[exp] = self._new_metrics()
-                    m.on_attributed(arm, e.ts)
+            if u.arms and self.experiments is not None:
+                hit = self.experiments.assign(u.uid, "home")
+                if hit is not None and hit[0] in self.metrics:
+                    self.metrics[hit[0]].on_attributed(hit[1], e.ts)
         if self.mode == REALTIME and not u.dnp:
             self._learn(u, item, served)
 
@@ -404,11 +406,9 @@ class Engine:
             home = rank_home(u, self.models, self.rules, self._reshow(u))
             u.served = [i for i, _, _ in home]
         u.served_ts = u.last
-        served = u.served
-        cov = self.covered
-        cov[20].update(served[:20])
-        cov[10].update(served[:10])
-        cov[5].update(served[:5])
+        u.served_hit = False
+        if self.preq is not None and u.last >= self.score_from_ts:
+            self.preq.note_served(u.served)
 
     def _reshow(self, u: UserState) -> int | None:
         s = u.strategy
@@ -423,8 +423,8 @@ class Engine:
         m = self.models
         m.boundary(self.high)
         for item in m.pop.drain_new_items():
-            if self.evaluate:
-                self.catalogue.add(item)
+            if self.preq is not None:
+                self.preq.note_item(item)
             else:
                 cat = m.pop.cat_of.get(item, "")
                 price = m.pop.price_of.get(item)
@@ -502,6 +502,7 @@ class Engine:
             self.stats["decisions_ranked"] += 1
         u.served = [i for i, _, _ in home]
         u.served_ts = u.last
+        u.served_hit = False
         d = decide(u, m, rules, home, u.last, mode, cats)
         d["v"] = 1
         d["ts"] = u.last
@@ -512,9 +513,8 @@ class Engine:
             if exp is not None:
                 d["exp"] = {"name": exp[0], "arm": exp[1]}
                 mm = self.metrics.get(exp[0])
-                if mm is None:
-                    mm = self.metrics[exp[0]] = self._new_metrics()
-                mm.on_shown(exp[1], len(home))
+                if mm is not None:
+                    mm.on_shown(exp[1], len(home), ts=u.last)
         if u.strategy is not None:
             d["strategy"] = u.strategy
         d["ctx"] = {"dnp": True} if u.dnp else u.context(cats)
@@ -533,8 +533,8 @@ class Engine:
         stats["model"] = m.ranker.version
         stats["ranker_weights"] = dict(zip(FEATURES, m.ranker.frozen))
         w.meta.append((f"stats:{self.run}:{self.shard}", orjson.dumps(stats)))
-        for name, metrics in self.metrics.items():
-            w.meta.append((f"exp:{name}:{self.shard}", orjson.dumps(metrics.to_dict())))
+        for metrics in self.metrics.values():
+            w.meta.append((metrics.meta_name(self.shard), orjson.dumps(metrics.to_dict())))
         for b in self.bandits.values():
-            w.meta.append((f"bandit:{b.name}:{self.shard}", orjson.dumps(b.to_dict())))
+            w.meta.append((b.meta_name(self.shard), orjson.dumps(b.to_dict())))
 

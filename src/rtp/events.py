@@ -24,6 +24,7 @@ with a reason code and the record's source position.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -249,30 +250,36 @@ class Rejection:
 class StreamClock:
     """Rejects timestamps far outside the stream.
 
-    Absolute bounds catch garbage (a truncated ``15``); relative bounds catch events far behind
-    the stream's high-water mark (``max_lag`` seconds) or far ahead of it (``max_ahead``).
-    Control events carry no meaningful time and are not checked.
+    - absolute bounds catch garbage (a truncated ``15``): 2000-01-01 .. 2100-01-01;
+    - an event more than ``max_lag`` seconds behind the stream's high-water mark is too late;
+    - an event more than ``max_ahead`` seconds ahead of the wall clock is from the future.
+
+    Gaps in a replayed history (a quiet week in a sparse data set) are fine: "ahead" is judged
+    against the wall clock, not against the previous event. Control events are not checked.
     """
 
-    __slots__ = ("max_lag", "max_ahead", "high")
+    __slots__ = ("max_lag", "max_ahead", "high", "horizon")
 
-    def __init__(self, max_lag: float = 86_400.0, max_ahead: float = 86_400.0) -> None:
+    def __init__(
+        self, max_lag: float = 86_400.0, max_ahead: float = 86_400.0, now: float | None = None
+    ) -> None:
         self.max_lag = max_lag
         self.max_ahead = max_ahead
         self.high = 0.0
+        self.horizon = min(MAX_TS, (time.time() if now is None else now) + max_ahead)
 
     def check(self, ts: float) -> str | None:
         """``None`` if ``ts`` is acceptable (and advance the clock), else the detail text."""
-        if not MIN_TS <= ts < MAX_TS:
+        if not MIN_TS <= ts < self.horizon:
+            if MIN_TS <= ts < MAX_TS:
+                return f"ts {ts:.0f} is more than {self.max_ahead:.0f}s in the future"
             return f"ts {ts!r} is outside 2000-01-01..2100-01-01"
         high = self.high
-        if high:
-            if ts < high - self.max_lag:
-                return f"ts {ts:.0f} is {high - ts:.0f}s behind the stream (max {self.max_lag:.0f}s)"
-            if ts > high + self.max_ahead:
-                return f"ts {ts:.0f} is {ts - high:.0f}s ahead of the stream (max {self.max_ahead:.0f}s)"
         if ts > high:
             self.high = ts
+            return None
+        if ts < high - self.max_lag:
+            return f"ts {ts:.0f} is {high - ts:.0f}s behind the stream (max {self.max_lag:.0f}s)"
         return None
 
 

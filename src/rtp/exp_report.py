@@ -201,6 +201,14 @@ def _p(x: float | None) -> str:
     return "<0.001" if x < 0.001 else f"{x:.3f}"
 
 
+def _p_eq(x: float | None) -> str:
+    return "p n/a" if x is None else "p<0.001" if x < 0.001 else f"p={x:.3f}"
+
+
+def _fixed(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
 def _fmt(x: float | None, digits: int = 3) -> str:
     if x is None:
         return "n/a"
@@ -219,7 +227,7 @@ def _sig_outcomes(entry: Mapping[str, Any]) -> list[str]:
             if r.get("significant"):
                 found.append(
                     f"{arm} {_LABELS[metric]} ({_signed_pct(r.get('lift'))}, "
-                    f"p={_p(r.get('p_value'))})"
+                    f"{_p_eq(r.get('p_value'))})"
                 )
     return found
 
@@ -230,6 +238,9 @@ def _ctr_text(entry: Mapping[str, Any]) -> str:
     bits = []
     for arm, cmp in entry["comparisons"].items():
         a = entry["arms"][arm]
+        if not a["sessions"]:
+            bits.append(f"{arm} has no sessions yet")
+            continue
         if not a["shown"]:
             bits.append(f"{arm} shows no recommendations, so it has no click-through")
             continue
@@ -237,7 +248,7 @@ def _ctr_text(entry: Mapping[str, Any]) -> str:
         verdict = "differs" if r.get("significant") else "does not differ significantly"
         bits.append(
             f"{arm} {_pct(a['ctr'])} vs {control} {_pct(c_ctr)} "
-            f"({_signed_pct(r.get('lift'))}, p={_p(r.get('p_value'))}: {verdict})"
+            f"({_signed_pct(r.get('lift'))}, {_p_eq(r.get('p_value'))}: {verdict})"
         )
     return "; ".join(bits) if bits else "no arm to compare"
 
@@ -251,15 +262,19 @@ def _reading(entry: Mapping[str, Any]) -> str:
     alpha = entry["alpha"]
     level = f"{100 * alpha:g}%"
     parts: list[str] = []
-    srm = entry["srm"] if entry["srm"]["mismatch"] is not None else entry["srm_sessions"]
+    mode = entry.get("mode")
+    users, sessions = entry["srm"], entry["srm_sessions"]
+    # Users (first sessions) cannot depend on the arm; sessions can, once users see the arms.
+    srm = users if users["mismatch"] is not None else sessions
+    if not srm.get("mismatch") and mode != "live" and sessions.get("mismatch"):
+        srm = sessions
     if srm.get("mismatch"):
         parts.append(
             f"SAMPLE RATIO MISMATCH ({srm['unit']} per arm are off the configured shares, "
-            f"p={_p(srm['p_value'])}): assignment or logging is broken, so do not read the "
+            f"{_p_eq(srm['p_value'])}): assignment or logging is broken, so do not read the "
             f"differences below as effects"
         )
     sig = _sig_outcomes(entry)
-    mode = entry.get("mode")
     if mode == "replay":
         s = (
             "Offline replay: the logged users never saw rtp's decisions, so conversion, revenue, "
@@ -285,6 +300,11 @@ def _reading(entry: Mapping[str, Any]) -> str:
         else:
             s += f", but no outcome differs from {entry['control']} at the {level} level yet"
         s += "; click-through: " + _ctr_text(entry)
+        if sessions.get("mismatch") and users.get("mismatch") is False:
+            s += (
+                "; sessions per arm are off the shares while users are not: the arms change how "
+                "often users come back (an effect, not a sample ratio mismatch)"
+            )
         parts.append(s)
     else:
         parts.append(
@@ -294,7 +314,9 @@ def _reading(entry: Mapping[str, Any]) -> str:
             + _ctr_text(entry)
         )
     smallest = min(a["sessions"] for a in arms.values() if a["share"] > 0)
-    if smallest < 1_000:
+    if smallest == 0:
+        parts.append("an arm has no sessions yet, so it cannot be compared")
+    elif smallest < 1_000:
         parts.append(f"few sessions (smallest arm {smallest:,}), so the intervals are wide")
     return ". ".join(parts) + "."
 
@@ -360,13 +382,13 @@ def render_text(report: Mapping[str, Any]) -> str:
                 "share",
                 "sessions",
                 "conv",
-                "95% CI (pp)",
+                "95% CI (%)",
                 "rev/sess",
                 "depth",
                 "return",
                 "shown",
                 "CTR",
-                "95% CI (pp)",
+                "95% CI (%)",
             ]
         ]
         for a, s in e["arms"].items():
@@ -377,8 +399,8 @@ def render_text(report: Mapping[str, Any]) -> str:
                     f"{s['sessions']:,}",
                     _pct(s["conversion"]),
                     _ci_text(s["conversion_ci"], True),
-                    _fmt(s["revenue_per_session"]),
-                    _fmt(s["depth"]),
+                    _fixed(s["revenue_per_session"]),
+                    _fixed(s["depth"]),
                     _pct(s["return_rate"], 1),
                     f"{s['shown']:,}",
                     _pct(s["ctr"]),
@@ -386,7 +408,9 @@ def render_text(report: Mapping[str, Any]) -> str:
                 ]
             )
         out.extend("  " + line for line in _table(rows))
-        if e["comparisons"]:
+        notes = [f"  {arm}: {c['note']}" for arm, c in e["comparisons"].items() if "note" in c]
+        tested = {arm: c for arm, c in e["comparisons"].items() if "note" not in c}
+        if tested:
             out.append("")
             rows = [
                 [
@@ -400,11 +424,8 @@ def render_text(report: Mapping[str, Any]) -> str:
                     "test",
                 ]
             ]
-            for arm, cmp in e["comparisons"].items():
+            for arm, cmp in tested.items():
                 label = arm
-                if "note" in cmp and len(cmp) == 1:
-                    rows.append([arm, cmp["note"], "", "", "", "", "", ""])
-                    continue
                 for metric in ("conversion", "return_rate", "ctr", "revenue", "depth"):
                     results = cmp[metric]
                     tests = (
@@ -434,9 +455,12 @@ def render_text(report: Mapping[str, Any]) -> str:
                         )
                         label = ""
             out.extend("  " + line for line in _table(rows))
+        out.extend(notes)
         for key in ("srm", "srm_sessions"):
             srm = e[key]
             verdict = {True: "MISMATCH", False: "ok", None: "not testable"}[srm["mismatch"]]
+            if key == "srm_sessions" and srm["mismatch"] and e["mode"] == "live":
+                verdict = "off the shares (live, the arms can change how often users return)"
             observed = ", ".join(f"{a} {n:,}" for a, n in srm["observed"].items())
             stat = "" if srm["statistic"] is None else f"chi2 {srm['statistic']:.2f}, "
             out.append(
@@ -457,8 +481,8 @@ def render_text(report: Mapping[str, Any]) -> str:
                     f"{b['pulls'][a]:,}",
                     _pct(b["pull_share"][a], 1),
                     f"{b['updates'][a]:,}",
-                    _fmt(b["reward"][a]),
-                    _fmt(b["mean"][a]),
+                    _fixed(b["reward"][a], 1),
+                    _fixed(b["mean"][a], 3),
                 ]
             )
         out.extend("  " + line for line in _table(rows))
@@ -511,6 +535,9 @@ def plot(report: Mapping[str, Any], path: str | Path) -> None:
                 hi.append(100 * ci[1] - v if ok else 0.0)
             colors = ["tab:gray" if a == e["control"] else "tab:blue" for a in names]
             ax.bar(names, vals, yerr=[lo, hi], capsize=4, color=colors)
+            for x, arm in enumerate(names):
+                if e["arms"][arm][key] is None:
+                    ax.annotate("n/a", (x, 0), ha="center", va="bottom", fontsize="small")
             ax.set_title(f"{e['name']}: {title} per arm (95% CI)")
             ax.set_ylabel("%")
         for col, (num, den, title) in enumerate(
@@ -553,9 +580,18 @@ def plot(report: Mapping[str, Any], path: str | Path) -> None:
             if not series:
                 continue
             xs = [p["pulls"] for p in series]
-            ax.plot(xs, [p["regret_est"] for p in series], label=f"shard {k} estimated")
+            color = f"C{k % 10}"
+            ax.plot(
+                xs, [p["regret_est"] for p in series], color=color, label=f"shard {k} estimated"
+            )
             if any(p.get("regret_true") is not None for p in series):
-                ax.plot(xs, [p["regret_true"] for p in series], "--", label=f"shard {k} true")
+                ax.plot(
+                    xs,
+                    [p["regret_true"] for p in series],
+                    "--",
+                    color=color,
+                    label=f"shard {k} true",
+                )
             drew = True
         ax.set_title(f"bandit {b['name']}: cumulative regret")
         ax.set_xlabel("pulls")

@@ -63,6 +63,7 @@ class UserState:
         "offer_n",
         "served",
         "served_ts",
+        "served_hit",
         "arms",
         "strategy",
         "attributed",
@@ -89,6 +90,7 @@ class UserState:
         self.strategy: str | None = None
         self.served: list[str] | None = None
         self.served_ts = 0.0
+        self.served_hit = False
         self.assist_ts = 0.0
         self.device: str | None = None
         self.country: str | None = None

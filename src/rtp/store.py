@@ -9,8 +9,8 @@ away. Nothing is dropped silently.
 
 Writing a batch is one non-transactional pipeline. It is packed here into the Redis protocol
 directly rather than through redis-py's ``Pipeline``: for 2,000 decision keys of ~300 bytes
-that costs ~1.3 µs per key instead of ~8.5 µs (measured on a local server; the server's own work
-is ~0.5 µs of it). Every value is whole, so replaying a pipeline after a failure, or a batch
+that costs ~1.4-2 µs per key instead of ~8.5-10 µs (measured on a local server, unix socket and
+TCP; packing is ~0.4 µs of it, the server's own work ~0.5 µs). Every value is whole, so replaying a pipeline after a failure, or a batch
 after a resume, leaves the same state.
 
 Order inside a batch: ``forget`` deletes, then do-not-personalize changes, then decisions,
@@ -97,12 +97,30 @@ def connect(url: str, settings: Settings) -> redis.Redis:
     return redis.Redis.from_pool(pool)
 
 
+_hiredis_pack: Callable[[Any], bytes] | None
+try:  # redis[hiredis] is a dependency: its C packer is ~3x faster than Python formatting
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover
+    _hiredis_pack = None
+
+
 def _bulk(arg: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(arg), arg)
 
 
-def _command(*args: bytes) -> bytes:
-    return b"*%d\r\n%b" % (len(args), b"".join([_bulk(a) for a in args]))
+def _py_command(args: Sequence[bytes | str]) -> bytes:
+    parts = [a.encode("utf-8") if isinstance(a, str) else a for a in args]
+    return b"*%d\r\n%b" % (len(parts), b"".join([_bulk(a) for a in parts]))
+
+
+def pack_command(*args: bytes | str) -> bytes:
+    """One command in the Redis protocol (RESP2 multi-bulk; ``str`` arguments as UTF-8)."""
+    if _hiredis_pack is not None:
+        return _hiredis_pack(args)
+    return _py_command(args)
+
+
+_command = pack_command
 
 
 class _Packer:
@@ -135,11 +153,6 @@ class _Packer:
     def done(self) -> tuple[list[bytes], list[int]]:
         self.flush()
         return self.chunks, self.counts
-
-
-def pack_command(*args: bytes) -> bytes:
-    """One command in the Redis protocol (RESP2 multi-bulk)."""
-    return _command(*args)
 
 
 def roundtrip(r: redis.Redis, chunks: Sequence[bytes], counts: Sequence[int]) -> list[Any]:

@@ -46,6 +46,7 @@ ITEMS = {
     "bag": b"bags|",
     "toy": b"toys|30",
     "noprice": b"shoes|",
+    "badprice": b"shoes|n/a",
     "r1": b"toys|1000",
     "k1": b"toys|1000",
     "h1": b"toys|1000",
@@ -96,7 +97,7 @@ def test_absent_cases(client: Client, raw: redis.Redis) -> None:
 
 
 def test_rerank_orders_by_context_and_is_a_permutation(client: Client) -> None:
-    ids = ["toy", "unknown-item", "noprice", "shoe-dear", "bag", "shoe-cheap"]
+    ids = ["toy", "unknown-item", "noprice", "shoe-dear", "bag", "shoe-cheap", "badprice"]
     out = client.rerank("u1", "shoes", ids)
     assert sorted(out) == sorted(ids) and len(out) == len(ids)
     assert all(any(o is i for i in ids) for o in out)  # the same objects
@@ -104,6 +105,7 @@ def test_rerank_orders_by_context_and_is_a_permutation(client: Client) -> None:
     # items without any signal keep their input order at the end
     assert out.index("shoe-cheap") < out.index("shoe-dear")
     assert out.index("shoe-cheap") < out.index("noprice")
+    assert out.index("noprice") < out.index("badprice")  # same score: input order
     assert out.index("noprice") < out.index("bag")
     assert out.index("bag") < out.index("toy")  # a weak category beats a price match alone
     assert out.index("toy") < out.index("unknown-item")  # the price match beats nothing

@@ -14,7 +14,7 @@ import redis
 from rtp.config import Settings
 from rtp.errors import StoreError, StoreUnavailable
 from rtp.events import Rejection
-from rtp.store import Store
+from rtp.store import Store, _py_command, pack_command
 from rtp.writes import Writes
 from tests.conftest import RedisServer
 
@@ -230,3 +230,9 @@ def test_outage_past_all_retries_raises_with_pending(own_redis: RedisServer) -> 
     assert store.write_rejections(rejections) == 1  # the Lua script is reloaded after restart
     assert store.get_decisions("u1") is not None
     store.close()
+
+
+def test_python_packer_matches_hiredis() -> None:
+    args: tuple[bytes | str, ...] = (b"HSET", "rtp:items", "caf\u00e9", b"c|1.5", b"", "x" * 300)
+    assert _py_command(args) == pack_command(*args)
+    assert _py_command((b"PING",)) == b"*1\r\n$4\r\nPING\r\n"

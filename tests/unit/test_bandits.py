@@ -71,14 +71,15 @@ def test_different_seeds_choose_differently() -> None:
 
 
 def test_regret_series_is_bounded_and_consistent() -> None:
-    t = BanditTuner("b", "home", list(MEANS), seed=1, true_means=MEANS, record_every=10,
-                    max_points=20)
+    t = BanditTuner(
+        "b", "home", list(MEANS), seed=1, true_means=MEANS, record_every=10, max_points=20
+    )
     _run(t, 1_000)
     assert 10 <= len(t.series) <= 21
     pulls = [p["pulls"] for p in t.series]
-    assert pulls == sorted(pulls) and all(p % t.record_every == 0 for p in pulls)  # type: ignore[operator]
+    assert pulls == sorted(pulls) and all(p % t.record_every == 0 for p in pulls)
     true = [p["regret_true"] for p in t.series]
-    assert all(x <= y for x, y in zip(true, true[1:], strict=False))  # type: ignore[operator]
+    assert all(x <= y for x, y in zip(true, true[1:], strict=False))
     # The last point matches a recomputation from pulls and means.
     last = t.series[-1]
     if last["pulls"] == t.n_pulls:

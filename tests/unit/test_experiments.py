@@ -34,8 +34,13 @@ N_USERS = 100_000
 USERS = [f"u{i}" for i in range(N_USERS)]
 
 
-def _exp(name: str, placements: list[str], shares: dict[str, float], salt: str | None = None,
-         control: str | None = None) -> dict[str, Any]:
+def _exp(
+    name: str,
+    placements: list[str],
+    shares: dict[str, float],
+    salt: str | None = None,
+    control: str | None = None,
+) -> dict[str, Any]:
     return {
         "name": name,
         "salt": salt or f"{name}-salt",
@@ -60,7 +65,11 @@ def test_example_config_loads() -> None:
     assert e.placements == ("home", "product") and e.control == "realtime"
     assert exps.experiment_for("home") is e and exps.experiment_for("product") is e
     b = exps.bandits["home-reshow"]
-    assert (b.placement, b.policy, b.arms) == ("home", "thompson", ("reshow-4", "reshow-0", "reshow-8"))
+    assert (b.placement, b.policy, b.arms) == (
+        "home",
+        "thompson",
+        ("reshow-4", "reshow-0", "reshow-8"),
+    )
     assert exps.bandit_for("home") is b
     assert e.arm("batch").params == {"strategy": "batch"}
     tuner = b.make()
@@ -86,14 +95,26 @@ def test_shares_must_sum_to_one() -> None:
         (lambda d: d["experiment"][0]["arm"][0].update(share=-0.1), "share"),
         (lambda d: d["experiment"][0]["arm"][0].update(share=True), "expected a number"),
         (lambda d: d["experiment"][0].update(name="a:b"), "must not contain ':'"),
-        (lambda d: d["experiment"].append(_exp("f", ["home"], {"x": 0.5, "y": 0.5})),
-         "placement 'home' is in experiments 'e' and 'f'"),
-        (lambda d: d["experiment"].append(_exp("f", ["cart"], {"x": 0.5, "y": 0.5},
-                                               salt="e-salt")), "share the salt"),
-        (lambda d: d.update(bandit=[{"name": "b", "placement": "home", "policy": "greedy",
-                                     "arms": ["x", "y"]}]), "policy 'greedy'"),
-        (lambda d: d.update(bandit=[{"name": "b", "placement": "home", "arms": ["x"]}]),
-         "at least two"),
+        (
+            lambda d: d["experiment"].append(_exp("f", ["home"], {"x": 0.5, "y": 0.5})),
+            "placement 'home' is in experiments 'e' and 'f'",
+        ),
+        (
+            lambda d: d["experiment"].append(
+                _exp("f", ["cart"], {"x": 0.5, "y": 0.5}, salt="e-salt")
+            ),
+            "share the salt",
+        ),
+        (
+            lambda d: d.update(
+                bandit=[{"name": "b", "placement": "home", "policy": "greedy", "arms": ["x", "y"]}]
+            ),
+            "policy 'greedy'",
+        ),
+        (
+            lambda d: d.update(bandit=[{"name": "b", "placement": "home", "arms": ["x"]}]),
+            "at least two",
+        ),
         (lambda d: d.update(extra=1), "top level: unknown key"),
     ],
 )
@@ -157,12 +178,12 @@ def test_assignment_is_stable_and_matches_shares() -> None:
     for a, s in shares.items():  # and each arm within 4.5 binomial standard deviations
         assert abs(counts[a] - N_USERS * s) < 4.5 * math.sqrt(N_USERS * s * (1 - s))
     assert exps.assign("u1", "cart") is None
-    assert exps.arms_for("u1") == {"e": first[1][1]}  # type: ignore[index]
+    assert exps.arms_for("u1") == {"e": first[1][1]}
 
 
 def test_assignment_is_the_same_in_another_process() -> None:
     data = {"experiment": [_exp("e", ["home"], {"a": 0.2, "b": 0.3, "c": 0.5})]}
-    here = [ExperimentSet.from_dict(data).assign(u, "home")[1] for u in USERS[:500]]  # type: ignore[index]
+    here = [ExperimentSet.from_dict(data).assign(u, "home")[1] for u in USERS[:500]]
     code = (
         "import json, sys\n"
         "from rtp.experiments import ExperimentSet\n"
@@ -173,7 +194,11 @@ def test_assignment_is_the_same_in_another_process() -> None:
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run(
         [sys.executable, "-c", code, json.dumps(data)],
-        capture_output=True, text=True, check=True, env=env, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=ROOT,
     )
     assert json.loads(out.stdout) == here
 
@@ -204,7 +229,7 @@ def test_share_change_does_not_reshuffle_other_experiments() -> None:
     # Two experiments with different salts are independent: a 2x2 table passes chi-square.
     table = [[0, 0], [0, 0]]
     for x, y in zip(b_e, b_o, strict=True):
-        table[x[1] == "b"][y[1] == "y"] += 1  # type: ignore[index]
+        table[x[1] == "b"][y[1] == "y"] += 1
     assert sps.chi2_contingency(table).pvalue > 0.001
 
 
@@ -212,7 +237,7 @@ def test_zero_share_arm_gets_nobody() -> None:
     exps = ExperimentSet.from_dict(
         {"experiment": [_exp("e", ["home"], {"a": 0.5, "off": 0.0, "b": 0.5, "tail": 0.0})]}
     )
-    arms = {exps.assign(u, "home")[1] for u in USERS[:20_000]}  # type: ignore[index]
+    arms = {exps.assign(u, "home")[1] for u in USERS[:20_000]}
     assert arms == {"a", "b"}
 
 
@@ -286,8 +311,14 @@ def test_metrics_equal_hand_computed_values() -> None:
 def test_metrics_serialize_pickle_and_merge_like_one_shard() -> None:
     rng = random.Random(5)
     rows = [
-        (rng.choice(["a", "b"]), rng.randint(1, 20), int(rng.random() < 0.1),
-         round(rng.expovariate(0.05), 2), rng.random() < 0.4, rng.uniform(0, 86_400 * 3))
+        (
+            rng.choice(["a", "b"]),
+            rng.randint(1, 20),
+            int(rng.random() < 0.1),
+            round(rng.expovariate(0.05), 2),
+            rng.random() < 0.4,
+            rng.uniform(0, 86_400 * 3),
+        )
         for _ in range(3_000)
     ]
     whole = ArmMetrics("e", mode="live", reservoir_size=10_000)
