@@ -31,7 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rtp import streams
 from rtp.config import Settings
-from rtp.errors import StoreUnavailable
+from rtp.errors import StoreError, StoreUnavailable
 from rtp.events import DO_NOT_PERSONALIZE, FORGET, SCHEMA_VERSION
 from rtp.store import connect, pack_command, roundtrip
 
@@ -156,7 +156,7 @@ class Client:
         raw, dnp, meta = self._call("a rerank read", roundtrip, self.r, (packed,), (3,))
         for reply in (raw, dnp, meta):
             if isinstance(reply, Exception):
-                raise StoreUnavailable(f"Redis refused a rerank read: {reply}")
+                raise StoreError(f"Redis refused a rerank read: {reply}")
         if raw is None or dnp:
             return items
         doc = orjson.loads(raw)

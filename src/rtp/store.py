@@ -10,8 +10,8 @@ away. Nothing is dropped silently.
 Writing a batch is one non-transactional pipeline. It is packed here into the Redis protocol
 directly rather than through redis-py's ``Pipeline``: for 2,000 decision keys of ~300 bytes
 that costs ~1.4-2 µs per key instead of ~8.5-10 µs (measured on a local server, unix socket and
-TCP; packing is ~0.4 µs of it, the server's own work ~0.5 µs). Every value is whole, so replaying a pipeline after a failure, or a batch
-after a resume, leaves the same state.
+TCP; packing is ~0.4 µs of it, the server's own work ~0.5 µs). Every value is whole, so
+replaying a pipeline after a failure, or a batch after a resume, leaves the same state.
 
 Order inside a batch: ``forget`` deletes, then do-not-personalize changes, then decisions,
 profiles, items, meta and the users HyperLogLog. The engine lists end-of-batch state, so a user
