@@ -50,7 +50,11 @@ class CoVisitation:
             return
         if self.ref is None:
             self.ref = ts
-        inflate = weight * 2.0 ** ((ts - self.ref) / self.half_life_s)
+        x = (ts - self.ref) / self.half_life_s
+        if x > REBASE_EXPONENT:  # a long gap in event time: rescale before floats overflow
+            self.rebase(ts)
+            x = 0.0
+        inflate = weight * 2.0**x
         nb = self.nb
         cache = self._cache
         limit = 2 * self.k
@@ -133,11 +137,17 @@ class Popularity:
         self._touched_cats: dict[str, set[str]] = {}
         self.new_items: list[str] = []  # items first seen (or re-priced) since the last drain
 
-    def add(self, item: str, cat: str | None, price: float | None, weight: float, ts: float) -> None:
+    def add(
+        self, item: str, cat: str | None, price: float | None, weight: float, ts: float
+    ) -> None:
         if self.ref is None:
             self.ref = ts
+        x = (ts - self.ref) / self.half_life_s
+        if x > REBASE_EXPONENT:  # a long gap in event time: rescale before floats overflow
+            self.rebase(ts)
+            x = 0.0
         score = self.score
-        w = weight * 2.0 ** ((ts - self.ref) / self.half_life_s)
+        w = weight * 2.0**x
         old = score.get(item)
         if old is None:
             score[item] = w

@@ -92,6 +92,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         print("rtp live needs --redis-url or RTP_REDIS_URL (the stream lives there)")
         return 2
+    if args.recovery:
+        settings = settings.replace(hold_profiles=True)
     flow = live_flow(settings, stream=args.stream)
     recovery = None
     if args.recovery:

@@ -35,6 +35,7 @@ class Settings:
     batch_lines: int = 2_000  # records a file source reads per batch
     max_lag_s: float = 86_400.0  # events further behind the stream are rejected
     max_ahead_s: float = 86_400.0
+    hold_profiles: bool = False  # under Bytewax recovery (``--recovery`` sets it; see engine.py)
     degrade_lag_s: float = 5.0  # wall-clock lag behind capture that switches to fallback decisions
     recover_lag_s: float = 1.0  # ...and back to ranking below this
 
@@ -60,7 +61,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Settings from ``RTP_*`` variables (``env`` defaults to ``os.environ``), then overrides."""
+        """Settings from ``RTP_*`` variables (``env``: default ``os.environ``), then overrides."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):

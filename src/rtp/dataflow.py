@@ -70,6 +70,7 @@ class EngineLogic(StatefulBatchLogic[ShardBatch, Writes, Engine]):
         return ([self.engine.finish()], StatefulBatchLogic.RETAIN)
 
     def snapshot(self) -> Engine:
+        self.engine.snapshot_taken()
         return self.engine
 
 

@@ -26,7 +26,7 @@ _second = itemgetter(1)
 N_FEATURES = len(FEATURES)
 SEED_FACTORS = (1.0, 0.6, 0.4)
 CV_PER_SEED = 8  # neighbours taken from each of the last three items (measured in BENCHMARKS.md)
-CAT_PER_CAT = 15  # popular items from each of the two strongest categories (the main discovery signal)
+CAT_PER_CAT = 15  # popular items from each of the two strongest categories (discovery)
 TREND_N = 4
 
 REASONS = {
@@ -124,8 +124,8 @@ def candidates(u: UserState, m: Models, cats: dict[str, float]) -> dict[str, lis
     get = cands.get
     recent = u.recent
     seeds = recent[-1:-4:-1]
-    for idx, s in enumerate(seeds):
-        lst = m.cv.top(s, CV_PER_SEED)
+    for idx, seed in enumerate(seeds):
+        lst = m.cv.top(seed, CV_PER_SEED)
         if not lst:
             continue
         top_w = lst[0][1]
@@ -171,7 +171,7 @@ def candidates(u: UserState, m: Models, cats: dict[str, float]) -> dict[str, lis
 
 
 def feature_dict(v: list[float]) -> dict[str, float]:
-    return dict(zip(FEATURES, v))
+    return dict(zip(FEATURES, v, strict=True))
 
 
 def fast_scores(
@@ -182,58 +182,27 @@ def fast_scores(
     band: tuple[float, float] | None,
     slack: float,
     cur_cat: str | None,
+    why: dict[str, str],
 ) -> dict[str, float]:
     """Stage one and two in one pass: every candidate's linear score under the frozen weights.
 
-    Computes exactly ``intercept + frozen . features`` for the features :func:`candidates` and
-    :func:`fill_context` describe (a test checks it), without building a vector per candidate:
-    generators add their terms as they go, then one pass adds the context terms.
+    Computes ``intercept + frozen . features`` for the features :func:`candidates` and
+    :func:`fill_context` describe (a test checks it), without a vector per candidate: a
+    candidate's context terms are added once, when a generator first proposes it, and each
+    generator adds its own term. Category-popular items need no look-ups at all: their category
+    (hence its blended weight) is the list's, and their popularity is the list's own count.
+    ``why`` receives each candidate's reason code (its generator; a re-show or cart wins).
     """
     w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10 = m.ranker.frozen
     sc: dict[str, float] = {}
     get = sc.get
-    recent = u.recent
-    cv_top = m.cv.top
-    for idx, seed in enumerate(recent[-1:-4:-1]):
-        lst = cv_top(seed, CV_PER_SEED)
-        if not lst:
-            continue
-        a = SEED_FACTORS[idx] * w0 + (w1 if idx == 0 else 0.0)
-        a /= lst[0][1]
-        for nbr, w in lst:
-            sc[nbr] = get(nbr, 0.0) + a * w
-    if top_cats:
-        cat_top = m.pop.cat_top
-        for c in top_cats:
-            lst2 = cat_top.get(c)
-            if not lst2:
-                continue
-            b = w5 / lst2[0][1]
-            for it, s in lst2[:CAT_PER_CAT]:
-                sc[it] = get(it, 0.0) + b * s
-    trending = m.pop.trending
-    for it, _ in trending[:TREND_N]:
-        if it not in sc:
-            sc[it] = 0.0
-    n = len(recent)
-    for pos in range(n):
-        it = recent[n - 1 - pos]
-        sc[it] = get(it, 0.0) + w8 / (1 + pos)
-    for it in u.cart:
-        if it not in sc:
-            sc[it] = 0.0
-    favs: Any = ()
-    if u.profile is not None:
-        favs = u.profile.favs
-        for it in favs[:5]:
-            if it not in sc:
-                sc[it] = 0.0
-    cat_of = m.pop.cat_of.get
+    pop = m.pop
+    cat_of = pop.cat_of.get
     cats_get = cats.get
-    pop_get = m.pop.score.get
+    pop_get = pop.score.get
+    trending = pop.trending
     top_pop = trending[0][1] if trending else 1.0
-    seen = u.seen
-    cart = u.cart
+    w4n = w4 / top_pop
     base = m.ranker.model.intercept
     if band is None:
         base += 0.5 * w6
@@ -241,10 +210,10 @@ def fast_scores(
     else:
         lo = band[0] / slack
         hi = band[1] * slack
-        price_get = m.pop.price_of.get
-    w4n = w4 / top_pop
-    for it, s in sc.items():
-        s += base
+    price_get = pop.price_of.get
+
+    def context(it: str) -> float:
+        s = base
         c = cat_of(it)
         if c is not None:
             s += w2 * cats_get(c, 0.0)
@@ -259,31 +228,88 @@ def fast_scores(
                 s += 0.5 * w6
             elif lo <= pr <= hi:
                 s += w6
-        if it in seen:
-            s += w7
-        if it in cart:
-            s += w9
-        if it in favs:
-            s += w10
-        sc[it] = s
+        return s
+
+    recent = u.recent
+    cv_top = m.cv.top
+    for idx, seed in enumerate(recent[-1:-4:-1]):
+        lst = cv_top(seed, CV_PER_SEED)
+        if not lst:
+            continue
+        a = (SEED_FACTORS[idx] * w0 + (w1 if idx == 0 else 0.0)) / lst[0][1]
+        for nbr, w in lst:
+            v = get(nbr)
+            if v is None:
+                # context(nbr), inlined: most candidates come from here
+                v = base
+                c = cat_of(nbr)
+                if c is not None:
+                    v += w2 * cats_get(c, 0.0)
+                    if c == cur_cat:
+                        v += w3
+                p = pop_get(nbr)
+                if p is not None:
+                    v += w4n * p if p < top_pop else w4
+                if band is not None:
+                    pr = price_get(nbr)
+                    if pr is None:
+                        v += 0.5 * w6
+                    elif lo <= pr <= hi:
+                        v += w6
+                why[nbr] = "cv"
+            sc[nbr] = v + a * w
+    if top_cats:
+        cat_top = pop.cat_top
+        for c in top_cats:
+            lst2 = cat_top.get(c)
+            if not lst2:
+                continue
+            b = w5 / lst2[0][1]
+            off = base + w2 * cats_get(c, 0.0) + (w3 if c == cur_cat else 0.0)
+            if band is None:
+                for it, s in lst2[:CAT_PER_CAT]:
+                    v = get(it)
+                    if v is None:
+                        sc[it] = off + b * s + (w4n * s if s < top_pop else w4)
+                        why[it] = "cat"
+                    else:
+                        sc[it] = v + b * s
+            else:
+                for it, s in lst2[:CAT_PER_CAT]:
+                    v = get(it)
+                    if v is None:
+                        v = context(it)
+                        why[it] = "cat"
+                    sc[it] = v + b * s
+    for it, _ in trending[:TREND_N]:
+        if it not in sc:
+            sc[it] = context(it)
+            why[it] = "pop"
+    n = len(recent)
+    for pos in range(n):
+        it = recent[n - 1 - pos]
+        v = get(it)
+        sc[it] = (context(it) if v is None else v) + w8 / (1 + pos)
+    for it in u.seen:
+        v = get(it)
+        if v is not None:
+            sc[it] = v + w7
+            why[it] = "re"
+    for it in u.cart:
+        v = get(it)
+        sc[it] = (context(it) if v is None else v) + w9
+        why[it] = "cart"
+    if u.profile is not None:
+        favs = u.profile.favs
+        for it in favs[:5]:
+            if it not in sc:
+                sc[it] = context(it)
+                why[it] = "fav"
+        for it in favs:
+            v = get(it)
+            if v is not None:
+                sc[it] = v + w10
     return sc
-
-
-def _reason_code(u: UserState, m: Models, it: str, top_cats: list[str]) -> str:
-    if it in u.cart:
-        return "cart"
-    if it in u.seen:
-        return "re"
-    nb = m.cv.nb
-    for seed in u.recent[-1:-4:-1]:
-        d = nb.get(seed)
-        if d is not None and it in d:
-            return "cv"
-    if m.pop.cat_of.get(it) in top_cats:
-        return "cat"
-    if u.profile is not None and it in u.profile.favs:
-        return "fav"
-    return "pop"
 
 
 def rank_home(
@@ -300,7 +326,8 @@ def rank_home(
     top_cats = [c for c, _ in heapq.nlargest(2, cats.items(), key=_second)] if cats else []
     cur = u.current
     cur_cat = u.item_cat.get(cur) if cur is not None else None
-    sc = fast_scores(u, m, cats, top_cats, u.price_range(), rules.price_slack, cur_cat)
+    why: dict[str, str] = {}
+    sc = fast_scores(u, m, cats, top_cats, u.price_range(), rules.price_slack, cur_cat, why)
     if rules.suppress_bought:
         for it in u.bought:
             sc.pop(it, None)
@@ -312,7 +339,7 @@ def rank_home(
     n_explore = int(rules.explore_share * n) if explore else 0
     limit = n - n_explore
     seen = u.seen
-    best = heapq.nlargest(limit + min(slots, len(seen)) + 2, sc.items(), key=_second)
+    best = sorted(sc.items(), key=_second, reverse=True)[: limit + min(slots, len(seen)) + 2]
     out: list[tuple[str, float, str]] = []
     reshown = 0
     for it, s in best:
@@ -320,7 +347,7 @@ def rank_home(
             if reshown >= slots:
                 continue
             reshown += 1
-        out.append((it, int(s * 1000) / 1000, _reason_code(u, m, it, top_cats)))
+        out.append((it, int(s * 1000) / 1000, why.get(it, "pop")))
         if len(out) >= limit:
             break
     if n_explore:
@@ -364,18 +391,20 @@ def product_list(u: UserState, m: Models, rules: Rules) -> tuple[str | None, lis
     cur = u.current
     if cur is None:
         return None, []
-    bought = set(u.bought)
+    bought = u.bought
     items: list[list[Any]] = []
-    for nbr, w in m.cv.top(cur, rules.product_n + 2):
+    lst = m.cv.top(cur, rules.product_n + 2)
+    top = lst[0][1] if lst else 1.0
+    for nbr, w in lst:
         if nbr == cur or nbr in bought:
             continue
-        items.append([nbr, round(w, 3)])
+        items.append([nbr, int(w / top * 1000) / 1000])  # strength relative to the strongest
         if len(items) >= rules.product_n:
             break
     if len(items) < rules.product_n:
         c = u.item_cat.get(cur)
         have = {i for i, _ in items}
-        for it, s in m.pop.cat_top.get(c, ()) if c is not None else ():
+        for it, _ in m.pop.cat_top.get(c, ()) if c is not None else ():
             if it != cur and it not in have and it not in bought:
                 items.append([it, 0.0])
                 if len(items) >= rules.product_n:
@@ -394,6 +423,8 @@ def _sentence(code: str, u: UserState, m: Models, item: str) -> str:
         return "still in your cart"
     if code == "fav":
         return "one of your favourites"
+    if code == "batch":
+        return "recommended for you (refreshed periodically)"
     return "trending now"
 
 
@@ -404,56 +435,52 @@ def decide(
     home: list[tuple[str, float, str]],
     ts: float,
     mode: str,
-    cats: dict[str, float] | None = None,
+    top_cats: list[tuple[str, float]] | None = None,
+    intent: float | None = None,
 ) -> dict[str, Any]:
-    """Every placement for ``u`` around an already ranked home list."""
-    if cats is None:
-        cats = u.blended_categories()
-    personal = mode == "ranked"
+    """Every stored placement for ``u`` around an already ranked home list.
+
+    ``recent`` (continue shopping) and ``nav`` (category order) are derived by the client from
+    the context written beside these (``ctx.cart``, ``ctx.recent``, ``ctx.categories``), so
+    they cost nothing here and are never stored twice.
+    """
+    if home and mode == "ranked":
+        reason = _sentence(home[0][2], u, m, home[0][0])
+    elif mode == "degraded":
+        reason = "popular right now (personalization is catching up)"
+    elif mode == "ranked":
+        reason = "trending now"
+    else:
+        reason = "popular right now (not personalized)"
     d: dict[str, Any] = {
         "home": {
             "items": [[it, s] for it, s, _ in home],
             "why": [c for _, _, c in home],
-            "reason": (
-                _sentence(home[0][2], u, m, home[0][0]) if home and personal else "trending now"
-            ),
+            "reason": reason,
         }
     }
-    if not personal:
-        if mode == "degraded":
-            d["home"]["reason"] = "popular right now (personalization is catching up)"
-        else:
-            d["home"]["reason"] = "popular right now (not personalized)"
-        d["nav"] = {"categories": _popular_categories(m), "reason": "most popular categories"}
+    cur = u.current
+    if mode != "ranked":
         d["hero"] = {"theme": "trending", "reason": "what is popular right now"}
-        if mode == "degraded":
-            _, plist = product_list(u, m, rules)
-            d["product"] = {"for": u.current, "items": plist, "reason": "viewed together"}
+        if mode == "degraded" and cur is not None:
+            d["product"] = {
+                "for": cur,
+                "items": product_list(u, m, rules)[1],
+                "reason": f"viewed together with {cur}",
+            }
         return d
-    cur, plist = product_list(u, m, rules)
     if cur is not None:
         d["product"] = {
             "for": cur,
-            "items": plist,
+            "items": product_list(u, m, rules)[1],
             "reason": f"shoppers who viewed {cur} also viewed these",
         }
-    rec = [it for it in u.cart] + [it for it in reversed(u.recent) if it not in u.cart]
-    rec = [it for it in rec if it not in u.bought][:8]
-    if rec:
-        d["recent"] = {
-            "items": rec,
-            "reason": "still in your cart" if u.cart else "continue shopping",
-        }
-    top = heapq.nlargest(5, cats.items(), key=_second)
-    if top:
-        d["nav"] = {
-            "categories": [c for c, _ in top],
-            "reason": f"you browse {top[0][0]} most",
-        }
-    else:
-        d["nav"] = {"categories": _popular_categories(m), "reason": "most popular categories"}
-    d["hero"] = _hero(u, top)
-    d["offer"] = _offer(u, rules, ts)
+    if top_cats is None:
+        top_cats = heapq.nlargest(5, u.blended_categories().items(), key=_second)
+    if intent is None:
+        intent = u.intent()
+    d["hero"] = _hero(u, top_cats, intent)
+    d["offer"] = _offer(u, rules, ts, intent)
     d["assist"] = _assist(u, rules, ts)
     return d
 
@@ -470,9 +497,9 @@ def _popular_categories(m: Models) -> list[str]:
     return out
 
 
-def _hero(u: UserState, cats: list[tuple[str, float]]) -> dict[str, str]:
+def _hero(u: UserState, cats: list[tuple[str, float]], intent: float) -> dict[str, str]:
     p = u.profile
-    if u.cart and u.intent() >= 0.5:
+    if u.cart and intent >= 0.5:
         return {"theme": "checkout", "reason": f"{len(u.cart)} item(s) waiting in your cart"}
     if p is not None and p.abandoned and u.n <= 3:
         return {"theme": "cart_reminder", "reason": "you left items in your cart last time"}
@@ -488,16 +515,18 @@ def _hero(u: UserState, cats: list[tuple[str, float]]) -> dict[str, str]:
     return {"theme": "trending", "reason": "nothing specific yet this visit"}
 
 
-def _offer(u: UserState, rules: Rules, ts: float) -> dict[str, Any]:
+def _offer(u: UserState, rules: Rules, ts: float, intent: float) -> dict[str, Any] | str:
+    """The offer to show, or the code of why none is shown (see :mod:`rtp.reasons`)."""
     if u.offer is not None:
         if ts <= u.offer_until:
             return u.offer
-        return {"show": False, "reason": "offer already shown this visit (cap 1 per visit)"}
+        return "offer_cap"
     p = u.profile
     if u.offer_n >= rules.offer_per_session:
-        return {"show": False, "reason": "offer cap reached for this visit"}
-    if p is not None and p.offer_ts and ts - p.offer_ts < rules.offer_cooldown_s:
-        return {"show": False, "reason": "an offer was shown recently (cooldown)"}
+        return "offer_cap"
+    # (an offer_ts after ts comes from a profile a resumed run reads back: no cooldown then)
+    if p is not None and p.offer_ts and 0.0 <= ts - p.offer_ts < rules.offer_cooldown_s:
+        return "offer_cooldown"
     offer: dict[str, Any] | None = None
     if p is not None and p.abandoned and u.n <= 3 and not u.buys:
         n = len(p.abandoned)
@@ -508,7 +537,6 @@ def _offer(u: UserState, rules: Rules, ts: float) -> dict[str, Any]:
             "reason": f"you left {n} item{'s' if n != 1 else ''} in your cart last visit",
         }
     elif not u.buys:
-        intent = u.intent()
         if intent >= rules.intent_offer:
             item, times = max(u.seen.items(), key=_second) if u.seen else (None, 0)
             target = next(iter(u.cart), item)
@@ -525,32 +553,38 @@ def _offer(u: UserState, rules: Rules, ts: float) -> dict[str, Any]:
                 "reason": f"high purchase intent: {why}",
             }
     if offer is None:
-        return {"show": False, "reason": "no offer: intent is not high enough"}
+        return "no_intent"
     u.offer = offer
     u.offer_n += 1
     u.offer_until = ts + rules.offer_show_s
-    if p is not None:
-        p.offer_ts = ts
+    u.offer_ts = ts
     return offer
 
 
-def _assist(u: UserState, rules: Rules, ts: float) -> dict[str, Any]:
-    trigger = None
+def _assist(u: UserState, rules: Rules, ts: float) -> dict[str, Any] | str:
+    """The chat trigger to show, or the code of why none is shown."""
+    if not u.qcount and len(u.backs) < 3 and u.help_s < 60.0:
+        return "no_frustration"
+    triggers: list[tuple[str, str, str]] = []
     if u.qcount:
         q, times = max(u.qcount.items(), key=_second)
         if times >= 3:
-            trigger = ("repeated_search", f"you searched '{q}' {times} times", f"q:{q}")
-    if trigger is None and len(u.backs) >= 3 and u.backs[-1] - u.backs[-3] <= 60.0:
-        trigger = ("back_navigation", "you went back several times in a minute", "back")
-    if trigger is None and u.help_s >= 60.0:
-        trigger = ("help_dwell", f"you spent {u.help_s:.0f}s on help pages", "help")
+            triggers.append(("repeated_search", f"you searched '{q}' {times} times", f"q:{q}"))
+    if len(u.backs) >= 3 and u.backs[-1] - u.backs[-3] <= 60.0:
+        triggers.append(("back_navigation", "you went back several times in a minute", "back"))
+    if u.help_s >= 60.0:
+        triggers.append(("help_dwell", f"you spent {u.help_s:.0f}s on help pages", "help"))
+    # one offer of chat per kind of trouble per visit: a new kind may trigger after the cooldown
+    fresh = [t for t in triggers if t[2] != u.assist_key and t[2] not in u.assist_done]
+    trigger = fresh[0] if fresh else (triggers[0] if triggers else None)
     if trigger is None:
-        return {"show": False, "reason": "no sign of frustration"}
+        return "no_frustration"
     if u.assist_ts and ts - u.assist_ts < rules.assist_cooldown_s:
-        return {"show": False, "reason": "chat was offered recently (cooldown)"}
-    if u.assist_key == trigger[2] and u.assist_ts:
-        return {"show": False, "reason": "chat was already offered for this"}
+        return "assist_cooldown"
+    if not fresh:
+        return "assist_done"
     u.assist_ts = ts
     u.assist_n += 1
     u.assist_key = trigger[2]
+    u.assist_done.append(trigger[2])
     return {"show": True, "trigger": trigger[0], "reason": trigger[1]}

@@ -29,9 +29,11 @@ Per batch (:meth:`Engine.process`)
 from __future__ import annotations
 
 import gc
+import heapq
 import time
 import zlib
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -41,10 +43,10 @@ from rtp.config import Settings
 from rtp.decide import (
     Models,
     Rules,
-    fill_context,
     decide,
     fallback_home,
     feature_dict,
+    fill_context,
     rank_home,
 )
 from rtp.decide import candidates as gen_candidates
@@ -69,6 +71,7 @@ TYPE_WEIGHT = {
     ev.REMOVE_FROM_CART: 0.2,
 }
 ATTRIBUTION_WINDOW_S = 1_800.0
+_second = itemgetter(1)
 
 Loader = Callable[[list[str]], dict[str, tuple[bytes | None, bool]]]
 
@@ -113,6 +116,7 @@ class Engine:
         ks: tuple[int, ...] = (5, 10, 20),
         score_from_ts: float = 0.0,
         metrics_mode: str = "replay",
+        hold_profiles: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {MODES}")
@@ -160,6 +164,12 @@ class Engine:
         )
         self.score_from_ts = score_from_ts  # evaluation: earlier events only train (warm-up)
         self.preq: Prequential | None = Prequential(ks) if evaluate else None
+        # Under recovery, profiles folded since the last snapshot are held back until the next
+        # one: a run resumed from that snapshot must never read a profile that already holds
+        # sessions it is about to replay (what it would fold twice, or rank from "the future").
+        self.hold_profiles = hold_profiles or settings.hold_profiles
+        self.pending_profiles: dict[str, bytes] = {}
+        self._release = False
         self.loader: Loader | None = None
         self.clock: Callable[[], float] = time.time
         self._last_meta = 0.0
@@ -179,6 +189,10 @@ class Engine:
     def process(self, events: list[ev.Event], lag_ref: float | None = None) -> Writes:
         """Fold a batch of this shard's events (in event-time order) into state; the writes."""
         w = Writes()
+        if self._release:
+            self._release = False
+            w.profiles.extend(self.pending_profiles.items())
+            self.pending_profiles = {}
         if not events:
             return w
         self._load([e.user for e in events], w)
@@ -237,9 +251,12 @@ class Engine:
         self.stats["events"] += len(events)
         self._boundary(w)
         if not evaluate:
+            # decisions reflect each user's state after their last event in the batch, so they
+            # are written before the sweep closes sessions that went idle during the batch
             for u in dirty.values():
                 if u.uid in self.users or u.uid in self.idle:
                     self._write_decision(u, w)
+        self._sweep(w)
         self._meta(w, force=False)
         return w
 
@@ -249,6 +266,8 @@ class Engine:
         for u in list(self.users.values()):
             if u.n:
                 self._end_session(u, w)
+        w.profiles.extend(self.pending_profiles.items())
+        self.pending_profiles = {}
         if self.preq is not None:
             w.evals.append(self.preq)
         else:
@@ -264,23 +283,36 @@ class Engine:
         if not missing:
             return
         w.users.extend(missing)
-        if self.loader is None:
+        pending = self.pending_profiles
+        if pending:
+            for uid in [m for m in missing if m in pending]:
+                idle[uid] = self._user(uid, pending[uid], False)
+            missing = [m for m in missing if m not in pending]
+        if self.loader is None or not missing:
             return
         found = self.loader(missing)
         self.stats["users_loaded"] += len(missing)
         for uid, (raw, dnp) in found.items():
             if raw is None and not dnp:
                 continue
-            profile = None
-            if raw is not None and not dnp:
-                try:
-                    profile = Profile.from_bytes(raw)
-                except (ValueError, TypeError, KeyError):
-                    profile = None  # an unreadable profile is rebuilt from new sessions
-            u = UserState(uid, profile, dnp)
-            if self.experiments is not None:
-                u.arms = self.experiments.arms_for(uid)
-            idle[uid] = u
+            idle[uid] = self._user(uid, raw, dnp)
+
+    def _user(self, uid: str, raw: bytes | None, dnp: bool) -> UserState:
+        profile = None
+        if raw is not None and not dnp:
+            try:
+                profile = Profile.from_bytes(raw)
+            except (ValueError, TypeError, KeyError):
+                profile = None  # an unreadable profile is rebuilt from new sessions
+        u = UserState(uid, profile, dnp)
+        if self.experiments is not None:
+            u.arms = self.experiments.arms_for(uid)
+        return u
+
+    def snapshot_taken(self) -> None:
+        """Bytewax took a snapshot of this engine: held profiles may now be written."""
+        if self.hold_profiles:
+            self._release = True
 
     def _check_lag(self, lag: float) -> None:
         s = self.settings
@@ -299,6 +331,8 @@ class Engine:
             self.idle.pop(uid, None)
             self.frozen.pop(uid, None)
             dirty.pop(uid, None)
+            _drop_pending(w, uid)  # the store applies deletes first: nothing of theirs may follow
+            self.pending_profiles.pop(uid, None)
             w.forget.append(uid)
             self.stats["forgotten"] += 1
             return
@@ -312,6 +346,8 @@ class Engine:
         u.dnp = flag
         if flag:
             u.profile = None
+            _drop_pending(w, u.uid)
+            self.pending_profiles.pop(u.uid, None)
             w.dnp_add.append(u.uid)
             w.forget.append(u.uid)  # no stored profile (the decision key is rewritten)
         else:
@@ -333,14 +369,16 @@ class Engine:
             b = self.bandits.get("home")
             if b is not None:
                 b.reward(u.strategy, 1.0 if u.attributed else 0.0)
+        u.n = 0  # closed: the next event begins (and resets) a new session
         if u.dnp:
-            u._reset()
             return
         p = fold_session(u, self.settings.profile_half_life_s)
         u.returning = True
-        w.profiles.append((u.uid, p.to_bytes()))
+        if self.hold_profiles:
+            self.pending_profiles[u.uid] = p.to_bytes()
+        else:
+            w.profiles.append((u.uid, p.to_bytes()))
         self.stats["profiles_written"] += 1
-        u._reset()
 
     def _arm(self, u: UserState, placement: str) -> str:
         """Which strategy serves ``u`` on ``placement``: an experiment arm, else the mode."""
@@ -429,10 +467,9 @@ class Engine:
                 cat = m.pop.cat_of.get(item, "")
                 price = m.pop.price_of.get(item)
                 w.items[item] = f"{cat}|{'' if price is None else price}".encode()
-        if self.mode == BATCH or (self.experiments is not None and not self.evaluate):
-            if self.high >= self.next_refresh:
-                self._refresh_batch()
-        self._sweep(w)
+        batchy = self.mode == BATCH or (self.experiments is not None and not self.evaluate)
+        if batchy and self.high >= self.next_refresh:
+            self._refresh_batch()
 
     def _refresh_batch(self) -> None:
         """What a batch system computes at each refresh: a frozen list per known user."""
@@ -503,7 +540,11 @@ class Engine:
         u.served = [i for i, _, _ in home]
         u.served_ts = u.last
         u.served_hit = False
-        d = decide(u, m, rules, home, u.last, mode, cats)
+        if cats is None:
+            cats = u.blended_categories()
+        top = heapq.nlargest(5, cats.items(), key=_second) if cats else []
+        intent = u.intent()
+        d = decide(u, m, rules, home, u.last, mode, top, intent)
         d["v"] = 1
         d["ts"] = u.last
         d["mode"] = mode
@@ -517,7 +558,7 @@ class Engine:
                     mm.on_shown(exp[1], len(home), ts=u.last)
         if u.strategy is not None:
             d["strategy"] = u.strategy
-        d["ctx"] = {"dnp": True} if u.dnp else u.context(cats)
+        d["ctx"] = {"dnp": True} if u.dnp else u.context(top, False, intent)
         w.decisions.append((u.uid, orjson.dumps(d)))
 
     def _meta(self, w: Writes, force: bool) -> None:
@@ -531,10 +572,15 @@ class Engine:
         stats["users_in_memory"] = len(self.users) + len(self.idle)
         stats["event_time"] = self.high
         stats["model"] = m.ranker.version
-        stats["ranker_weights"] = dict(zip(FEATURES, m.ranker.frozen))
+        stats["ranker_weights"] = dict(zip(FEATURES, m.ranker.frozen, strict=True))
         w.meta.append((f"stats:{self.run}:{self.shard}", orjson.dumps(stats)))
         for metrics in self.metrics.values():
             w.meta.append((metrics.meta_name(self.shard), orjson.dumps(metrics.to_dict())))
         for b in self.bandits.values():
             w.meta.append((b.meta_name(self.shard), orjson.dumps(b.to_dict())))
 
+
+def _drop_pending(w: Writes, uid: str) -> None:
+    """Remove a user's not-yet-written values from a batch's writes (forget, dnp)."""
+    w.profiles = [kv for kv in w.profiles if kv[0] != uid]
+    w.decisions = [kv for kv in w.decisions if kv[0] != uid]

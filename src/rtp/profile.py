@@ -53,6 +53,7 @@ class Profile:
         "offer_ts",
         "first_seen",
         "bandit",
+        "upto",
     )
 
     def __init__(self) -> None:
@@ -73,6 +74,7 @@ class Profile:
         self.offer_ts = 0.0
         self.first_seen = 0.0
         self.bandit: str | None = None  # last strategy a bandit chose for this user
+        self.upto = 0.0  # event time of the end of the last session folded in
 
     # -- folding ---------------------------------------------------------------------------
     def decay_to(self, ts: float, half_life_s: float) -> None:
@@ -177,6 +179,8 @@ class Profile:
                 d[name] = v
         if self.bandit:
             d["bandit"] = self.bandit
+        if self.upto:
+            d["upto"] = self.upto
         return d
 
     def to_bytes(self) -> bytes:
@@ -198,6 +202,7 @@ class Profile:
         for name in ("last_purchase_ts", "abandoned_ts", "offer_ts", "first_seen"):
             setattr(p, name, float(d.get(name, 0.0)))
         p.bandit = d.get("bandit")
+        p.upto = float(d.get("upto", 0.0))
         return p
 
     @classmethod

@@ -101,6 +101,8 @@ def replay(
         experiments = load_experiments(settings.experiments_file)
     if experiments is not None and bandits_factory is None:
         bandits_factory = _bandits_factory(experiments, settings.seed)
+    if recovery_dir is not None:
+        settings = settings.replace(hold_profiles=True)
     with redis_url(settings) as url:
         source = FilesSource(
             [str(p) for p in paths],

@@ -22,6 +22,9 @@ from rtp.profile import Profile
 MAX_SEEN = 60
 MAX_SESSION_CATS = 16
 MAX_CART = 30
+MAX_BOUGHT = 20
+MAX_QUERIES = 20
+MAX_PRICES = 64
 
 # Engagement modes
 RAPID = "rapid"  # many short page views: scanning
@@ -41,6 +44,7 @@ class UserState:
         "sid",
         "sn",
         "start",
+        "cat_ref",
         "last",
         "n",
         "views",
@@ -69,7 +73,9 @@ class UserState:
         "attributed",
         "offer",
         "offer_until",
+        "offer_ts",
         "assist_key",
+        "assist_done",
         "device",
         "country",
         "referral",
@@ -85,6 +91,7 @@ class UserState:
         self.sid: str | None = None
         self.sn = 0  # sessions started in this process
         self.start = 0.0
+        self.cat_ref = 0.0
         self.last = 0.0
         self.arms: dict[str, str] | None = None
         self.strategy: str | None = None
@@ -120,7 +127,9 @@ class UserState:
         self.attributed = 0
         self.offer: dict[str, object] | None = None
         self.offer_until = 0.0
+        self.offer_ts = 0.0  # when this session issued its offer (folded into the profile)
         self.assist_key: str | None = None
+        self.assist_done: list[str] = []
 
     # -- updates -----------------------------------------------------------------------------
     def starts_new_session(self, e: ev.Event, gap_s: float) -> bool:
@@ -136,6 +145,7 @@ class UserState:
         self.sn += 1
         self.sid = e.session if e.session is not None else f"{int(e.ts)}"
         self.start = e.ts
+        self.cat_ref = e.ts
         self.last = e.ts
 
     def update(self, e: ev.Event, half_life_s: float, recent_n: int, queries_n: int) -> None:
@@ -166,7 +176,10 @@ class UserState:
             if e.price is not None:
                 self.revenue += e.price
             if item is not None:
-                self.bought.append(item)
+                bought = self.bought
+                bought.append(item)
+                if len(bought) > MAX_BOUGHT:
+                    del bought[0]
                 self.cart.pop(item, None)
         elif t == ev.ADD_TO_WISHLIST:
             weight = 2.0
@@ -179,7 +192,10 @@ class UserState:
             if len(self.queries) >= queries_n:
                 self.queries.pop(0)
             self.queries.append(q)
-            self.qcount[q] = self.qcount.get(q, 0) + 1
+            qc = self.qcount
+            qc[q] = qc.get(q, 0) + 1
+            if len(qc) > MAX_QUERIES:
+                del qc[next(iter(qc))]
         elif t == ev.HELP_VIEW:
             self.help_s += e.dwell or 0.0
         if e.back:
@@ -189,25 +205,40 @@ class UserState:
                 del backs[0]
         if cat is not None:
             cats = self.cats
-            cats[cat] = cats.get(cat, 0.0) + weight * 2.0 ** ((e.ts - self.start) / half_life_s)
+            x = (e.ts - self.cat_ref) / half_life_s
+            if x > 500.0:  # a session that never pauses for days: rescale, keep ratios
+                f = 2.0**-x
+                self.cats = cats = {c: w * f for c, w in cats.items()}
+                self.cat_ref = e.ts
+                x = 0.0
+            cats[cat] = cats.get(cat, 0.0) + weight * 2.0**x
             if len(cats) > MAX_SESSION_CATS:
                 weakest = min(cats, key=cats.__getitem__)
                 del cats[weakest]
-        if e.price is not None and len(self.prices) < 64:
-            self.prices.append(e.price)
+        if e.price is not None:
+            prices = self.prices
+            prices.append(e.price)
+            if len(prices) > MAX_PRICES:
+                del prices[0]  # the latest prices describe the session's band
         if item is not None:
             seen = self.seen
             if item in seen:
                 seen[item] += 1
                 recent = self.recent
-                if recent[-1] != item:
-                    recent.remove(item)
+                if not recent or recent[-1] != item:
+                    if item in recent:
+                        recent.remove(item)
                     recent.append(item)
+                    if len(recent) > recent_n:
+                        old = recent.pop(0)
+                        self.item_cat.pop(old, None)
             else:
                 if len(seen) >= MAX_SEEN:
                     del seen[next(iter(seen))]
                 seen[item] = 1
                 recent = self.recent
+                if item in recent:  # evicted from `seen` but still recent
+                    recent.remove(item)
                 recent.append(item)
                 if len(recent) > recent_n:
                     old = recent.pop(0)
@@ -289,31 +320,49 @@ class UserState:
             score *= 0.5  # they just bought: less need for a nudge
         return min(score, 1.0)
 
-    def context(self, cats: dict[str, float] | None = None) -> dict[str, Any]:
-        """The JSON-able context written beside the decisions (``cats``: blended, if known)."""
-        if cats is None:
+    def context(
+        self,
+        top: list[tuple[str, float]] | None = None,
+        band: tuple[float, float] | None | bool = False,
+        intent: float | None = None,
+    ) -> dict[str, Any]:
+        """The JSON-able context written beside the decisions.
+
+        ``top`` (the five strongest blended categories), ``band`` and ``intent`` may be passed
+        when the caller computed them already.
+        """
+        if top is None:
             cats = self.blended_categories()
-        top = sorted(cats.items(), key=lambda kv: kv[1], reverse=True)[:5]
-        pr = self.price_range()
+            top = sorted(cats.items(), key=lambda kv: kv[1], reverse=True)[:5]
+        pr = self.price_range() if band is False else band
+        n = self.n
+        span = self.last - self.start
+        recent = self.recent
         ctx: dict[str, Any] = {
             "session": self.sid,
             "started": self.start,
-            "events": self.n,
+            "events": n,
             "categories": [[c, int(w * 1000) / 1000] for c, w in top],
-            "price": [pr[0], pr[1]] if pr else None,
-            "queries": self.queries[-3:],
-            "recent": self.recent[-5:][::-1],
-            "cart": list(self.cart)[:10],
-            "pace": round(self.pace(), 2),
-            "dwell": round(self.dwell(), 1),
+            "recent": recent[-1:-6:-1],
             "mode": self.mode(),
-            "intent": round(self.intent(), 2),
-            "blend": round(self.blend_alpha(), 2),
+            "intent": int((self.intent() if intent is None else intent) * 100) / 100,
+            "blend": int(n / (n + 4.0) * 100) / 100,
         }
-        for name in ("device", "country", "referral"):
-            v = getattr(self, name)
-            if v is not None:
-                ctx[name] = v
+        if pr:
+            ctx["price"] = [pr[0], pr[1]]  # type: ignore[index]
+        if self.queries:
+            ctx["queries"] = self.queries[-3:]
+        if self.cart:
+            ctx["cart"] = list(self.cart)[:10]
+        if n > 1:
+            ctx["pace"] = int(self.pace() * 100) / 100
+            ctx["dwell"] = int(span / (n - 1) * 10) / 10
+        if self.device is not None:
+            ctx["device"] = self.device
+        if self.country is not None:
+            ctx["country"] = self.country
+        if self.referral is not None:
+            ctx["referral"] = self.referral
         if self.hour >= 0:
             ctx["hour"] = self.hour
         if self.returning:
@@ -324,6 +373,11 @@ class UserState:
 def fold_session(u: UserState, profile_half_life_s: float) -> Profile:
     """Fold ``u``'s finished session into their profile (created if absent) and return it."""
     p = u.profile if u.profile is not None else Profile()
+    if p.upto and u.last <= p.upto:
+        # Already folded: a run resumed from a snapshot replays a session whose fold the
+        # interrupted run had written (at-least-once output). Folding is idempotent.
+        return p
+    p.upto = u.last
     p.decay_to(u.last, profile_half_life_s)
     p.fold_counts(u.last, u.n, u.views, u.carts, u.buys, u.revenue)
     p.add_categories(u.session_categories())
@@ -337,5 +391,10 @@ def fold_session(u: UserState, profile_half_life_s: float) -> Profile:
     elif u.n:
         p.abandoned = []
     p.bandit = u.strategy
+    if u.offer_ts:
+        p.offer_ts = u.offer_ts
+    # keep in memory exactly what storage keeps, so a profile read back equals the one folded
+    p.cats = {c: round(w, 4) for c, w in p.cats.items()}
+    p.bands = [round(w, 3) for w in p.bands]
     u.profile = p
     return p

@@ -1,0 +1,74 @@
+"""6. Scaling with users: events/s and memory for generated streams of 5,000 and 50,000 users
+with the same number of events per user (so 10x the events, over the same span of event time:
+10x the concurrent sessions), each replayed in its own subprocess into an empty private
+redis-server. Per-user and per-event costs should stay flat: the figures are the 50k / 5k
+ratios (1.0 = flat; events/s below 1, memory above 1 = worse with more users).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks._streams import generated_users, stream_dir
+from benchmarks.conftest import FIGURES, RedisServer, record, replay_subprocess
+
+SIZES = (5_000, 50_000)
+EVENTS_PER_USER = 10
+
+
+@pytest.fixture(scope="module")
+def streams(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[Path, str, str]]:
+    tmp = stream_dir(tmp_path_factory)
+    return {n: generated_users(n, tmp, EVENTS_PER_USER) for n in SIZES}
+
+
+@pytest.mark.parametrize("users", SIZES)
+def test_scaling_users(
+    benchmark: Any,
+    users: int,
+    streams: dict[int, tuple[Path, str, str]],
+    fresh_redis: RedisServer,
+) -> None:
+    path, fmt, how = streams[users]
+    before = fresh_redis.used_memory()
+    out: dict[str, Any] = {}
+
+    def once() -> None:
+        out.update(replay_subprocess([path], fmt, fresh_redis.url))
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    after = fresh_redis.used_memory()
+    r = fresh_redis.client()
+    d_keys = sum(1 for _ in r.scan_iter(match="rtp:d:*", count=10_000))
+    r.close()
+    n_users = d_keys or out["users"]
+    tag = f"scaling_{users // 1000}k"
+    record(
+        benchmark,
+        **{
+            f"{tag}_stream": how,
+            f"{tag}_events": out["accepted"],
+            f"{tag}_events_per_s": out["events_per_s"],
+            f"{tag}_events_per_cpu_s": out["accepted"] / out["cpu_s"],
+            f"{tag}_redis_bytes_per_user": (after["used_memory"] - before["used_memory"]) / n_users,
+            f"{tag}_peak_rss_mb": out["maxrss_kb"] * 1024 / 1e6,
+        },
+    )
+    small = f"scaling_{SIZES[0] // 1000}k"
+    if users == SIZES[-1] and f"{small}_events_per_s" in FIGURES:
+        rss_small = FIGURES[f"{small}_peak_rss_mb"]
+        record(
+            benchmark,
+            scaling_events_per_s_ratio=out["events_per_s"] / FIGURES[f"{small}_events_per_s"],
+            scaling_events_per_cpu_s_ratio=FIGURES[f"{tag}_events_per_cpu_s"]
+            / FIGURES[f"{small}_events_per_cpu_s"],
+            scaling_redis_bytes_per_user_ratio=FIGURES[f"{tag}_redis_bytes_per_user"]
+            / FIGURES[f"{small}_redis_bytes_per_user"],
+            scaling_peak_rss_ratio=FIGURES[f"{tag}_peak_rss_mb"] / rss_small,
+            scaling_peak_rss_growth_bytes_per_added_user=(FIGURES[f"{tag}_peak_rss_mb"] - rss_small)
+            * 1e6
+            / (SIZES[-1] - SIZES[0]),
+        )

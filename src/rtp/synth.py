@@ -1,0 +1,674 @@
+"""A seeded synthetic clickstream: realistic shoppers as schema-v1 events, made on the spot.
+
+rtp never ships data files; demos, tests and benchmarks make their streams here::
+
+    from rtp.synth import generate, write_jsonl
+
+    n = write_jsonl(generate(3_000, seed=1), "stream.jsonl")   # ~60k events, in time order
+
+or ``python -m rtp.synth --users 50000 --out stream.jsonl`` (about 1M events: ten times the
+Taobao sample). The same arguments always give the same bytes.
+
+What the shoppers do
+    Every user has one to three favourite categories, a price level (``budget``, ``mid``,
+    ``premium``), a device with its user agent, a country (real public IP addresses of that
+    country, checked with ``iptocc``) and a persona:
+
+    ============  =====  ===============================================================
+    persona       share  sessions
+    ============  =====  ===============================================================
+    loyal         15 %   twice as many visits, mostly in their favourite categories, buy
+    browser       52 %   look around (product and listing pages), rarely buy
+    abandoner     15 %   fill carts and leave; often come back later to buy them
+    frustrated    8 %    search the same words again and again, go back, read help pages
+    bargain       10 %   scan quickly (a few seconds per page), budget items
+    ============  =====  ===============================================================
+
+    About 2 % of users (any persona) opt out with a ``dnp`` control event at their first visit.
+    Sessions are product views with category locality (the next view stays in the category
+    three times out of four) and popular-item skew (Zipf within each category), re-views of
+    items seen earlier, back-navigation, searches, help pages with dwell time, add-to-cart,
+    remove-from-cart and purchases with prices. A session's first event carries the raw
+    context (user agent, IP, referrer and UTM parameters: search, social, email, paid, direct
+    or internal); later events of the session carry none, as a tracker that sends the context
+    once per visit.
+
+:func:`bad_lines` yields malformed records, one or more of every rejection kind, with the reason
+rtp must give for each: append them to a stream to watch the dead-letter path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import math
+import random
+import sys
+import time
+from bisect import bisect, bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rtp.events import (
+    ADD_TO_CART,
+    DO_NOT_PERSONALIZE,
+    HELP_VIEW,
+    INVALID_JSON,
+    INVALID_PRICE,
+    MAX_RECORD_BYTES,
+    MISSING_FIELD,
+    OVERSIZED,
+    PAGE_VIEW,
+    PRODUCT_VIEW,
+    PURCHASE,
+    REMOVE_FROM_CART,
+    SCHEMA_VERSION,
+    SEARCH,
+    TIMESTAMP_OUT_OF_RANGE,
+    UNKNOWN_TYPE,
+    Event,
+)
+
+__all__ = [
+    "DEFAULT_START_TS",
+    "PERSONAS",
+    "SITE_HOST",
+    "bad_lines",
+    "generate",
+    "generate_records",
+    "main",
+    "write_jsonl",
+]
+
+DEFAULT_START_TS = 1_730_678_400.0  # 2024-11-04 00:00 UTC, a Monday (fixed: runs reproduce)
+SITE_HOST = "shop.example"  # the synthetic shop; its own pages are the internal referrers
+
+CATEGORY_NAMES = (
+    "shoes", "dresses", "jeans", "jackets", "bags", "watches", "laptops", "phones",
+    "headphones", "cameras", "books", "toys", "beauty", "skincare", "kitchen", "furniture",
+    "bedding", "lighting", "garden", "tools", "running", "cycling", "camping", "pet-supplies",
+    "coffee", "wine", "office", "gaming", "baby", "jewelry", "fragrance", "stationery",
+)  # fmt: skip
+# typical price of an item per category (others: 40)
+BASE_PRICE = {
+    "shoes": 70.0, "dresses": 55.0, "jeans": 60.0, "jackets": 120.0, "bags": 80.0,
+    "watches": 180.0, "laptops": 900.0, "phones": 600.0, "headphones": 120.0, "cameras": 550.0,
+    "books": 15.0, "toys": 25.0, "beauty": 20.0, "skincare": 30.0, "kitchen": 45.0,
+    "furniture": 300.0, "bedding": 60.0, "lighting": 50.0, "garden": 40.0, "tools": 65.0,
+    "running": 90.0, "cycling": 250.0, "camping": 110.0, "pet-supplies": 20.0, "coffee": 12.0,
+    "wine": 18.0, "office": 35.0, "gaming": 70.0, "baby": 35.0, "jewelry": 150.0,
+    "fragrance": 65.0, "stationery": 8.0,
+}  # fmt: skip
+QUERY_WORDS = (
+    "black", "red", "wireless", "waterproof", "kids", "leather", "large", "sale", "new",
+    "organic", "gift", "cheap", "best", "size 44", "blue", "lightweight",
+)  # fmt: skip
+PRICE_LEVELS = ("budget", "mid", "premium")
+
+# (persona, share, visits factor, P(buy the cart at the end of a visit), P(add to cart per
+# product view), events per visit, seconds between events)
+PERSONAS: tuple[tuple[str, float, float, float, float, float, float], ...] = (
+    ("loyal", 0.15, 2.0, 0.55, 0.12, 7.0, 35.0),
+    ("browser", 0.52, 1.0, 0.10, 0.04, 5.0, 25.0),
+    ("abandoner", 0.15, 1.0, 0.08, 0.25, 6.0, 30.0),
+    ("frustrated", 0.08, 1.0, 0.05, 0.03, 6.0, 30.0),
+    ("bargain", 0.10, 1.3, 0.25, 0.08, 10.0, 6.0),
+)
+DNP_SHARE = 0.02
+
+# A handful of real user agents: (device, user agent); mobile ones also shop in the app.
+USER_AGENTS: tuple[tuple[str, str], ...] = (
+    ("desktop", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+     "Gecko) Chrome/124.0.0.0 Safari/537.36"),
+    ("desktop", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+     "Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.80"),
+    ("desktop", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, "
+     "like Gecko) Version/17.4.1 Safari/605.1.15"),
+    ("desktop", "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"),
+    ("mobile", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 "
+     "(KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1"),
+    ("mobile", "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like "
+     "Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36"),
+    ("mobile", "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like "
+     "Gecko) Chrome/123.0.6312.99 Mobile Safari/537.36"),
+    ("tablet", "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+     "like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"),
+    ("tablet", "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like "
+     "Gecko) Chrome/124.0.6367.82 Safari/537.36"),
+)  # fmt: skip
+UA_WEIGHTS = (22, 6, 10, 4, 24, 16, 8, 6, 4)
+
+# Country, share, UTC offset (hours) and public IPs there (each checked with iptocc).
+COUNTRIES: tuple[tuple[str, float, float, tuple[str, ...]], ...] = (
+    ("US", 30, -5.0, ("8.8.8.8", "151.101.1.69", "128.30.2.1", "98.137.11.163")),
+    ("GB", 12, 0.0, ("81.2.69.160", "212.58.244.22", "62.252.172.241")),
+    ("DE", 12, 1.0, ("194.25.0.68", "88.198.0.1")),
+    ("FR", 8, 1.0, ("80.67.169.12", "212.27.48.10", "217.70.184.38")),
+    ("NL", 4, 1.0, ("193.0.6.139",)),
+    ("IN", 8, 5.5, ("164.100.1.1", "14.139.0.1", "117.239.0.1")),
+    ("JP", 6, 9.0, ("133.242.0.3", "210.152.12.1", "183.79.0.1")),
+    ("BR", 6, -3.0, ("200.160.2.3", "177.67.80.1")),
+    ("CA", 6, -5.0, ("142.150.1.1", "24.48.0.1")),
+    ("AU", 4, 10.0, ("203.2.218.214", "1.1.1.1")),
+    ("SE", 2, 1.0, ("192.121.103.1",)),
+    ("ZA", 2, 2.0, ("196.25.1.1",)),
+)
+
+# Where a visit comes from: (channel, share, referrer or None, utm or None).
+_SEARCH = ("https://www.google.com/", "https://www.bing.com/", "https://duckduckgo.com/")
+_SOCIAL = ("https://www.facebook.com/", "https://t.co/", "https://www.instagram.com/",
+           "https://www.pinterest.com/")  # fmt: skip
+LANDINGS: tuple[tuple[str, float], ...] = (
+    ("search", 30),
+    ("direct", 25),
+    ("social", 14),
+    ("email", 10),
+    ("paid", 12),
+    ("internal", 9),
+)
+
+
+class _Catalog:
+    """Items, their categories and prices, and Zipf popularity per category and price tier."""
+
+    def __init__(self, n_items: int, n_categories: int, rng: random.Random) -> None:
+        names = list(CATEGORY_NAMES[:n_categories])
+        names += [f"cat{n}" for n in range(len(names), n_categories)]
+        self.categories = names
+        self.items = [f"i{n}" for n in range(1, n_items + 1)]
+        self.cat_of: list[int] = []
+        self.price: list[float] = []
+        # category -> tier -> (items, cumulative Zipf weights); tier 3 = the whole category
+        self.tiers: list[list[tuple[list[int], list[float]]]] = []
+        members: list[list[int]] = [[] for _ in names]
+        for n in range(n_items):
+            c = n % len(names) if n < len(names) else int(rng.paretovariate(0.9)) % len(names)
+            members[c].append(n)
+            self.cat_of.append(c)
+            base = BASE_PRICE.get(names[c], 40.0)
+            p = base * math.exp(rng.gauss(0.0, 0.55))
+            self.price.append(_shop_price(p))
+        for its in members:
+            rng.shuffle(its)  # popularity rank is independent of price and id
+            rank = {it: r for r, it in enumerate(its)}
+            by_price = sorted(its, key=self.price.__getitem__)
+            k = len(by_price)
+            cuts = (by_price[: max(1, k // 3)], by_price[k // 3 : 2 * k // 3 or 1],
+                    by_price[2 * k // 3 :] or by_price[-1:])  # fmt: skip
+            tiers = []
+            for tier_items in (*cuts, its):
+                tier_items = sorted(tier_items, key=rank.__getitem__)
+                cum = list(itertools.accumulate(1.0 / (rank[i] + 1) ** 1.1 for i in tier_items))
+                tiers.append((tier_items, cum))
+            self.tiers.append(tiers)
+        cat_weights = [1.0 / (r + 1) ** 0.8 for r in range(len(names))]
+        self.cat_cum = list(itertools.accumulate(cat_weights))
+        self.meta = [(self.items[n], names[self.cat_of[n]], self.price[n]) for n in range(n_items)]
+
+    def pick(self, rng: random.Random, cat: int, tier: int) -> int:
+        items, cum = self.tiers[cat][tier]
+        if not items:
+            items, cum = self.tiers[cat][3]
+        return items[bisect(cum, rng.random() * cum[-1])]
+
+    def random_category(self, rng: random.Random) -> int:
+        return bisect(self.cat_cum, rng.random() * self.cat_cum[-1])
+
+
+def _shop_price(p: float) -> float:
+    """A shop-looking price: 4.99, 19.99, 349.0 ..."""
+    if p < 10:
+        return round(max(1.0, round(p)) - 0.01, 2)
+    if p < 200:
+        return round(round(p) - 0.01, 2)
+    return float(round(p / 10) * 10 - 1)
+
+
+class _User:
+    """One synthetic shopper and what carries over between their visits."""
+
+    __slots__ = (
+        "uid", "rng", "persona", "visits", "buy_p", "cart_p", "length", "gap", "favs", "tier",
+        "ua", "ip", "offset_h", "app", "dnp", "cart", "bought", "history", "k", "left",
+    )  # fmt: skip
+
+    def __init__(self, n: int, catalog: _Catalog, rng: random.Random, mean_sessions: float) -> None:
+        self.rng = rng
+        self.uid = f"u{n}"
+        r = rng.random()
+        for persona in PERSONAS:
+            r -= persona[1]
+            if r < 0:
+                break
+        name, _, visits, buy_p, cart_p, length, gap = persona
+        self.persona = name
+        self.buy_p = buy_p
+        self.cart_p = cart_p
+        self.length = length
+        self.gap = gap
+        self.favs = [catalog.random_category(rng) for _ in range(rng.choice((1, 1, 2, 2, 3)))]
+        self.favs = list(dict.fromkeys(self.favs))
+        self.tier = 0 if name == "bargain" else rng.choices((0, 1, 2), (3, 5, 2))[0]
+        ua_n = rng.choices(range(len(USER_AGENTS)), UA_WEIGHTS)[0]
+        self.ua = USER_AGENTS[ua_n][1]
+        self.app = USER_AGENTS[ua_n][0] == "mobile" and rng.random() < 0.3
+        country = rng.choices(COUNTRIES, [c[1] for c in COUNTRIES])[0]
+        self.ip = rng.choice(country[3])
+        self.offset_h = country[2]
+        self.dnp = rng.random() < DNP_SHARE
+        mean_extra = max(0.0, mean_sessions * visits - 1.0)
+        n_sessions = 1 + (int(rng.expovariate(1.0 / mean_extra)) if mean_extra > 0 else 0)
+        self.left = min(n_sessions, 1 + int(4 * mean_sessions * visits))
+        self.visits = self.left
+        self.cart: dict[int, float] = {}
+        self.bought: set[int] = set()
+        self.history: list[int] = []  # items viewed in earlier visits, most recent last
+        self.k = 0
+
+
+def _awake(ts: float, offset_h: float) -> float:
+    """Push a visit out of the user's local night (01:00-07:00) into the morning."""
+    hour = ((ts / 3_600.0) + offset_h) % 24.0
+    if 1.0 <= hour < 7.0:
+        ts += (7.0 - hour) * 3_600.0
+    return ts
+
+
+def _context(u: _User, rng: random.Random, landing: str, cat_name: str) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"ua": u.ua, "ip": u.ip, "channel": "app" if u.app else "web"}
+    if landing == "search":
+        ctx["referrer"] = rng.choice(_SEARCH)
+    elif landing == "social":
+        ctx["referrer"] = rng.choice(_SOCIAL)
+        if rng.random() < 0.4:
+            ctx["utm"] = {"source": "instagram", "medium": "social", "campaign": "autumn"}
+    elif landing == "email":
+        ctx["utm"] = {"source": "newsletter", "medium": "email", "campaign": "weekly-picks"}
+        if rng.random() < 0.5:
+            ctx["referrer"] = "https://mail.google.com/"
+    elif landing == "paid":
+        ctx["referrer"] = "https://www.google.com/"
+        ctx["utm"] = {"source": "google", "medium": "cpc", "campaign": f"{cat_name}-generic"}
+    elif landing == "internal":
+        ctx["referrer"] = f"https://{SITE_HOST}/c/{cat_name}"
+    return ctx
+
+
+_LANDING_NAMES = [name for name, _ in LANDINGS]
+_LANDING_CUM = list(itertools.accumulate(w for _, w in LANDINGS))
+
+
+def _session(u: _User, cat: _Catalog, t: float, with_context: bool) -> list[dict[str, Any]]:
+    """One visit of ``u`` starting at ``t``: its records, in time order.
+
+    Written for speed (a million events in a few seconds): records are dict literals and the
+    pause between events multiplies the persona's pace by a precomputed log-normal factor.
+    """
+    rng = u.rng
+    rand = rng.random
+    uid = u.uid
+    u.k += 1
+    sid = f"{uid}.{u.k}"
+    out: list[dict[str, Any]] = []
+    add = out.append
+    names = cat.categories
+    meta = cat.meta
+    cat_of = cat.cat_of
+    pick = cat.pick
+    persona = u.persona
+    gap = u.gap
+    tier = u.tier
+    favs = u.favs
+    cart = u.cart
+    bought = u.bought
+    history = u.history
+    jitter = _JITTER
+    seen: list[int] = []
+    v = SCHEMA_VERSION
+
+    current = rng.choice(favs) if rand() < 0.8 else cat.random_category(rng)
+    landing = _LANDING_NAMES[bisect(_LANDING_CUM, rand() * _LANDING_CUM[-1])]
+    if u.dnp and u.k == 1:  # the consent banner, before anything else
+        add({"v": v, "type": DO_NOT_PERSONALIZE, "user": uid, "ts": int(t * 1000) / 1000,
+             "dnp": True})  # fmt: skip
+    first: dict[str, Any] = {"v": v, "type": PAGE_VIEW, "user": uid,
+                             "ts": int(t * 1000) / 1000, "session": sid}  # fmt: skip
+    if landing in ("search", "paid") and rand() < 0.5:
+        first["type"] = SEARCH
+        first["query"] = _query(rng, names[current])
+    elif cart and rand() < 0.6:  # back for what they left in the cart
+        item = rng.choice(list(cart))
+        current = cat_of[item]
+        first["type"] = PRODUCT_VIEW
+        first["item"], first["category"], first["price"] = meta[item]
+        seen.append(item)
+    elif landing != "direct" and rand() < 0.7:
+        first["category"] = names[current]
+    if with_context:
+        first["context"] = _context(u, rng, landing, names[current])
+    add(first)
+
+    n_events = int(rng.expovariate(1.0 / u.length))
+    if persona == "frustrated" and rand() < 0.7:
+        # the same words again and again, nothing clicked for long, back, help pages
+        q = _query(rng, names[current])
+        for rep in range(3 + int(rng.expovariate(1.0))):
+            t += 8.0 + rand() * 20.0
+            add({"v": v, "type": SEARCH, "user": uid, "ts": int(t * 1000) / 1000,
+                 "session": sid, "query": q})  # fmt: skip
+            if rep == 0 or rand() < 0.5:
+                t += gap * jitter[int(rand() * 1024)] + 1.0
+                item = pick(rng, current, 3)
+                it, c, price = meta[item]
+                add({"v": v, "type": PRODUCT_VIEW, "user": uid, "ts": int(t * 1000) / 1000,
+                     "session": sid, "item": it, "category": c, "price": price})  # fmt: skip
+                seen.append(item)
+                t += 3.0 + rand() * 6.0
+                add({"v": v, "type": PAGE_VIEW, "user": uid, "ts": int(t * 1000) / 1000,
+                     "session": sid, "category": c, "back": True})  # fmt: skip
+        if rand() < 0.7:
+            t += gap * jitter[int(rand() * 1024)] + 1.0
+            add({"v": v, "type": HELP_VIEW, "user": uid, "ts": int(t * 1000) / 1000,
+                 "session": sid, "dwell": round(40.0 + rng.expovariate(1 / 60.0), 1)})  # fmt: skip
+        n_events = min(n_events, 2)
+    for _ in range(n_events):
+        t += gap * jitter[int(rand() * 1024)] + 1.0
+        ts = int(t * 1000) / 1000
+        r = rand()
+        if r < 0.06 and persona != "bargain":
+            add({"v": v, "type": SEARCH, "user": uid, "ts": ts, "session": sid,
+                 "query": _query(rng, names[current])})  # fmt: skip
+        elif r < 0.08:
+            add({"v": v, "type": HELP_VIEW, "user": uid, "ts": ts, "session": sid,
+                 "dwell": round(10.0 + rng.expovariate(1 / 30.0), 1)})  # fmt: skip
+        elif r < 0.18 and seen:
+            item = seen[-1 - int(rand() * min(4, len(seen)))]  # a re-view, often by "back"
+            it, c, price = meta[item]
+            rec = {"v": v, "type": PRODUCT_VIEW, "user": uid, "ts": ts, "session": sid,
+                   "item": it, "category": c, "price": price}  # fmt: skip
+            if rand() < 0.5:
+                rec["back"] = True
+            add(rec)
+            seen.append(item)
+        elif r < 0.24:
+            rec = {"v": v, "type": PAGE_VIEW, "user": uid, "ts": ts, "session": sid,
+                   "category": names[current]}  # fmt: skip
+            if rand() < 0.3:
+                rec["back"] = True
+            add(rec)
+        else:
+            if rand() < 0.25:  # move on to another category
+                current = rng.choice(favs) if rand() < 0.6 else cat.random_category(rng)
+            if rand() < 0.12 and history:
+                item = history[-1 - int(rand() * len(history))]  # seen on an earlier visit
+            else:
+                item = pick(rng, current, tier if rand() < 0.7 else 3)
+            if item in bought and rand() < 0.7:
+                item = pick(rng, current, 3)
+            it, c, price = meta[item]
+            add({"v": v, "type": PRODUCT_VIEW, "user": uid, "ts": ts, "session": sid,
+                 "item": it, "category": c, "price": price})  # fmt: skip
+            again = item in seen
+            seen.append(item)
+            if item not in cart and rand() < u.cart_p * (2.0 if again else 1.0):
+                t += gap * jitter[int(rand() * 1024)] + 1.0
+                cart[item] = price
+                add({"v": v, "type": ADD_TO_CART, "user": uid, "ts": int(t * 1000) / 1000,
+                     "session": sid, "item": it, "category": c, "price": price})  # fmt: skip
+                if rand() < 0.12:
+                    t += gap * jitter[int(rand() * 1024)] + 1.0
+                    del cart[item]
+                    add({"v": v, "type": REMOVE_FROM_CART, "user": uid,
+                         "ts": int(t * 1000) / 1000, "session": sid, "item": it,
+                         "category": c})  # fmt: skip
+    buy_p = u.buy_p
+    if persona == "abandoner" and u.k > 1:
+        buy_p = 0.45  # they come back to buy what they left
+    if cart and rand() < buy_p:
+        for item, price in list(cart.items()):
+            t += 2.0 + rand() * 8.0
+            it, c, _ = meta[item]
+            add({"v": v, "type": PURCHASE, "user": uid, "ts": int(t * 1000) / 1000,
+                 "session": sid, "item": it, "category": c, "price": price})  # fmt: skip
+            bought.add(item)
+        cart.clear()
+    elif cart and rand() < 0.15:
+        cart.clear()  # gave up on the cart for good (it stays abandoned in their profile)
+    if seen:
+        u.history = list(dict.fromkeys(history + seen))[-20:]
+    return out
+
+
+# log-normal pace factors (median 1, sigma 0.6), drawn once: cheaper than a gauss per event
+_JITTER = tuple(math.exp(random.Random(12345).gauss(0.0, 0.6)) for _ in range(1024))
+
+
+def _query(rng: random.Random, cat_name: str) -> str:
+    word = rng.choice(QUERY_WORDS)
+    return f"{word} {cat_name.replace('-', ' ')}"
+
+
+def generate_records(
+    n_users: int,
+    n_items: int = 5_000,
+    n_categories: int = 24,
+    sessions_per_user: float = 3.0,
+    seed: int = 0,
+    start_ts: float = DEFAULT_START_TS,
+    with_context: bool = True,
+    days: float = 8.0,
+) -> Iterator[dict[str, Any]]:
+    """The stream of :func:`generate` as schema-v1 JSON objects (the fast path for files)."""
+    if n_users < 0 or n_items < 1 or n_categories < 1 or sessions_per_user < 1 or days <= 0:
+        raise ValueError("need n_users >= 0, n_items >= 1, n_categories >= 1, "
+                         "sessions_per_user >= 1 and days > 0")  # fmt: skip
+    rng = random.Random(seed)
+    catalog = _Catalog(n_items, min(n_categories, n_items), rng)
+    span = days * 86_400.0
+    end = start_ts + span
+    # Visits are generated whole when they start, then merged in windows of event time: every
+    # record before the window's end is sorted and yielded; later ones wait for the next
+    # window. Nothing not yet generated can be earlier: a visit starts at or after the end of
+    # the window it is generated in, and a user's next visit starts after their last ends.
+    # (One heap entry per user: ties on time compare the user number, never the user.)
+    starts: list[tuple[float, int, _User]] = []
+    for n in range(1, n_users + 1):
+        u = _User(n, catalog, rng, sessions_per_user)
+        first = _awake(start_ts + rng.random() * span / u.visits, u.offset_h)
+        if first < end:
+            starts.append((first, n, u))
+    heapq.heapify(starts)
+    pending: list[dict[str, Any]] = []
+    by_ts = itemgetter("ts")
+    window_end = start_ts
+    while starts or pending:
+        window_end += _WINDOW_S
+        if starts and not pending and starts[0][0] >= window_end:
+            window_end = starts[0][0] + _WINDOW_S  # skip a quiet stretch
+        while starts and starts[0][0] < window_end:
+            ts, n, u = starts[0]
+            recs = _session(u, catalog, ts, with_context)
+            pending += recs
+            u.left -= 1
+            if u.left > 0:
+                nxt = recs[-1]["ts"] + max(2_700.0, rng.expovariate(u.visits / span))
+                nxt = _awake(nxt, u.offset_h)
+                if nxt < end:
+                    heapq.heapreplace(starts, (nxt, n, u))
+                    continue
+            heapq.heappop(starts)
+        pending.sort(key=by_ts)
+        if not starts:
+            yield from pending
+            return
+        cut = bisect_left(pending, window_end, key=by_ts)
+        yield from pending[:cut]
+        del pending[:cut]
+
+
+_WINDOW_S = 3_600.0
+
+
+def _event(d: Mapping[str, Any]) -> Event:
+    ctx = d.get("context") or {}
+    return Event(
+        d["type"],
+        d["user"],
+        d["ts"],
+        d.get("item"),
+        d.get("category"),
+        d.get("price"),
+        d.get("query"),
+        d.get("session"),
+        back=d.get("back", False),
+        dwell=d.get("dwell"),
+        dnp=d.get("dnp", False),
+        ua=ctx.get("ua"),
+        ip=ctx.get("ip"),
+        referrer=ctx.get("referrer"),
+        utm=ctx.get("utm"),
+        channel=ctx.get("channel"),
+    )
+
+
+def generate(
+    n_users: int,
+    n_items: int = 5_000,
+    n_categories: int = 24,
+    sessions_per_user: float = 3.0,
+    seed: int = 0,
+    start_ts: float = DEFAULT_START_TS,
+    with_context: bool = True,
+    days: float = 8.0,
+) -> Iterator[Event]:
+    """A seeded synthetic clickstream of ``n_users`` shoppers, in event-time order.
+
+    :param n_items: catalogue size (items ``i1`` ...); a category's items have Zipf popularity.
+    :param n_categories: categories (real names for the first 32, then ``cat32`` ...).
+    :param sessions_per_user: mean visits per user (loyal users make twice as many).
+    :param seed: the same seed and arguments give the same stream.
+    :param start_ts: event time of the first day (default 2024-11-04 00:00 UTC).
+    :param with_context: give each visit's first event its raw context (user agent, IP,
+        referrer, UTM); without it the stream is smaller and enrichment has nothing to do.
+    :param days: the stream's span; visits start inside ``[start_ts, start_ts + days)``.
+
+    About 20 events per user with the defaults (3,000 users: ~60k events).
+
+    >>> events = list(generate(50, seed=3))
+    >>> all(a.ts <= b.ts for a, b in zip(events, events[1:]))
+    True
+    """
+    for d in generate_records(
+        n_users, n_items, n_categories, sessions_per_user, seed, start_ts, with_context, days
+    ):
+        yield _event(d)
+
+
+def write_jsonl(events: Iterable[Event | Mapping[str, Any]], path: str | Path) -> int:
+    """Write events (or schema-v1 dicts such as :func:`generate_records` yields) as JSON
+    lines to ``path`` (replacing it); the number of lines written."""
+    dumps = orjson.dumps
+    newline = orjson.OPT_APPEND_NEWLINE
+    n = 0
+    with open(path, "wb") as f:
+        write = f.write
+        chunk: list[bytes] = []
+        append = chunk.append
+        for e in events:
+            append(dumps(e.to_dict() if type(e) is Event else e, option=newline))
+            if len(chunk) >= 8_192:
+                n += len(chunk)
+                write(b"".join(chunk))
+                chunk.clear()
+        n += len(chunk)
+        write(b"".join(chunk))
+    return n
+
+
+def bad_lines(ts: float = DEFAULT_START_TS) -> Iterator[tuple[str, bytes]]:
+    """Malformed records, each with the rejection reason rtp gives it: ``(reason, line)``.
+
+    ``ts`` is the event time of the records whose time is not their fault: use one near the
+    end of the stream they are appended to, so that only the intended defect rejects them.
+    Every kind is here: invalid JSON, unknown type, missing user, bad price, oversized and a
+    timestamp from the far future (the last is rejected by the source's clock, not the parser).
+    """
+
+    def line(**fields: Any) -> bytes:
+        return orjson.dumps({"v": SCHEMA_VERSION, **fields})
+
+    ok = {"user": "u1", "ts": ts, "item": "i1", "category": "shoes"}
+    yield INVALID_JSON, line(type=PRODUCT_VIEW, **ok)[:-9]  # truncated mid-record
+    yield INVALID_JSON, b"GET /products/i1 HTTP/1.1"  # not JSON at all
+    yield INVALID_JSON, b'[1511658000, "u1", "i1"]'  # JSON, but not an object
+    yield UNKNOWN_TYPE, line(type="teleport", **ok)
+    yield UNKNOWN_TYPE, line(**ok)  # no type at all
+    yield MISSING_FIELD, line(type=PRODUCT_VIEW, ts=ts, item="i1")  # neither user nor anon
+    yield INVALID_PRICE, line(type=PURCHASE, price=-19.99, **ok)
+    yield INVALID_PRICE, line(type=PURCHASE, price="12,99", **ok)
+    yield OVERSIZED, line(type=SEARCH, user="u1", ts=ts, query="x" * (MAX_RECORD_BYTES + 10))
+    yield TIMESTAMP_OUT_OF_RANGE, line(type=PRODUCT_VIEW, **{**ok, "ts": ts + 10 * 365 * 86_400})
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m rtp.synth",
+        description="Write a seeded synthetic clickstream (rtp schema-v1 JSON lines).",
+    )
+    p.add_argument("--users", type=int, required=True, help="shoppers (~20 events each)")
+    p.add_argument("--out", required=True, help="the JSONL file to write (replaced)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--items", type=int, default=5_000, help="catalogue size (default 5000)")
+    p.add_argument("--categories", type=int, default=24, help="categories (default 24)")
+    p.add_argument("--sessions", type=float, default=3.0, help="mean visits per user")
+    p.add_argument("--days", type=float, default=8.0, help="time span (default 8 days)")
+    p.add_argument("--start", type=float, default=DEFAULT_START_TS, help="first day, unix s")
+    p.add_argument("--no-context", action="store_true", help="no user agent, IP or referrer")
+    p.add_argument("--bad-lines", action="store_true", help="append the malformed records")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rtp.synth --users N --out FILE.jsonl [--seed S]``."""
+    args = _parse_args(argv)
+    t0 = time.perf_counter()
+    records = generate_records(
+        args.users,
+        n_items=args.items,
+        n_categories=args.categories,
+        sessions_per_user=args.sessions,
+        seed=args.seed,
+        start_ts=args.start,
+        with_context=not args.no_context,
+        days=args.days,
+    )
+    last = [args.start]
+
+    def tracked() -> Iterator[dict[str, Any]]:
+        for d in records:
+            last[0] = d["ts"]
+            yield d
+
+    n = write_jsonl(tracked() if args.bad_lines else records, args.out)
+    if args.bad_lines:
+        with open(args.out, "ab") as f:
+            bad = [raw + b"\n" for _, raw in bad_lines(last[0])]
+            f.write(b"".join(bad))
+        n += len(bad)
+    seconds = time.perf_counter() - t0
+    size = Path(args.out).stat().st_size
+    print(
+        f"wrote {n:,} events of {args.users:,} users to {args.out} ({size / 1e6:.1f} MB) "
+        f"in {seconds:.2f} s ({n / seconds if seconds > 0 else 0:,.0f} events/s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""The one dataflow (rtp.dataflow.build_flow) over JSONL files into a real Redis."""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from bytewax.testing import TestingSink, cluster_main, run_main
+
+from rtp.client import Client
+from rtp.config import Settings
+from rtp.dataflow import build_flow
+from rtp.events import (
+    INVALID_FIELD,
+    INVALID_JSON,
+    INVALID_PRICE,
+    MISSING_FIELD,
+    UNKNOWN_TYPE,
+)
+from rtp.replay import collect_stats, replay
+from rtp.sinks import DeadLetterSink, RedisSink
+from rtp.sources import FilesSource
+from rtp.store import Store
+from rtp.writes import Writes
+from tests.builders import (
+    DAY,
+    HOUR,
+    T0,
+    background,
+    cart,
+    dnp,
+    forget,
+    search,
+    synthetic_stream,
+    view,
+    write_jsonl,
+)
+
+
+def run_flow(path: Path, settings: Settings, url: str, *, batch_lines: int = 200,
+             run: str = "t", loader: bool = True) -> Store:
+    source = FilesSource(path, "jsonl", batch_lines=batch_lines)
+    flow = build_flow(
+        source, settings, RedisSink(url, settings), DeadLetterSink(url, settings),
+        loader_factory=(lambda: Store.from_url(url, settings).load_users) if loader else None,
+        run=run,
+    )
+    run_main(flow)
+    return Store.from_url(url, settings)
+
+
+def decision_docs(r: redis.Redis, prefix: str = "rtp:d:") -> dict[str, dict[str, Any]]:
+    keys = sorted(r.scan_iter(match=prefix + "*", count=1000))
+    vals = r.mget(keys) if keys else []
+    return {k.decode()[len(prefix):]: orjson.loads(v) for k, v in zip(keys, vals, strict=False)}
+
+
+def last_event_ts(events: list) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for e in events:
+        out[e.user] = e.ts
+    return out
+
+
+BAD_LINES = [
+    (b'{"v": 1, "type": "product_view", "user": "bad1", "ts": 17', INVALID_JSON),
+    (b'{"v": 1, "type": "teleport", "user": "bad2", "ts": 1700000000}', UNKNOWN_TYPE),
+    (b'{"v": 1, "type": "product_view", "ts": 1700000000, "item": "x"}', MISSING_FIELD),
+    (b'{"v": 1, "type": "product_view", "user": "bad3", "ts": 1700000000, "item": "x", '
+     b'"price": -4}', INVALID_PRICE),
+    (b'{"v": 1, "type": "product_view", "user": "bad4", "ts": "yesterday", "item": "x"}',
+     INVALID_FIELD),
+]
+
+
+def test_flow_counts_add_up_and_rejections_keep_their_reasons(redis_url: str,
+                                                              tmp_path: Path) -> None:
+    events = synthetic_stream(40, seed=1)
+    lines: list[Any] = list(events)
+    where = {}
+    for k, (raw, _reason) in enumerate(BAD_LINES):
+        at = 10 + 37 * k
+        lines.insert(at, raw)
+    for n, item in enumerate(lines, 1):
+        if isinstance(item, bytes):
+            where[f"stream.jsonl:{n}"] = dict(BAD_LINES)[item]
+    path = write_jsonl(tmp_path / "stream.jsonl", lines)
+    dl_file = tmp_path / "dead" / "rejections.jsonl"
+    settings = Settings(redis_url=redis_url, dead_letter_file=str(dl_file))
+    store = run_flow(path, settings, redis_url, run="counts")
+    stats = collect_stats(store, "counts")
+    assert stats["read"] == len(lines)
+    assert stats["rejected"] == len(BAD_LINES)
+    assert stats["read"] - stats["rejected"] == stats["events"] == len(events)
+    # the dead-letter stream and hash keep every reason and position
+    entries = store.r.xrange(settings.dead_letter_stream)
+    got = {f[b"pos"].decode(): f[b"reason"].decode() for _, f in entries}
+    assert got == where
+    assert store.r.hlen(settings.dead_letter_stream + ":pos") == len(BAD_LINES)
+    file_rows = [orjson.loads(x) for x in dl_file.read_bytes().splitlines()]
+    assert {r["pos"]: r["reason"] for r in file_rows} == where
+    assert all(r["raw"] and r["detail"] for r in file_rows)
+    # every accepted user has a decision, made after their last event
+    docs = decision_docs(store.r)
+    last = last_event_ts(events)
+    assert set(docs) == set(last)
+    for user, d in docs.items():
+        assert d["ts"] == last[user]
+        assert d["mode"] == "ranked"
+        assert d["model"].startswith("lr-")
+        assert d["home"]["items"] and d["home"]["reason"]
+        assert len(d["home"]["items"]) == len(d["home"]["why"])
+    store.close()
+
+
+def test_burst_of_one_user_coalesces_to_one_write_per_batch(tmp_path: Path) -> None:
+    evs = [view("a", f"i{k}", T0 + k, "c") for k in range(6)] + [view("b", "i0", T0 + 7, "c")]
+    path = write_jsonl(tmp_path / "burst.jsonl", evs)
+    out: list[Writes] = []
+    flow = build_flow(FilesSource(path, "jsonl", batch_lines=1000), Settings(), TestingSink(out))
+    run_main(flow)
+    per_batch = [Counter(u for u, _ in w.decisions) for w in out]
+    assert all(c <= 1 for counts in per_batch for c in counts.values())
+    assert sum(len(w.decisions) for w in out) == 2
+    stats = [orjson.loads(v) for w in out for k, v in w.meta if k.startswith("stats:")]
+    assert stats[-1]["coalesced"] == 5
+
+
+def test_profile_from_one_run_is_read_back_by_the_next(redis_url: str, tmp_path: Path) -> None:
+    settings = Settings(redis_url=redis_url)
+    bg = background([("p1", "toys", 5.0), ("p2", "toys", 7.0), ("g1", "garden", 40.0)],
+                    T0 - 60, times=2)
+    first = bg + [view("r", "g1", T0, "garden", 40.0), view("r", "g2", T0 + 20, "garden", 50.0),
+                  cart("r", "g2", T0 + 40, "garden", 50.0)]
+    store = run_flow(write_jsonl(tmp_path / "day1.jsonl", first), settings, redis_url, run="d1")
+    prof = store.get_profile("r")
+    assert prof is not None and prof["sessions"] == 1 and prof["abandoned"] == ["g2"]
+    # a restart: a new flow and engine, the next day
+    second = [view("r", "p1", T0 + DAY, "toys", 5.0)]
+    store = run_flow(write_jsonl(tmp_path / "day2.jsonl", second), settings, redis_url, run="d2")
+    with Client.from_url(redis_url, settings) as client:
+        ctx = client.context("r")
+        assert ctx is not None and ctx.get("returning") is True
+        assert "garden" in dict(ctx["categories"])  # learned in the first run
+        offer = client.decision("r", "offer")
+        assert offer is not None and offer.get("show") is True
+        assert offer["type"] == "cart_reminder" and offer["items"] == ["g2"]
+    assert store.get_profile("r")["sessions"] == 2
+    store.close()
+
+
+def test_assist_fires_once_over_normalised_repeated_searches(redis_url: str,
+                                                             tmp_path: Path) -> None:
+    settings = Settings(redis_url=redis_url)
+    # each event in its own batch, so every event gets a decision written (and kept in a list)
+    evs = [search("s", q, T0 + 10 * k) for k, q in enumerate(["Red Shoes", "red  shoes",
+                                                              "RED shoes"])]
+    evs += [view("s", f"i{k}", T0 + 40 + 10 * k, "shoes") for k in range(4)]
+    path = write_jsonl(tmp_path / "search.jsonl", evs)
+    out: list[Writes] = []
+    run_main(build_flow(FilesSource(path, "jsonl", batch_lines=1), settings, TestingSink(out)))
+    docs = [orjson.loads(v) for w in out for u, v in w.decisions if u == "s"]
+    assert [d["ts"] for d in docs] == [e.ts for e in evs]
+    flags = [isinstance(d["assist"], dict) and d["assist"].get("show") is True for d in docs]
+    assert flags == [False, False, True, False, False, False, False]
+    assert docs[2]["assist"]["trigger"] == "repeated_search"
+    assert docs[-1]["ctx"]["queries"] == ["red shoes"] * 3
+
+
+# --- privacy -----------------------------------------------------------------------------------
+
+
+def test_do_not_personalize_and_forget_through_the_flow(redis_url: str, tmp_path: Path) -> None:
+    settings = Settings(redis_url=redis_url)
+    bg = background([("p1", "c", 5.0), ("p2", "c", 6.0)], T0 - 60, times=2)
+    evs = bg + [
+        # flagged on the event itself
+        view("flag", "a", T0, "c", dnp=True), view("flag", "b", T0 + 10, "c"),
+        # personalised first, then a dnp control event
+        view("ctl", "a", T0, "c"), view("ctl", "b", T0 + 10, "c"),
+        # a user who is forgotten at the end
+        view("gone", "a", T0, "c"), cart("gone", "b", T0 + 10, "c", 3.0),
+        # a normal user, for contrast
+        view("keep", "a", T0, "c"), view("keep", "b", T0 + 10, "c"),
+    ]
+    evs += [view("ctl", "x", T0 + 3 * HOUR, "c"), view("gone", "x", T0 + 3 * HOUR, "c")]
+    evs += [dnp("ctl"), view("ctl", "y", T0 + 3 * HOUR + 20, "c"), forget("gone")]
+    store = run_flow(write_jsonl(tmp_path / "privacy.jsonl", evs), settings, redis_url,
+                     batch_lines=1)
+    r = store.r
+    for user in ("flag", "ctl"):
+        d = store.get_decisions(user)
+        assert d is not None and d["mode"] == "non_personalized", user
+        assert d["ctx"] == {"dnp": True}
+        assert r.exists(f"rtp:p:{user}") == 0, f"a profile is stored for dnp user {user}"
+        assert store.is_dnp(user)
+    assert r.exists("rtp:d:gone", "rtp:p:gone") == 0
+    assert store.get_decisions("keep")["mode"] == "ranked"
+    assert r.exists("rtp:p:keep") == 1
+    # the public client forgets what is stored, now
+    with Client.from_url(redis_url, settings) as client:
+        client.forget("keep")
+        assert client.decisions("keep") is None and client.profile("keep") is None
+    assert r.exists("rtp:d:keep", "rtp:p:keep") == 0
+    assert not [k for k in r.scan_iter(match="rtp:*keep*")]
+    store.close()
+
+
+def test_control_events_in_the_batch_that_folds_a_session(redis_url: str,
+                                                          tmp_path: Path) -> None:
+    # The session fold (a profile write) and the dnp / forget event land in one batch.
+    settings = Settings(redis_url=redis_url)
+    evs = [view("ctl", "a", T0, "c"), view("gone", "a", T0, "c"),
+           view("ctl", "x", T0 + 3 * HOUR, "c"), view("gone", "x", T0 + 3 * HOUR, "c"),
+           dnp("ctl"), forget("gone")]
+    store = run_flow(write_jsonl(tmp_path / "same.jsonl", evs), settings, redis_url,
+                     batch_lines=2)  # batch 2 holds the folds, batch 3 the controls: fine
+    assert store.r.exists("rtp:p:ctl", "rtp:p:gone", "rtp:d:gone") == 0
+    store.r.flushdb()
+    store = run_flow(write_jsonl(tmp_path / "same.jsonl", evs), settings, redis_url,
+                     batch_lines=1000)  # one batch
+    assert store.r.exists("rtp:p:gone") == 0, "a forgotten user's profile is stored"
+    assert store.r.exists("rtp:p:ctl") == 0, "a do-not-personalize user's profile is stored"
+    store.close()
+
+
+# --- budget ------------------------------------------------------------------------------------
+
+
+def test_degraded_decisions_are_counted_in_the_replay_report(redis_url: str,
+                                                             tmp_path: Path) -> None:
+    events = synthetic_stream(20, seed=4)
+    path = write_jsonl(tmp_path / "lag.jsonl", events)
+    # a flow that always lags: any lag >= 0 is above degrade_lag_s, none below recover_lag_s
+    settings = Settings(redis_url=redis_url, degrade_lag_s=-1.0, recover_lag_s=-2.0,
+                        batch_lines=50)
+    report = replay([path], "jsonl", settings, progress=False)
+    docs = decision_docs(redis.Redis.from_url(redis_url))
+    assert docs and all(d["mode"] == "degraded" for d in docs.values())
+    assert report["decisions"]["ranked"] == 0
+    assert report["decisions"]["degraded"] >= len(docs)
+    assert report["read"] == report["accepted"] == len(events)
+
+
+# --- partitioning: two workers ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+SESSION_FIELDS = ("session", "started", "events", "recent", "cart", "queries", "price",
+                  "mode", "intent", "pace", "dwell")
+
+
+def test_two_workers_partition_users_like_one(redis_url: str, tmp_path: Path) -> None:
+    events = synthetic_stream(150, seed=7)
+    path = write_jsonl(tmp_path / "two.jsonl", events)
+    base = redis_url.rsplit("/", 1)[0]
+    results = []
+    for db, runner in ((2, "run_main"), (3, "cluster_main")):
+        url = f"{base}/{db}"
+        redis.Redis.from_url(url).flushdb()
+        settings = Settings(redis_url=url, shards=2)
+        flow = build_flow(FilesSource(path, "jsonl", batch_lines=100), settings,
+                          RedisSink(url, settings), DeadLetterSink(url, settings),
+                          loader_factory=lambda u=url, s=settings: Store.from_url(u, s).load_users,
+                          run=runner)
+        if runner == "run_main":
+            run_main(flow)
+        else:
+            cluster_main(flow, [f"127.0.0.1:{_free_port()}"], 0, worker_count_per_proc=2)
+        r = redis.Redis.from_url(url)
+        store = Store.from_url(url, settings)
+        stats = collect_stats(store, runner)
+        results.append((decision_docs(r), stats))
+        store.close()
+    (one, s1), (two, s2) = results
+    assert s1["shards"] == s2["shards"] == 2
+    assert s1["read"] == s2["read"] == len(events)
+    assert s1["events"] == s2["events"] == len(events)
+    last = last_event_ts(events)
+    assert set(one) == set(two) == set(last)
+    for user in last:
+        a = {k: one[user]["ctx"].get(k) for k in SESSION_FIELDS}
+        b = {k: two[user]["ctx"].get(k) for k in SESSION_FIELDS}
+        assert a == b, user
+        assert one[user]["ts"] == two[user]["ts"] == last[user]
+
+
+@pytest.mark.slow
+def test_taobao_slice_replay(redis_url: str) -> None:
+    from tests.conftest import shared_sample
+
+    path = shared_sample("taobao-userbehavior/UserBehavior_timeslice_96k.csv")
+    settings = Settings(redis_url=redis_url)
+    report = replay([path], "taobao", settings, progress=False)
+    assert report["read"] == 96_169
+    assert report["rejected"] == 1
+    assert report["accepted"] == report["events"] == 96_168
+    # the expected context of 50 sampled users, computed here from the file
+    rows = path.read_bytes().splitlines()[:-1]  # the truncated last line is rejected
+    by_user: dict[str, list[tuple[float, str]]] = {}
+    for row in rows:
+        user, item, _cat, _beh, ts = row.decode().split(",")
+        by_user.setdefault(user, []).append((float(ts), item))
+    import random
+
+    sample = random.Random(0).sample(sorted(by_user), 50)
+    with Client.from_url(redis_url, settings) as client:
+        for user in sample:
+            evs = by_user[user]
+            start = 0
+            for k in range(1, len(evs)):
+                if evs[k][0] - evs[k - 1][0] > settings.session_gap_s:
+                    start = k
+            session = evs[start:]
+            home = client.decision(user, "home")
+            assert home is not None, user
+            assert home["items"] and isinstance(home["reason"], str) and home["reason"]
+            assert home["ts"] == session[-1][0]
+            ctx = client.context(user)
+            assert ctx is not None
+            assert ctx["events"] == len(session), user
+            assert ctx["started"] == session[0][0]
+            recent: list[str] = []
+            for _, item in session:
+                if item in recent:
+                    recent.remove(item)
+                recent.append(item)
+            assert ctx["recent"] == recent[::-1][:5], user

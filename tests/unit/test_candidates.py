@@ -1,0 +1,127 @@
+"""Stage one: co-visitation neighbours and popularity top lists."""
+
+from __future__ import annotations
+
+import heapq
+import random
+
+import pytest
+
+from rtp.candidates import CoVisitation, Popularity
+from rtp.config import Settings
+from rtp.engine import Engine
+from tests.builders import T0, buy, cart, view
+
+
+def test_covisitation_type_weights_purchase_over_cart_over_view() -> None:
+    eng = Engine(Settings())
+    # three users each come from item a, then view / cart / buy another item, all at T0
+    eng.process([
+        view("u1", "a", T0), view("u1", "x", T0),
+        view("u2", "a", T0), cart("u2", "y", T0),
+        view("u3", "a", T0), buy("u3", "z", T0),
+    ])
+    top = eng.models.cv.top("a", 10)
+    assert [n for n, _ in top] == ["z", "y", "x"]
+    assert dict(top) == pytest.approx({"z": 4.0, "y": 3.0, "x": 1.0})
+
+
+def test_covisitation_distance_weighting_and_backward_links() -> None:
+    cv = CoVisitation(k=10, backward=0.5)
+    cv.add(["a", "b", "c"], "d", 1.0, ts=0.0)
+    assert cv.nb["c"]["d"] == pytest.approx(1.0)
+    assert cv.nb["b"]["d"] == pytest.approx(1 / 2)
+    assert cv.nb["a"]["d"] == pytest.approx(1 / 3)
+    assert cv.nb["d"] == pytest.approx({"c": 0.5, "b": 0.25, "a": 0.5 / 3})
+
+
+def test_covisitation_window_and_self_pairs() -> None:
+    cv = CoVisitation(k=10, window=2)
+    cv.add(["a", "b", "c", "d"], "d", 1.0, ts=0.0)
+    assert "d" not in cv.nb.get("d", {})  # no self pair
+    assert set(cv.nb) == {"c", "d"}  # the window of 2 holds c and d; d is the item itself
+
+
+def test_covisitation_top_k_is_bounded_after_prune_and_exact() -> None:
+    rng = random.Random(3)
+    cv = CoVisitation(k=5)
+    weights: dict[str, float] = {}
+    for n in range(40):
+        item = f"n{n}"
+        w = rng.uniform(0.1, 10.0)
+        cv.add(["a"], item, w, ts=0.0)
+        weights[item] = weights.get(item, 0.0) + w
+    cv.prune()
+    assert len(cv.nb["a"]) == 5
+    brute = heapq.nlargest(5, weights.items(), key=lambda kv: kv[1])
+    got = cv.top("a", 100)
+    assert [n for n, _ in got] == [n for n, _ in brute]
+    assert [w for _, w in got] == pytest.approx([w for _, w in brute])
+
+
+def test_older_covisits_weigh_less() -> None:
+    hl = 3_600.0
+    cv = CoVisitation(k=10, half_life_s=hl)
+    cv.add(["a"], "old", 1.0, ts=T0)
+    cv.add(["a"], "new", 1.0, ts=T0 + hl)
+    top = dict(cv.top("a", 2))
+    assert top["new"] / top["old"] == pytest.approx(2.0)
+    cv.add(["a"], "newer", 1.0, ts=T0 + 3 * hl)
+    assert [n for n, _ in cv.top("a", 3)] == ["newer", "new", "old"]
+    # rebasing keeps the ratios (and keeps floats finite)
+    cv.rebase(T0 + 1_000 * hl)
+    top2 = dict(cv.top("a", 3))
+    assert top2["newer"] / top2["old"] == pytest.approx(8.0)
+
+
+def _brute_top(scores: dict[str, float], n: int) -> list[str]:
+    return [i for i, _ in heapq.nlargest(n, scores.items(), key=lambda kv: kv[1])]
+
+
+def test_popularity_top_lists_are_exact_against_brute_force() -> None:
+    rng = random.Random(11)
+    hl = 600.0
+    pop = Popularity(half_life_s=hl, top_n=10, cat_top_n=4)
+    cat_of = {f"i{k}": f"c{k % 6}" for k in range(120)}
+    raw: dict[str, float] = {}  # explicitly decayed scores, computed here
+    ts = T0
+    for batch in range(60):
+        for _ in range(rng.randint(1, 40)):
+            ts += rng.uniform(0.0, 30.0)
+            item = rng.choice(list(cat_of))
+            w = rng.choice((1.0, 3.0, 4.0)) * rng.uniform(0.5, 1.5)
+            pop.add(item, cat_of[item], None, w, ts)
+            raw[item] = raw.get(item, 0.0) + w * 2.0 ** ((ts - T0) / hl)
+        pop.refresh()
+        assert pop.trending_items(10) == _brute_top(raw, 10), f"batch {batch}"
+        for c in set(cat_of.values()):
+            in_cat = {i: s for i, s in raw.items() if cat_of[i] == c}
+            got = [i for i, _ in pop.cat_top.get(c, [])]
+            assert got == _brute_top(in_cat, 4), f"batch {batch}, category {c}"
+
+
+def test_popularity_trending_follows_recent_activity() -> None:
+    hl = 600.0
+    pop = Popularity(half_life_s=hl, top_n=5)
+    for _ in range(3):
+        pop.add("yesterday", "c", 1.0, 1.0, T0)
+    pop.add("now", "c", 1.0, 1.0, T0 + 2 * hl)  # 1 x 4 > 3 x 1
+    pop.refresh()
+    assert pop.trending_items(2) == ["now", "yesterday"]
+
+
+def test_popularity_catalogue_and_new_items() -> None:
+    pop = Popularity()
+    pop.add("a", "shoes", 20.0, 1.0, T0)
+    pop.add("a", "shoes", 20.0, 1.0, T0 + 1)
+    pop.add("b", None, None, 1.0, T0 + 2)
+    assert pop.drain_new_items() == ["a", "b"]
+    pop.add("a", "shoes", 25.0, 1.0, T0 + 3)  # re-priced: announced again
+    assert pop.drain_new_items() == ["a"]
+    assert (pop.cat_of, pop.price_of) == ({"a": "shoes"}, {"a": 25.0})
+
+
+def test_engine_writes_the_catalogue_seen() -> None:
+    eng = Engine(Settings())
+    w = eng.process([view("u", "a", T0, "shoes", 19.5), view("u", "b", T0 + 1)])
+    assert w.items == {"a": b"shoes|19.5", "b": b"|"}

@@ -1,0 +1,239 @@
+"""The shard engine: returning users, rules over time, privacy, coalescing, degraded mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from rtp.config import Settings
+from rtp.engine import Engine
+from rtp.profile import Profile
+from rtp.store import Store
+from rtp.writes import Writes
+from tests.builders import (
+    DAY,
+    HOUR,
+    MIN,
+    T0,
+    background,
+    buy,
+    cart,
+    decisions,
+    dnp,
+    forget,
+    one_by_one,
+    search,
+    view,
+)
+
+
+def shown(part: object) -> bool:
+    return isinstance(part, dict) and part.get("show") is True
+
+
+# --- returning users ----------------------------------------------------------------------------
+
+
+def test_loader_is_called_once_per_batch_for_unseen_users(redis_url: str) -> None:
+    store = Store.from_url(redis_url)
+    p = Profile()
+    p.fold_counts(T0 - DAY, 3, 3, 0, 0, 0.0)
+    p.add_categories({"garden": 1.0})
+    w = Writes()
+    w.profiles.append(("old", p.to_bytes()))
+    store.write(w)
+    calls: list[list[str]] = []
+
+    def loader(users: list[str]) -> Any:
+        calls.append(list(users))
+        return store.load_users(users)
+
+    eng = Engine(Settings())
+    eng.loader = loader
+    d1 = decisions(eng.process([view("new1", "a", T0), view("old", "b", T0 + 1, "toys"),
+                                view("new1", "c", T0 + 2)]))
+    assert calls == [["new1", "old"]]
+    eng.process([view("old", "d", T0 + 3), view("new2", "e", T0 + 4)])
+    assert calls == [["new1", "old"], ["new2"]]
+    eng.process([view("new1", "f", T0 + 5), view("old", "g", T0 + 6)])
+    assert len(calls) == 2  # everyone is in memory
+    assert eng.stats["users_loaded"] == 3
+    # the stored profile is used: returning, and its category is blended in
+    assert d1["old"]["ctx"].get("returning") is True
+    assert "garden" in dict(d1["old"]["ctx"]["categories"])
+    assert "returning" not in d1["new1"]["ctx"]
+    store.close()
+
+
+# --- rules over a sequence of events --------------------------------------------------------------
+
+
+def test_three_repeated_searches_trigger_assist_once_then_cool_down() -> None:
+    eng = Engine(Settings())
+    t = T0
+    evs = [search("u", "red shoes", t), search("u", "red shoes", t + 10),
+           search("u", "red shoes", t + 20)]
+    evs += [view("u", f"i{k}", t + 30 + 10 * k, "shoes") for k in range(5)]
+    ds = one_by_one(eng, evs)
+    flags = [shown(d["assist"]) for d in ds]
+    assert flags == [False, False, True] + [False] * 5
+    assert ds[2]["assist"]["trigger"] == "repeated_search"
+    # another frustration signal inside the cooldown (600 s): quiet
+    backs = [view("u", f"b{k}", t + 200 + 5 * k, "shoes", back=True) for k in range(3)]
+    assert not any(shown(d["assist"]) for d in one_by_one(eng, backs))
+    # after the cooldown, a new signal (rapid back navigation) offers chat again
+    later = [view("u", f"c{k}", t + 20 + 700 + 5 * k, "shoes", back=True) for k in range(3)]
+    flags = [shown(d["assist"]) for d in one_by_one(eng, later)]
+    assert flags == [False, False, True], "a new frustration signal after the cooldown is ignored"
+
+
+def test_cart_reminder_next_session_capped_and_cooled_down() -> None:
+    eng = Engine(Settings())
+    # popular items so that home lists exist
+    eng.process(background([("p1", "c", 5.0), ("p2", "c", 6.0)], T0 - 10, times=2))
+    # session 1: a cart left behind
+    one_by_one(eng, [view("u", "a", T0, "c", 20.0), cart("u", "a", T0 + 30, "c", 20.0)])
+    # session 2, two hours later: a cart reminder on arrival
+    s2 = T0 + 2 * HOUR
+    ds = one_by_one(eng, [view("u", "x", s2, "c"), view("u", "y", s2 + 60, "c"),
+                          view("u", "z", s2 + 20 * MIN, "c"), view("u", "w", s2 + 25 * MIN, "c")])
+    offers = [d["offer"] for d in ds]
+    assert shown(offers[0]) and offers[0]["type"] == "cart_reminder"
+    assert offers[0]["items"] == ["a"]
+    assert ds[0]["hero"]["theme"] == "cart_reminder"
+    # shown once per session: after its display window it is not offered again this visit
+    assert not shown(offers[2]) and not shown(offers[3])
+    # session 2 leaves another cart; session 3, within the 24 h cooldown, gets no offer
+    one_by_one(eng, [cart("u", "b", s2 + 26 * MIN, "c", 30.0)])
+    s3 = s2 + 3 * HOUR
+    ds3 = one_by_one(eng, [view("u", "q", s3, "c"), cart("u", "b", s3 + 30, "c", 30.0)])
+    assert not shown(ds3[0]["offer"]) and not shown(ds3[1]["offer"])
+    # session 4, a day after the reminder: reminded again, of b
+    s4 = s2 + DAY + HOUR
+    d4 = one_by_one(eng, [view("u", "r", s4, "c")])[0]
+    assert shown(d4["offer"]) and d4["offer"]["type"] == "cart_reminder"
+    assert d4["offer"]["items"] == ["b"]
+
+
+def test_intent_discount_through_the_engine() -> None:
+    eng = Engine(Settings())
+    ds = one_by_one(eng, [view("u", "a", T0 + 20 * k, "c") for k in range(3)]
+                    + [cart("u", "a", T0 + 80, "c")])
+    assert [shown(d["offer"]) for d in ds] == [False, False, False, True]
+    assert ds[-1]["offer"]["type"] == "discount" and ds[-1]["offer"]["item"] == "a"
+    assert ds[-1]["ctx"]["intent"] >= 0.6
+
+
+def test_just_viewed_item_not_on_product_and_bought_never_in_home() -> None:
+    eng = Engine(Settings())
+    # co-visits so that both a and b have neighbours
+    for k in range(5):
+        eng.process([view(f"o{k}", "a", T0, "c"), view(f"o{k}", "b", T0, "c"),
+                     view(f"o{k}", "d", T0, "c")])
+    ds = one_by_one(eng, [view("u", "a", T0 + 10, "c"), view("u", "b", T0 + 20, "c"),
+                          cart("u", "d", T0 + 30, "c"), view("u", "d", T0 + 35, "c")])
+    for d in ds:
+        prod = d["product"]
+        assert prod["for"] not in [i for i, _ in prod["items"]]
+    assert "d" in [i for i, _ in ds[1]["product"]["items"]]
+    d = one_by_one(eng, [buy("u", "d", T0 + 40, "c", 5.0), view("u", "a", T0 + 50, "c")])
+    for doc in d:
+        assert "d" not in [i for i, _ in doc["home"]["items"]]
+        assert "d" not in [i for i, _ in doc["product"]["items"]]
+
+
+def test_a_decision_written_in_the_batch_that_closes_the_session_shows_the_session() -> None:
+    # u's last events and, in the same batch, another user 3 hours later (the sweep closes u)
+    eng = Engine(Settings())
+    d = decisions(eng.process([view("u", "a", T0, "c"), view("u", "b", T0 + 10, "c"),
+                               view("v", "x", T0 + 3 * HOUR, "c")]))
+    ctx = d["u"]["ctx"]
+    assert d["u"]["ts"] == T0 + 10
+    assert ctx["events"] == 2, f"the decision shows a closed session: {ctx}"
+    assert ctx["recent"] == ["b", "a"]
+
+
+# --- privacy -----------------------------------------------------------------------------------
+
+
+def test_dnp_flag_gives_non_personalized_decisions_and_no_profile() -> None:
+    eng = Engine(Settings())
+    w1 = eng.process([view("p", "a", T0, "c", dnp=True), view("p", "b", T0 + 10, "c")])
+    d = decisions(w1)["p"]
+    assert d["mode"] == "non_personalized"
+    assert d["ctx"] == {"dnp": True}
+    assert "p" in w1.dnp_add
+    writes = [w1, eng.process([view("p", "c", T0 + 3 * HOUR, "c")]), eng.finish()]
+    assert not [u for w in writes for u, _ in w.profiles if u == "p"]
+    assert eng.stats["decisions_non_personalized"] == 2
+
+
+def test_dnp_control_event_stops_personalizing_and_deletes_the_profile() -> None:
+    eng = Engine(Settings())
+    eng.process([view("p", "a", T0, "c"), view("p", "b", T0 + 5, "c")])
+    w = eng.process([view("p", "x", T0 + 3 * HOUR, "c")])  # folds session 1: a profile
+    assert [u for u, _ in w.profiles] == ["p"]
+    w2 = eng.process([dnp("p"), view("p", "y", T0 + 3 * HOUR + 5, "c")])
+    assert "p" in w2.forget and "p" in w2.dnp_add
+    assert decisions(w2)["p"]["mode"] == "non_personalized"
+    assert not [u for u, _ in eng.finish().profiles if u == "p"]
+
+
+def test_forget_control_event_drops_the_user() -> None:
+    eng = Engine(Settings())
+    eng.process([view("f", "a", T0, "c"), view("f", "b", T0 + 5, "c")])
+    w = eng.process([forget("f")])
+    assert w.forget == ["f"]
+    assert "f" not in eng.users and "f" not in eng.idle
+    assert not [u for u, _ in eng.finish().profiles if u == "f"]
+    assert eng.stats["forgotten"] == 1
+
+
+# --- budget ------------------------------------------------------------------------------------
+
+
+def test_bursts_of_one_users_events_coalesce_into_one_decision_per_batch() -> None:
+    eng = Engine(Settings())
+    w = eng.process([view("a", "x", T0), view("a", "y", T0 + 1), view("a", "z", T0 + 2),
+                     view("b", "x", T0 + 3), view("a", "w", T0 + 4)])
+    assert sorted(u for u, _ in w.decisions) == ["a", "b"]
+    assert eng.stats["coalesced"] == 3  # 5 events, 2 decisions
+    a = orjson.loads(dict(w.decisions)["a"])
+    assert a["ts"] == T0 + 4 and a["ctx"]["events"] == 4
+
+
+def test_degraded_mode_engages_on_lag_and_recovers_with_hysteresis() -> None:
+    s = Settings()
+    assert (s.degrade_lag_s, s.recover_lag_s) == (5.0, 1.0)
+    eng = Engine(s)
+    now = [T0 + 1_000.0]
+    eng.clock = lambda: now[0]
+    eng.process(background([("p1", "c", 5.0)], T0, times=3))
+
+    def step(k: int, lag: float) -> str:
+        now[0] += 10
+        w = eng.process([view("u", f"i{k}", T0 + k, "c")], lag_ref=now[0] - lag)
+        return str(decisions(w)["u"]["mode"])
+
+    modes = [step(1, 0.2), step(2, 6.0), step(3, 3.0), step(4, 0.5), step(5, 4.0)]
+    assert modes == ["ranked", "degraded", "degraded", "ranked", "ranked"]
+    assert eng.stats["decisions_degraded"] == 2
+    assert eng.stats["max_lag_s"] == 6.0
+    # a degraded decision is the fallback list, said so
+    now[0] += 10
+    w = eng.process([view("u", "i9", T0 + 9, "c")], lag_ref=now[0] - 9.0)
+    d = decisions(w)["u"]
+    assert d["mode"] == "degraded"
+    assert [i for i, _ in d["home"]["items"]] == eng.models.pop.trending_items(20)
+    assert "catching up" in d["home"]["reason"]
+
+
+@pytest.mark.parametrize("mode", ["realtime", "batch", "popular"])
+def test_engine_modes_write_decisions(mode: str) -> None:
+    eng = Engine(Settings(), mode=mode)
+    d = decisions(eng.process([view("u", "a", T0, "c"), view("v", "b", T0, "c")]))
+    assert set(d) == {"u", "v"}
+    with pytest.raises(ValueError):
+        Engine(Settings(), mode="nightly")
