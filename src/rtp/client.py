@@ -33,6 +33,7 @@ from rtp import streams
 from rtp.config import Settings
 from rtp.errors import StoreError, StoreUnavailable
 from rtp.events import DO_NOT_PERSONALIZE, FORGET, SCHEMA_VERSION
+from rtp.reasons import item_reason, quiet_reason
 from rtp.store import connect, pack_command, roundtrip
 
 __all__ = ["Client", "RERANK_WEIGHTS", "rerank_scores"]
@@ -115,15 +116,27 @@ class Client:
     def decision(self, user_id: str, placement: str = "home") -> dict[str, Any] | None:
         """The placement's decision merged with ``ts, mode, model, exp`` and ``placement``.
 
-        ``None`` when the user has no decisions or none for this placement.
+        Placements: ``home``, ``product``, ``recent`` (continue shopping), ``nav`` (category
+        order), ``hero``, ``offer``, ``assist``. ``recent`` and ``nav`` are derived here from the
+        stored context (never stored twice); a quiet ``offer``/``assist`` is stored as a reason
+        code and comes back as ``{"show": False, "reason": ...}``. Each item of ``home`` gets its
+        sentence in ``reasons``. ``None`` when the user has no decisions or none for this
+        placement.
         """
         doc = self._doc(user_id)
         if doc is None:
             return None
         part = doc.get(placement)
+        if part is None:
+            part = _derived(doc, placement)
+        elif isinstance(part, str):
+            part = {"show": False, "reason": quiet_reason(part), "code": part}
         if not isinstance(part, dict):
             return None
         out = dict(part)
+        why = out.get("why")
+        if isinstance(why, list):
+            out["reasons"] = [item_reason(c) for c in why]
         for name in _TOP_FIELDS:
             if name in doc:
                 out[name] = doc[name]
@@ -299,3 +312,23 @@ def _parse_item(value: bytes) -> tuple[bytes, float]:
 
 def _pack(*commands: tuple[str, ...]) -> bytes:
     return b"".join([pack_command(*c) for c in commands])
+
+
+def _derived(doc: dict[str, Any], placement: str) -> dict[str, Any] | None:
+    """``recent`` and ``nav`` from the context stored beside the decisions."""
+    ctx = doc.get("ctx") or {}
+    if placement == "recent":
+        cart = list(ctx.get("cart") or [])
+        items = cart + [i for i in ctx.get("recent") or [] if i not in cart]
+        if not items:
+            return None
+        return {
+            "items": items[:8],
+            "reason": "still in your cart" if cart else "continue shopping",
+        }
+    if placement == "nav":
+        cats = [c for c, _ in ctx.get("categories") or []]
+        if not cats:
+            return {"categories": [], "reason": "no browsing yet: the default order"}
+        return {"categories": cats, "reason": f"you browse {cats[0]} most"}
+    return None

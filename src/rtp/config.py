@@ -39,6 +39,10 @@ class Settings:
     degrade_lag_s: float = 5.0  # wall-clock lag behind capture that switches to fallback decisions
     recover_lag_s: float = 1.0  # ...and back to ranking below this
 
+    # Enrichment
+    site_hosts: str = ""  # comma-separated hosts of your own site: their referrers are internal
+    default_utc_offset_h: float = 0.0  # local time for events whose country is unknown
+
     # Session and profile
     session_gap_s: float = 1_800.0
     category_half_life_s: float = 600.0  # session category weights

@@ -102,7 +102,10 @@ def build_flow(
     if enricher is None:
         from rtp.enrich import Enricher
 
-        enricher = Enricher()
+        enricher = Enricher(
+            site_hosts=tuple(h.strip() for h in settings.site_hosts.split(",") if h.strip()),
+            default_utc_offset_h=settings.default_utc_offset_h,
+        )
     enrich = enricher.enrich_all
 
     flow = Dataflow(name)
