@@ -31,7 +31,7 @@ DATA = Path(os.environ.get("RTP_DATA_DIR", ROOT.parent / "shared" / "data"))
 TAOBAO = DATA / "taobao-userbehavior" / "UserBehavior_timeslice_96k.csv"
 FIGURES_FILE = ROOT / ".benchmarks" / "rtp-figures.json"
 
-# Targets of issue #4: (figure key, comparison, target, unit).
+# Targets of issue #4: figure key -> (comparison, target, unit).
 TARGETS: dict[str, tuple[str, float, str]] = {
     "flow_taobao_events_per_s": (">=", 20_000.0, "events/s"),
     "freshness_p99_ms": ("<=", 25.0, "ms"),

@@ -9,7 +9,8 @@ keyspace notifications of ``rtp:d:*`` (``notify-keyspace-events K$``) takes the 
 decision key is set, reads it, and marks every pending event of that user whose ``ts`` is at
 or below the decision's ``ts`` (decisions carry the newest event's time) as visible then.
 Freshness = visible time - append time; p50/p99 over all events, and how many never showed up
-within ``DRAIN_S``. The stream ends with ``rtp.streams.append_eof``.
+within ``DRAIN_S``. The stream ends with ``rtp.streams.append_eof``. ``ROUNDS`` runs (a new flow
+process each); the headline p99 is the median run's p99 (the pooled p99 is given beside it).
 """
 
 from __future__ import annotations

@@ -184,7 +184,18 @@ class Popularity:
         for cat, items in self._touched_cats.items():
             old = cat_top.get(cat)
             if old:
+                if len(old) >= n:
+                    # counts only grow (inflation), so an untouched item keeps its place: the
+                    # top changes only if a touched item is in it or now beats its last entry
+                    floor = old[-1][1]
+                    members = {i for i, _ in old}
+                    if not any(i in members or score[i] > floor for i in items):
+                        continue
                 items.update(i for i, _ in old)
+            if len(items) == 1:
+                (only,) = items
+                cat_top[cat] = [(only, score[only])]
+                continue
             cat_top[cat] = heapq.nlargest(n, ((i, score[i]) for i in items), key=_second)
         self._touched_cats = {}
 

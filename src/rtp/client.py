@@ -33,7 +33,7 @@ from rtp import streams
 from rtp.config import Settings
 from rtp.errors import StoreError, StoreUnavailable
 from rtp.events import DO_NOT_PERSONALIZE, FORGET, SCHEMA_VERSION
-from rtp.reasons import item_reason, quiet_reason
+from rtp.reasons import expand_why, item_reason, quiet_reason
 from rtp.store import connect, pack_command, roundtrip
 
 __all__ = ["Client", "RERANK_WEIGHTS", "rerank_scores"]
@@ -69,6 +69,7 @@ class Client:
         self.stream = stream
         self.prefix = self.settings.key_prefix
         self._d = self.prefix + "d:"
+        self._n = self.prefix + "n:"
         self._items = self.prefix + "items"
         self._dnp = self.prefix + "dnp"
         # items-hash value -> (category, price or -1.0): parsed once, most searches repeat items
@@ -113,16 +114,22 @@ class Client:
         doc = orjson.loads(raw)
         return doc if isinstance(doc, dict) else None
 
-    def decision(self, user_id: str, placement: str = "home") -> dict[str, Any] | None:
+    def decision(
+        self, user_id: str, placement: str = "home", item: str | None = None
+    ) -> dict[str, Any] | None:
         """The placement's decision merged with ``ts, mode, model, exp`` and ``placement``.
 
-        Placements: ``home``, ``product``, ``recent`` (continue shopping), ``nav`` (category
-        order), ``hero``, ``offer``, ``assist``. ``recent`` and ``nav`` are derived here from the
-        stored context (never stored twice); a quiet ``offer``/``assist`` is stored as a reason
-        code and comes back as ``{"show": False, "reason": ...}``. Each item of ``home`` gets its
-        sentence in ``reasons``. ``None`` when the user has no decisions or none for this
-        placement.
+        Placements: ``home``, ``product`` (for ``item``'s page, default: the item the user is
+        on), ``recent`` (continue shopping), ``nav`` (category order), ``hero``, ``offer``,
+        ``assist``. Lists come back as ``items: [[item, score], ...]`` with a reason per item
+        (``why`` codes, ``reasons`` sentences) and one ``reason`` for the placement. ``recent``
+        and ``nav`` are derived from the stored context and ``product`` from the item's shared
+        neighbours (nothing is stored twice); a quiet ``offer``/``assist`` is stored as a code
+        and comes back as ``{"show": False, "reason": ...}``. ``None`` when the user has no
+        decisions or none for this placement.
         """
+        if placement == "product":
+            return self._product(user_id, item)
         doc = self._doc(user_id)
         if doc is None:
             return None
@@ -133,14 +140,40 @@ class Client:
             part = {"show": False, "reason": quiet_reason(part), "code": part}
         if not isinstance(part, dict):
             return None
-        out = dict(part)
-        why = out.get("why")
-        if isinstance(why, list):
-            out["reasons"] = [item_reason(c) for c in why]
+        out = _expand(part)
         for name in _TOP_FIELDS:
             if name in doc:
                 out[name] = doc[name]
         out["placement"] = placement
+        return out
+
+    def _product(self, user_id: str, item: str | None) -> dict[str, Any] | None:
+        keys = [self._d + str(user_id)]
+        if item is not None:
+            keys.append(self._n + str(item))
+        raws = self._call("a decision read", self.r.mget, keys)
+        if raws[0] is None:
+            return None
+        doc = orjson.loads(raws[0])
+        if item is None:
+            recent = (doc.get("ctx") or {}).get("recent") or []
+            if not recent:
+                return None
+            item = str(recent[0])
+            raw = self._call("a decision read", self.r.get, self._n + item)
+        else:
+            raw = raws[1]
+        if raw is None:
+            return None
+        part = orjson.loads(raw)
+        out = _expand(part)
+        out["items"] = [pair for pair in out["items"] if pair[0] != item]
+        out["for"] = item
+        out["reason"] = f"shoppers who viewed {item} also viewed these"
+        for name in _TOP_FIELDS:
+            if name in doc:
+                out[name] = doc[name]
+        out["placement"] = "product"
         return out
 
     def decisions(self, user_id: str) -> dict[str, Any] | None:
@@ -272,7 +305,8 @@ def rerank_scores(
     home = doc.get("home")
     w_home = w["home"]
     home_items = home.get("items") or () if isinstance(home, dict) else ()
-    home_scores = {str(i[0]): float(i[1]) * w_home for i in home_items}
+    home_raw = home.get("scores") or () if isinstance(home, dict) else ()
+    home_scores = {str(i): float(sc) * w_home for i, sc in zip(home_items, home_raw, strict=False)}
     band = ctx.get("price")
     lo, hi = (float(band[0]), float(band[1])) if band and len(band) == 2 else (1.0, 0.0)
     w_recent, w_cart, w_price = w["recent"], w["cart"], w["price"]
@@ -332,3 +366,18 @@ def _derived(doc: dict[str, Any], placement: str) -> dict[str, Any] | None:
             return {"categories": [], "reason": "no browsing yet: the default order"}
         return {"categories": cats, "reason": f"you browse {cats[0]} most"}
     return None
+
+
+def _expand(part: dict[str, Any]) -> dict[str, Any]:
+    """Stored list form (``items``, ``scores``, one-character ``why``) -> the public form."""
+    out = dict(part)
+    items = out.get("items")
+    scores = out.pop("scores", None)
+    if isinstance(items, list) and isinstance(scores, list):
+        out["items"] = [[i, s] for i, s in zip(items, scores, strict=False)]
+    why = out.get("why")
+    if why is not None:
+        codes = expand_why(why)
+        out["why"] = codes
+        out["reasons"] = [item_reason(c) for c in codes]
+    return out

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+import orjson
+
 from rtp.candidates import CoVisitation, Popularity
+from rtp.reasons import CHAR
 from rtp.ranking import FEATURES, OnlineRanker
 from rtp.session import DEEP, RAPID, UserState
 
@@ -183,6 +186,7 @@ def fast_scores(
     slack: float,
     cur_cat: str | None,
     why: dict[str, str],
+    streams: list[tuple[str, float]] | None = None,
 ) -> dict[str, float]:
     """Stage one and two in one pass: every candidate's linear score under the frozen weights.
 
@@ -192,6 +196,9 @@ def fast_scores(
     generator adds its own term. Category-popular items need no look-ups at all: their category
     (hence its blended weight) is the list's, and their popularity is the list's own count.
     ``why`` receives each candidate's reason code (its generator; a re-show or cart wins).
+    With ``streams``, category-popular items new to the candidates are appended there as
+    ``(item, score)`` instead of entering the dict (their reason code is ``cat``); the result is
+    the same as without, and cheaper.
     """
     w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10 = m.ranker.frozen
     sc: dict[str, float] = {}
@@ -258,29 +265,6 @@ def fast_scores(
                         v += w6
                 why[nbr] = "cv"
             sc[nbr] = v + a * w
-    if top_cats:
-        cat_top = pop.cat_top
-        for c in top_cats:
-            lst2 = cat_top.get(c)
-            if not lst2:
-                continue
-            b = w5 / lst2[0][1]
-            off = base + w2 * cats_get(c, 0.0) + (w3 if c == cur_cat else 0.0)
-            if band is None:
-                for it, s in lst2[:CAT_PER_CAT]:
-                    v = get(it)
-                    if v is None:
-                        sc[it] = off + b * s + (w4n * s if s < top_pop else w4)
-                        why[it] = "cat"
-                    else:
-                        sc[it] = v + b * s
-            else:
-                for it, s in lst2[:CAT_PER_CAT]:
-                    v = get(it)
-                    if v is None:
-                        v = context(it)
-                        why[it] = "cat"
-                    sc[it] = v + b * s
     for it, _ in trending[:TREND_N]:
         if it not in sc:
             sc[it] = context(it)
@@ -290,25 +274,63 @@ def fast_scores(
         it = recent[n - 1 - pos]
         v = get(it)
         sc[it] = (context(it) if v is None else v) + w8 / (1 + pos)
-    for it in u.seen:
-        v = get(it)
-        if v is not None:
-            sc[it] = v + w7
-            why[it] = "re"
     for it in u.cart:
         v = get(it)
         sc[it] = (context(it) if v is None else v) + w9
-        why[it] = "cart"
+    favs: Any = ()
     if u.profile is not None:
         favs = u.profile.favs
         for it in favs[:5]:
             if it not in sc:
                 sc[it] = context(it)
                 why[it] = "fav"
-        for it in favs:
-            v = get(it)
-            if v is not None:
-                sc[it] = v + w10
+    seen = u.seen
+    if top_cats:
+        cat_top = pop.cat_top
+        for c in top_cats:
+            lst2 = cat_top.get(c)
+            if not lst2:
+                continue
+            lst2 = lst2[:CAT_PER_CAT]
+            b = w5 / lst2[0][1]
+            if band is None and streams is not None:
+                # Items that are new candidates and carry no per-user term (not seen, not a
+                # favourite) take their context terms from the list itself (its category, its
+                # counts), so they are scored in one comprehension and merged by the caller.
+                off = base + w2 * cats_get(c, 0.0) + (w3 if c == cur_cat else 0.0)
+                a4 = w4n + b
+                streams.extend(
+                    [
+                        (it, off + a4 * s if s < top_pop else off + b * s + w4)
+                        for it, s in lst2
+                        if it not in sc and it not in seen and it not in favs
+                    ]
+                )
+                for it, s in lst2:
+                    v = get(it)
+                    if v is not None:
+                        sc[it] = v + b * s
+                    elif it in seen or it in favs:
+                        sc[it] = context(it) + b * s
+                        why[it] = "cat"
+                continue
+            for it, s in lst2:
+                v = get(it)
+                if v is None:
+                    v = context(it)
+                    why[it] = "cat"
+                sc[it] = v + b * s
+    for it in seen:
+        v = get(it)
+        if v is not None:
+            sc[it] = v + w7
+            why[it] = "re"
+    for it in u.cart:
+        why[it] = "cart"
+    for it in favs:
+        v = get(it)
+        if v is not None:
+            sc[it] = v + w10
     return sc
 
 
@@ -327,19 +349,27 @@ def rank_home(
     cur = u.current
     cur_cat = u.item_cat.get(cur) if cur is not None else None
     why: dict[str, str] = {}
-    sc = fast_scores(u, m, cats, top_cats, u.price_range(), rules.price_slack, cur_cat, why)
-    if rules.suppress_bought:
-        for it in u.bought:
-            sc.pop(it, None)
+    streams: list[tuple[str, float]] = []
+    sc = fast_scores(
+        u, m, cats, top_cats, u.price_range(), rules.price_slack, cur_cat, why, streams
+    )
+    if rules.suppress_bought and (u.bought or (u.profile is not None and u.profile.bought)):
+        bought = set(u.bought)
         if u.profile is not None:
-            for it in u.profile.bought:
-                sc.pop(it, None)
+            bought.update(u.profile.bought)
+        for it in bought:
+            sc.pop(it, None)
+        streams = [kv for kv in streams if kv[0] not in bought]
     n = rules.home_n
     slots = rules.reshow_slots if reshow_slots is None else reshow_slots
     n_explore = int(rules.explore_share * n) if explore else 0
     limit = n - n_explore
     seen = u.seen
-    best = sorted(sc.items(), key=_second, reverse=True)[: limit + min(slots, len(seen)) + 2]
+    pool = list(sc.items())
+    if streams:
+        pool += streams
+    pool.sort(key=_second, reverse=True)
+    best = pool[: limit + min(slots, len(seen)) + 2]
     out: list[tuple[str, float, str]] = []
     reshown = 0
     for it, s in best:
@@ -347,7 +377,7 @@ def rank_home(
             if reshown >= slots:
                 continue
             reshown += 1
-        out.append((it, int(s * 1000) / 1000, why.get(it, "pop")))
+        out.append((it, int(s * 1000) / 1000, why.get(it, "cat")))
         if len(out) >= limit:
             break
     if n_explore:
@@ -387,29 +417,28 @@ def fallback_home(m: Models, n: int) -> list[tuple[str, float, str]]:
     return [(it, round(s / t, 3), "pop") for it, s in top[:n]]
 
 
-def product_list(u: UserState, m: Models, rules: Rules) -> tuple[str | None, list[list[Any]]]:
-    cur = u.current
-    if cur is None:
-        return None, []
-    bought = u.bought
-    items: list[list[Any]] = []
-    lst = m.cv.top(cur, rules.product_n + 2)
+def product_list(m: Models, cur: str, cat: str | None, n: int) -> bytes:
+    """The product page of ``cur``: its strongest co-visited neighbours, then its category's
+    popular items; the same for every user on that page (stored once per item)."""
+    items: list[str] = []
+    scores: list[float] = []
+    lst = m.cv.top(cur, n + 1)
     top = lst[0][1] if lst else 1.0
     for nbr, w in lst:
-        if nbr == cur or nbr in bought:
+        if nbr == cur:
             continue
-        items.append([nbr, int(w / top * 1000) / 1000])  # strength relative to the strongest
-        if len(items) >= rules.product_n:
+        items.append(nbr)
+        scores.append(int(w / top * 1000) / 1000)  # strength relative to the strongest
+        if len(items) >= n:
             break
-    if len(items) < rules.product_n:
-        c = u.item_cat.get(cur)
-        have = {i for i, _ in items}
-        for it, _ in m.pop.cat_top.get(c, ()) if c is not None else ():
-            if it != cur and it not in have and it not in bought:
-                items.append([it, 0.0])
-                if len(items) >= rules.product_n:
+    if len(items) < n and cat is not None:
+        for it, _ in m.pop.cat_top.get(cat, ()):
+            if it != cur and it not in items:
+                items.append(it)
+                scores.append(0.0)
+                if len(items) >= n:
                     break
-    return cur, items
+    return orjson.dumps({"items": items, "scores": scores})
 
 
 def _sentence(code: str, u: UserState, m: Models, item: str) -> str:
@@ -454,27 +483,15 @@ def decide(
         reason = "popular right now (not personalized)"
     d: dict[str, Any] = {
         "home": {
-            "items": [[it, s] for it, s, _ in home],
-            "why": [c for _, _, c in home],
+            "items": [it for it, _, _ in home],
+            "scores": [s for _, s, _ in home],
+            "why": "".join([CHAR.get(c, "p") for _, _, c in home]),
             "reason": reason,
         }
     }
-    cur = u.current
     if mode != "ranked":
         d["hero"] = {"theme": "trending", "reason": "what is popular right now"}
-        if mode == "degraded" and cur is not None:
-            d["product"] = {
-                "for": cur,
-                "items": product_list(u, m, rules)[1],
-                "reason": f"viewed together with {cur}",
-            }
         return d
-    if cur is not None:
-        d["product"] = {
-            "for": cur,
-            "items": product_list(u, m, rules)[1],
-            "reason": f"shoppers who viewed {cur} also viewed these",
-        }
     if top_cats is None:
         top_cats = heapq.nlargest(5, u.blended_categories().items(), key=_second)
     if intent is None:

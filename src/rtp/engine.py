@@ -47,6 +47,7 @@ from rtp.decide import (
     fallback_home,
     feature_dict,
     fill_context,
+    product_list,
     rank_home,
 )
 from rtp.decide import candidates as gen_candidates
@@ -369,10 +370,11 @@ class Engine:
             b = self.bandits.get("home")
             if b is not None:
                 b.reward(u.strategy, 1.0 if u.attributed else 0.0)
-        u.n = 0  # closed: the next event begins (and resets) a new session
         if u.dnp:
+            u.n = 0
             return
         p = fold_session(u, self.settings.profile_half_life_s)
+        u.n = 0  # closed: the next event begins (and resets) a new session
         u.returning = True
         if self.hold_profiles:
             self.pending_profiles[u.uid] = p.to_bytes()
@@ -545,6 +547,9 @@ class Engine:
         top = heapq.nlargest(5, cats.items(), key=_second) if cats else []
         intent = u.intent()
         d = decide(u, m, rules, home, u.last, mode, top, intent)
+        cur = u.current
+        if cur is not None and cur not in w.neighbours and not u.dnp:
+            w.neighbours[cur] = product_list(m, cur, u.item_cat.get(cur), rules.product_n)
         d["v"] = 1
         d["ts"] = u.last
         d["mode"] = mode

@@ -156,7 +156,7 @@ class Profile:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "ts": self.ts,
-            "cats": {c: round(w, 4) for c, w in self.cats.items()},
+            "cats": self.cats,  # rounded by every fold (storage keeps what memory keeps)
             "sessions": self.sessions,
             "events": self.events,
             "views": self.views,
@@ -166,9 +166,9 @@ class Profile:
         }
         if any(self.bands):
             d["bands"] = [round(w, 3) for w in self.bands]
-        pr = self.price_range()
-        if pr:
-            d["price"] = list(pr)
+            pr = self.price_range()
+            if pr:
+                d["price"] = list(pr)
         for name in ("bought", "favs", "abandoned"):
             v = getattr(self, name)
             if v:

@@ -18,6 +18,10 @@ ITEM = {
     "batch": "recommended for you (refreshed periodically)",
 }
 
+# One character per home item in storage ("why": "rkkkp..."); the client expands them.
+CHAR = {"cv": "v", "re": "r", "cart": "c", "cat": "k", "pop": "p", "fav": "f", "ex": "x", "batch": "b"}
+CODE = {c: code for code, c in CHAR.items()}
+
 QUIET = {
     "no_intent": "no offer: purchase intent is not high enough",
     "offer_cap": "offer already shown this visit (cap 1 per visit)",
@@ -30,7 +34,15 @@ QUIET = {
 
 
 def item_reason(code: str) -> str:
-    return ITEM.get(code, code)
+    """The sentence for an item's reason code (or its one-character storage form)."""
+    return ITEM.get(CODE.get(code, code), code)
+
+
+def expand_why(why: str | list[str]) -> list[str]:
+    """Stored ``why`` (one character per item) -> reason codes."""
+    if isinstance(why, list):
+        return why
+    return [CODE.get(c, c) for c in why]
 
 
 def quiet_reason(code: str) -> str:

@@ -381,10 +381,16 @@ def fold_session(u: UserState, profile_half_life_s: float) -> Profile:
     p.decay_to(u.last, profile_half_life_s)
     p.fold_counts(u.last, u.n, u.views, u.carts, u.buys, u.revenue)
     p.add_categories(u.session_categories())
-    p.add_prices(u.prices[:16], 1.0 / max(1, min(len(u.prices), 16)))
-    favs = [i for i, c in sorted(u.seen.items(), key=lambda kv: kv[1], reverse=True) if c >= 2]
-    p.add_favourites(list(u.cart) + favs)
-    p.add_bought(u.bought, u.last)
+    prices = u.prices[-16:]
+    if prices:
+        p.add_prices(prices, 1.0 / len(prices))
+    favs = [i for i, c in u.seen.items() if c >= 2]
+    if len(favs) > 1:
+        favs.sort(key=u.seen.__getitem__, reverse=True)
+    if u.cart or favs:
+        p.add_favourites(list(u.cart) + favs)
+    if u.bought:
+        p.add_bought(u.bought, u.last)
     if u.cart:
         p.abandoned = list(u.cart)[:10]
         p.abandoned_ts = u.last
@@ -395,6 +401,7 @@ def fold_session(u: UserState, profile_half_life_s: float) -> Profile:
         p.offer_ts = u.offer_ts
     # keep in memory exactly what storage keeps, so a profile read back equals the one folded
     p.cats = {c: round(w, 4) for c, w in p.cats.items()}
-    p.bands = [round(w, 3) for w in p.bands]
+    if prices or p.sessions > 1:
+        p.bands = [round(w, 3) for w in p.bands]
     u.profile = p
     return p

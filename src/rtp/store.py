@@ -211,6 +211,7 @@ class Store:
         self._p = p
         self._d = p + b"d:"
         self._pp = p + b"p:"
+        self._n = p + b"n:"
         self._items = p + b"items"
         self._meta = p + b"meta:"
         self._dnp = p + b"dnp"
@@ -227,6 +228,11 @@ class Store:
         self._set_p = (
             b"*5\r\n$3\r\nSET\r\n$%d\r\n" + self._pp.replace(b"%", b"%%") + b"%b\r\n$%d\r\n%b\r\n"
             b"$2\r\nEX\r\n$" + b"%d" % len(prof_ttl) + b"\r\n" + prof_ttl + b"\r\n"
+        )
+        # SET <P n:item> <value> EX <ttl>: an item's product-page neighbours, shared by users.
+        self._set_n = (
+            b"*5\r\n$3\r\nSET\r\n$%d\r\n" + self._n.replace(b"%", b"%%") + b"%b\r\n$%d\r\n%b\r\n"
+            b"$2\r\nEX\r\n$" + b"%d" % len(ctx_ttl) + b"\r\n" + ctx_ttl + b"\r\n"
         )
         self._dead_letter = self.r.register_script(_DEAD_LETTER_LUA)
 
@@ -294,8 +300,11 @@ class Store:
         for verb, users in ((b"SREM", w.dnp_remove), (b"SADD", w.dnp_add)):
             for i in range(0, len(users), step):
                 add(_command(verb, self._dnp, *[_str_bytes(u) for u in users[i : i + step]]))
-        for template, pairs in ((self._set_d, w.decisions), (self._set_p, w.profiles)):
-            prefix_len = len(d) if template is self._set_d else len(pp)
+        for template, prefix_len, pairs in (
+            (self._set_d, len(d), w.decisions),
+            (self._set_p, len(pp), w.profiles),
+            (self._set_n, len(self._n), w.neighbours.items()),
+        ):
             for user, value in pairs:
                 u = _str_bytes(user)
                 add(template % (prefix_len + len(u), u, len(value), value))

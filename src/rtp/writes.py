@@ -14,6 +14,8 @@ key                    value                                                    
                        made from (one key, one write per user per batch, so a
                        reader never sees a context newer than its decisions)
 ``P p:{user}``         long-term profile (written when a session is folded)       profile_ttl
+``P n:{item}``         the item's product-page recommendations (co-visited       context_ttl
+                       neighbours), shared by every user on that page
 ``P items``            hash item -> "category|price" (for ``Client.rerank``)      none
 ``P meta:{name}``      fallback list, per-shard stats, experiment metrics,        none
                        bandit state summaries; overwritten whole
@@ -36,6 +38,7 @@ class Writes:
         "decisions",
         "profiles",
         "items",
+        "neighbours",
         "meta",
         "forget",
         "dnp_add",
@@ -48,6 +51,7 @@ class Writes:
         self.decisions: list[tuple[str, bytes]] = []  # (user, value) -> P d:{user}
         self.profiles: list[tuple[str, bytes]] = []  # (user, value) -> P p:{user}
         self.items: dict[str, bytes] = {}  # item -> b"category|price" into P items
+        self.neighbours: dict[str, bytes] = {}  # item -> its product list -> P n:{item}
         self.meta: list[tuple[str, bytes]] = []  # (name, value) -> P meta:{name}
         self.forget: list[str] = []  # users whose every key is deleted
         self.dnp_add: list[str] = []
@@ -60,6 +64,7 @@ class Writes:
             len(self.decisions)
             + len(self.profiles)
             + len(self.items)
+            + len(self.neighbours)
             + len(self.meta)
             + len(self.forget)
             + len(self.dnp_add)

@@ -15,6 +15,7 @@ from rtp.client import Client
 from rtp.config import Settings
 from rtp.errors import StoreUnavailable
 from rtp.events import Event, parse_json
+from rtp.reasons import item_reason, quiet_reason
 from tests.conftest import RedisServer
 
 DOC: dict[str, Any] = {
@@ -36,9 +37,19 @@ DOC: dict[str, Any] = {
         "referral": "search",
         "hour": 9,
     },
-    "home": {"items": [["h1", 0.9], ["h2", 0.2]], "why": ["re"], "reason": "because you viewed"},
-    "product": {"for": "r1", "items": [["p1", 0.5]], "reason": "similar"},
-    "offer": {"show": False, "reason": "no intent"},
+    # the stored form: ids, scores and one reason character per item (see rtp.reasons.CHAR)
+    "home": {
+        "items": ["h1", "h2"],
+        "scores": [0.9, 0.2],
+        "why": "rk",
+        "reason": "because you viewed",
+    },
+    "offer": "no_intent",  # a quiet placement is stored as its reason code
+}
+# product pages are stored once per item (P n:{item}), shared by every user on that page
+NEIGHBOURS: dict[str, dict[str, Any]] = {
+    "r1": {"items": ["p1", "r1", "p2"], "scores": [0.5, 0.4, 0.1]},
+    "p1": {"items": ["r2"], "scores": [1.0]},
 }
 ITEMS = {
     "shoe-cheap": b"shoes|20.0",
@@ -60,6 +71,8 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
     r.set("rtp:d:u1", orjson.dumps(DOC))
     r.set("rtp:p:u1", orjson.dumps({"cats": {"shoes": 2.0}}))
     r.hset("rtp:items", mapping=ITEMS)
+    for item, page in NEIGHBOURS.items():
+        r.set(f"rtp:n:{item}", orjson.dumps(page))
     yield r
     r.close()
 
@@ -75,13 +88,34 @@ def test_context_profile_decision(client: Client) -> None:
     assert client.profile("u1") == {"cats": {"shoes": 2.0}}
     home = client.decision("u1")
     assert home is not None
-    assert home["items"] == DOC["home"]["items"]
+    assert home["items"] == [["h1", 0.9], ["h2", 0.2]]  # public form: [id, score] pairs
+    assert home["why"] == ["re", "cat"]
+    assert home["reasons"] == [item_reason("re"), item_reason("cat")]
     assert home["reason"] == DOC["home"]["reason"]
     for name in ("ts", "mode", "model", "exp"):
         assert home[name] == DOC[name]
     assert home["placement"] == "home"
+    # product defaults to the page the user is on (ctx.recent[0]) and never lists that item
     product = client.decision("u1", "product")
     assert product is not None and product["for"] == "r1" and product["placement"] == "product"
+    assert product["items"] == [["p1", 0.5], ["p2", 0.1]]
+    assert product["reason"]
+    for name in ("ts", "mode", "model", "exp"):
+        assert product[name] == DOC[name]
+    other = client.decision("u1", "product", item="p1")
+    assert other is not None and other["for"] == "p1" and other["items"] == [["r2", 1.0]]
+    assert client.decision("u1", "product", item="no-page") is None
+    assert client.decision("nobody", "product", item="r1") is None
+    # a quiet placement comes back with its sentence and code
+    offer = client.decision("u1", "offer")
+    assert offer is not None
+    assert (offer["show"], offer["code"]) == (False, "no_intent")
+    assert offer["reason"] == quiet_reason("no_intent")
+    # recent / nav are derived from the context
+    recent = client.decision("u1", "recent")
+    assert recent is not None and recent["items"] == ["k1", "r1", "r2"]  # cart first
+    nav = client.decision("u1", "nav")
+    assert nav is not None and nav["categories"][0] == "shoes"
     assert client.decisions("u1") == DOC
 
 

@@ -5,10 +5,19 @@ from __future__ import annotations
 import heapq
 import random
 
+import orjson
 import pytest
 
 from rtp.config import Settings
-from rtp.decide import Models, Rules, candidates, decide, fill_context, rank_home
+from rtp.decide import (
+    Models,
+    Rules,
+    candidates,
+    decide,
+    fill_context,
+    product_list,
+    rank_home,
+)
 from rtp.engine import Engine
 from rtp.profile import Profile
 from rtp.session import UserState, fold_session
@@ -147,18 +156,36 @@ def test_rank_home_scores_equal_the_reference_model_scores() -> None:
 
 
 def test_product_placement_never_recommends_the_item_being_viewed_or_bought() -> None:
+    """The product page (shared by every user, stored once per item) never lists the item
+    itself; bought items are a per-user rule and are kept out of ``home``."""
     m = _models()
     rules = Rules()
+    pages = 0
     for u in _sessions(2):
         d = decide(u, m, rules, rank_home(u, m, rules), u.last, "ranked")
-        if u.current is None:
+        assert "product" not in d  # no longer stored per user
+        bought = set(u.bought) | set(u.profile.bought if u.profile else ())
+        assert not set(d["home"]["items"]) & bought
+        assert len(d["home"]["items"]) == len(d["home"]["scores"]) == len(d["home"]["why"])
+        cur = u.current
+        if cur is None:
             continue
-        prod = d["product"]
-        assert prod["for"] == u.current
-        items = [i for i, _ in prod["items"]]
-        assert u.current not in items
-        assert not set(items) & set(u.bought)
-        assert len(items) <= rules.product_n
+        prod = orjson.loads(product_list(m, cur, u.item_cat.get(cur), rules.product_n))
+        items = prod["items"]
+        assert cur not in items
+        assert len(items) == len(set(items)) == len(prod["scores"])
+        assert 0 < len(items) <= rules.product_n
+        pages += 1
+    assert pages > 0
+    # the item is left off its own page even where it leads its category's fill-in list
+    m2 = Models()
+    m2.cv.add(["a"], "a", 5.0, T0)
+    m2.cv.add(["a"], "b", 1.0, T0)
+    m2.pop.add("a", "c", 1.0, 9.0, T0)
+    m2.pop.add("z", "c", 1.0, 1.0, T0)
+    m2.boundary(T0)
+    page = orjson.loads(product_list(m2, "a", "c", rules.product_n))
+    assert page["items"] == ["b", "z"] and page["scores"] == [1.0, 0.0]
 
 
 def test_bought_items_never_in_home_this_session_or_later() -> None:

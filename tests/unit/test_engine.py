@@ -7,9 +7,11 @@ from typing import Any
 import orjson
 import pytest
 
+from rtp.client import Client
 from rtp.config import Settings
 from rtp.engine import Engine
 from rtp.profile import Profile
+from rtp.reasons import CHAR
 from rtp.store import Store
 from rtp.writes import Writes
 from tests.builders import (
@@ -126,22 +128,43 @@ def test_intent_discount_through_the_engine() -> None:
     assert ds[-1]["ctx"]["intent"] >= 0.6
 
 
-def test_just_viewed_item_not_on_product_and_bought_never_in_home() -> None:
-    eng = Engine(Settings())
+def test_just_viewed_item_not_on_product_and_bought_never_in_home(redis_url: str) -> None:
+    with Store.from_url(redis_url) as store, Client.from_url(redis_url) as client:
+        _product_and_home_as_served(Engine(Settings()), store, client)
+
+
+def _product_and_home_as_served(eng: Engine, store: Store, client: Client) -> None:
+    def read(events: list[Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Each event as its own batch, written to Redis; home and product as served."""
+        out = []
+        for e in events:
+            w = eng.process([e])
+            assert e.user in decisions(w)
+            store.write(w)
+            home, prod = client.decision(e.user, "home"), client.decision(e.user, "product")
+            assert home is not None and prod is not None
+            out.append((home, prod))
+        return out
+
     # co-visits so that both a and b have neighbours
     for k in range(5):
-        eng.process([view(f"o{k}", "a", T0, "c"), view(f"o{k}", "b", T0, "c"),
-                     view(f"o{k}", "d", T0, "c")])
-    ds = one_by_one(eng, [view("u", "a", T0 + 10, "c"), view("u", "b", T0 + 20, "c"),
-                          cart("u", "d", T0 + 30, "c"), view("u", "d", T0 + 35, "c")])
-    for d in ds:
-        prod = d["product"]
-        assert prod["for"] not in [i for i, _ in prod["items"]]
-    assert "d" in [i for i, _ in ds[1]["product"]["items"]]
-    d = one_by_one(eng, [buy("u", "d", T0 + 40, "c", 5.0), view("u", "a", T0 + 50, "c")])
-    for doc in d:
-        assert "d" not in [i for i, _ in doc["home"]["items"]]
-        assert "d" not in [i for i, _ in doc["product"]["items"]]
+        store.write(eng.process([view(f"o{k}", "a", T0, "c"), view(f"o{k}", "b", T0, "c"),
+                                 view(f"o{k}", "d", T0, "c")]))
+    ds = read([view("u", "a", T0 + 10, "c"), view("u", "b", T0 + 20, "c"),
+               cart("u", "d", T0 + 30, "c"), view("u", "d", T0 + 35, "c")])
+    for (_, prod), now_on in zip(ds, ["a", "b", "d", "d"], strict=True):
+        assert prod["for"] == now_on
+        assert now_on not in [i for i, _ in prod["items"]]
+        assert prod["items"]
+    assert "d" in [i for i, _ in ds[1][1]["items"]]
+    # the page is shared: any user (or an explicit item) reads the same list
+    other = client.decision("o0", "product", item="b")
+    assert other is not None and other["items"] == ds[1][1]["items"]
+    d = read([buy("u", "d", T0 + 40, "c", 5.0), view("u", "a", T0 + 50, "c")])
+    for home, _ in d:
+        assert home["items"]
+        assert "d" not in [i for i, _ in home["items"]]
+    # (product pages are per item, not per user: a bought item may appear there)
 
 
 def test_a_decision_written_in_the_batch_that_closes_the_session_shows_the_session() -> None:
@@ -226,7 +249,8 @@ def test_degraded_mode_engages_on_lag_and_recovers_with_hysteresis() -> None:
     w = eng.process([view("u", "i9", T0 + 9, "c")], lag_ref=now[0] - 9.0)
     d = decisions(w)["u"]
     assert d["mode"] == "degraded"
-    assert [i for i, _ in d["home"]["items"]] == eng.models.pop.trending_items(20)
+    assert d["home"]["items"] == eng.models.pop.trending_items(20)
+    assert d["home"]["why"] == CHAR["pop"] * len(d["home"]["items"])
     assert "catching up" in d["home"]["reason"]
 
 

@@ -126,7 +126,7 @@ def test_engine_decisions_record_the_model_version() -> None:
     eng.process([view(f"o{k}", it, T0, "c") for k in range(3) for it in ("p", "q", "r")])
     d = decisions(eng.process([view("u", "a", T0 + 1, "c")]))["u"]
     assert d["model"] == "lr-0"
-    served = [i for i, _ in d["home"]["items"]]
+    served = d["home"]["items"]  # stored as ids (scores beside them)
     assert "p" in served
     # the user now views an item that was served: a ranking example, learned
     d2 = decisions(eng.process([view("u", "p", T0 + 2, "c")]))["u"]
