@@ -53,7 +53,7 @@ class Settings:
     # Decisions
     home_n: int = 20
     product_n: int = 10
-    reshow_slots: int = 4  # "continue shopping": session items kept in the home list
+    reshow_slots: int = 8  # "continue shopping": session items allowed in the home list
     explore_share: float = 0.1  # share of home slots for items outside the user's pattern
     neighbours_k: int = 30  # bounded top-K co-visited neighbours per item
     seed: int = 7

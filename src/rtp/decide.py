@@ -27,8 +27,9 @@ from rtp.session import DEEP, RAPID, UserState
 
 _second = itemgetter(1)
 N_FEATURES = len(FEATURES)
-SEED_FACTORS = (1.0, 0.6, 0.4)
-CV_PER_SEED = 8  # neighbours taken from each of the last three items (measured in BENCHMARKS.md)
+SEEDS = 5  # the session's last items whose neighbours are candidates
+SEED_FACTORS = (1.0, 0.6, 0.4, 0.3, 0.2, 0.15)
+CV_PER_SEED = 12  # neighbours taken from each seed item (measured in BENCHMARKS.md)
 CAT_PER_CAT = 15  # popular items from each of the two strongest categories (discovery)
 TREND_N = 4
 
@@ -49,7 +50,7 @@ class Rules:
 
     home_n: int = 20
     product_n: int = 10
-    reshow_slots: int = 4  # session items allowed in the home list ("continue shopping")
+    reshow_slots: int = 8  # session items allowed in the home list ("continue shopping")
     explore_share: float = 0.1
     suppress_bought: bool = True
     product_suppress_viewed: bool = True  # the product page never recommends its own item
@@ -126,7 +127,7 @@ def candidates(u: UserState, m: Models, cats: dict[str, float]) -> dict[str, lis
     cands: dict[str, list[float]] = {}
     get = cands.get
     recent = u.recent
-    seeds = recent[-1:-4:-1]
+    seeds = recent[-1 : -SEEDS - 1 : -1]
     for idx, seed in enumerate(seeds):
         lst = m.cv.top(seed, CV_PER_SEED)
         if not lst:
@@ -239,7 +240,7 @@ def fast_scores(
 
     recent = u.recent
     cv_top = m.cv.top
-    for idx, seed in enumerate(recent[-1:-4:-1]):
+    for idx, seed in enumerate(recent[-1 : -SEEDS - 1 : -1]):
         lst = cv_top(seed, CV_PER_SEED)
         if not lst:
             continue

@@ -202,12 +202,19 @@ def summary(report: dict[str, Any]) -> str:
         hr = rep[f"hr@{k}"]
         mrr = rep[f"mrr@{k}"]
         new = rep.get("new_to_session", {}).get(f"hr@{k}", {})
+        new_hr = new.get("value", float("nan"))
         lines.append(
             f"{name:>9}: HR@{k} {hr['value']:.4f} [{hr['ci'][0]:.4f}, {hr['ci'][1]:.4f}]  "
-            f"MRR@{k} {mrr['value']:.4f}  new-to-session HR@{k} {new.get('value', float('nan')):.4f}"
-            f"  coverage@{k} {rep.get(f'coverage@{k}', float('nan')):.3f}  targets {rep['targets']}"
+            f"MRR@{k} {mrr['value']:.4f}  new-to-session HR@{k} {new_hr:.4f}  "
+            f"coverage@{k} {rep.get(f'coverage@{k}', float('nan')):.3f}  targets {rep['targets']}"
         )
     for name, lift in report.get("lift", {}).items():
-        ratio = lift.get("ratio", {})
-        lines.append(f"lift {name}: {ratio.get('value', float('nan')):.2f}x {ratio.get('ci', '')}")
+        for metric in (f"hr@{k}", f"mrr@{k}"):
+            ratio = lift.get("ratio", {}).get(metric, {})
+            value, ci = ratio.get("value"), ratio.get("ci")
+            if value is None or value != value:
+                text = "n/a (no hits in the second)"
+            else:
+                text = f"{value:.2f}x" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+            lines.append(f"lift {name} {metric}: {text} on {lift.get('paired_targets')} targets")
     return "\n".join(lines)
