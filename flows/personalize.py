@@ -1,7 +1,8 @@
 """The rtp dataflow for ``python -m bytewax.run flows.personalize:flow``.
 
-Live (default): ``RTP_REDIS_URL=redis://localhost:6379/0 python -m bytewax.run flows.personalize:flow``
-reads the Redis stream ``rtp:events`` (``RTP_STREAM``) and writes decisions to the same Redis.
+Live (default): ``RTP_REDIS_URL=redis://localhost:6379/0 python -m bytewax.run
+flows.personalize:flow`` reads the Redis stream ``rtp:events`` (``RTP_STREAM``) and writes
+decisions to the same Redis.
 Replay: ``RTP_SOURCE=path/to/file.csv RTP_FORMAT=taobao python -m bytewax.run ...``.
 Recovery: add ``-r DIR -s 10 -b 10`` after creating the store with
 ``python -m bytewax.recovery DIR 1``, and set ``RTP_HOLD_PROFILES=1`` (profiles are then written

@@ -19,13 +19,25 @@ HOUR = 3_600.0
 DAY = 86_400.0
 
 
-def view(user: str, item: str, ts: float, category: str | None = None,
-         price: float | None = None, **kw: Any) -> ev.Event:
+def view(
+    user: str,
+    item: str,
+    ts: float,
+    category: str | None = None,
+    price: float | None = None,
+    **kw: Any,
+) -> ev.Event:
     return ev.Event(ev.PRODUCT_VIEW, user, ts, item, category, price, **kw)
 
 
-def cart(user: str, item: str, ts: float, category: str | None = None,
-         price: float | None = None, **kw: Any) -> ev.Event:
+def cart(
+    user: str,
+    item: str,
+    ts: float,
+    category: str | None = None,
+    price: float | None = None,
+    **kw: Any,
+) -> ev.Event:
     return ev.Event(ev.ADD_TO_CART, user, ts, item, category, price, **kw)
 
 
@@ -33,8 +45,14 @@ def uncart(user: str, item: str, ts: float, category: str | None = None, **kw: A
     return ev.Event(ev.REMOVE_FROM_CART, user, ts, item, category, **kw)
 
 
-def buy(user: str, item: str, ts: float, category: str | None = None,
-        price: float | None = None, **kw: Any) -> ev.Event:
+def buy(
+    user: str,
+    item: str,
+    ts: float,
+    category: str | None = None,
+    price: float | None = None,
+    **kw: Any,
+) -> ev.Event:
     return ev.Event(ev.PURCHASE, user, ts, item, category, price, **kw)
 
 
@@ -58,8 +76,15 @@ def dnp(user: str, flag: bool = True) -> ev.Event:
     return ev.Event(ev.DO_NOT_PERSONALIZE, user, 0.0, dnp=flag)
 
 
-def feed(u: UserState, events: Iterable[ev.Event], *, half_life_s: float = 600.0,
-         recent_n: int = 12, queries_n: int = 5, gap_s: float = 1_800.0) -> list[bool]:
+def feed(
+    u: UserState,
+    events: Iterable[ev.Event],
+    *,
+    half_life_s: float = 600.0,
+    recent_n: int = 12,
+    queries_n: int = 5,
+    gap_s: float = 1_800.0,
+) -> list[bool]:
     """Fold events into one UserState the way the engine does (split, then update).
 
     Returns, per event, whether it started a new session (finished sessions are not folded
@@ -104,8 +129,9 @@ def write_jsonl(path: Path, events: Iterable[ev.Event | dict[str, Any] | bytes])
     return path
 
 
-def background(items: Sequence[tuple[str, str, float | None]], ts: float, times: int = 1,
-               prefix: str = "bg") -> list[ev.Event]:
+def background(
+    items: Sequence[tuple[str, str, float | None]], ts: float, times: int = 1, prefix: str = "bg"
+) -> list[ev.Event]:
     """Popularity without co-visits: each (item, category, price) is viewed ``times`` times,
     each time by a different one-event user, all at ``ts``."""
     out = []
@@ -117,8 +143,9 @@ def background(items: Sequence[tuple[str, str, float | None]], ts: float, times:
     return out
 
 
-def synthetic_stream(n_users: int, seed: int = 0, start: float = T0,
-                     sessions: int = 3) -> list[ev.Event]:
+def synthetic_stream(
+    n_users: int, seed: int = 0, start: float = T0, sessions: int = 3
+) -> list[ev.Event]:
     """A small seeded clickstream in time order: users with a favourite category and price
     level, sessions of at most 10 events (views with re-views, carts, some purchases and
     searches) an hour or more apart; popular items within each category."""
@@ -127,8 +154,11 @@ def synthetic_stream(n_users: int, seed: int = 0, start: float = T0,
     rng = random.Random(seed)
     cats = [f"c{k}" for k in range(8)]
     items = {c: [f"{c}i{k}" for k in range(30)] for c in cats}
-    price = {it: round(5.0 * (1 + k % 30) * (1 + j), 2)
-             for j, c in enumerate(cats) for k, it in enumerate(items[c])}
+    price = {
+        it: round(5.0 * (1 + k % 30) * (1 + j), 2)
+        for j, c in enumerate(cats)
+        for k, it in enumerate(items[c])
+    }
     out: list[ev.Event] = []
     for n in range(n_users):
         user = f"u{n}"
@@ -139,8 +169,11 @@ def synthetic_stream(n_users: int, seed: int = 0, start: float = T0,
             for _ in range(rng.randint(2, 10)):
                 t += rng.uniform(3, 90)
                 c = fav if rng.random() < 0.75 else rng.choice(cats)
-                it = (rng.choice(seen) if seen and rng.random() < 0.25
-                      else items[c][min(int(rng.expovariate(0.2)), 29)])
+                it = (
+                    rng.choice(seen)
+                    if seen and rng.random() < 0.25
+                    else items[c][min(int(rng.expovariate(0.2)), 29)]
+                )
                 c = it.split("i")[0]
                 r = rng.random()
                 if r < 0.08:

@@ -175,9 +175,7 @@ class Popularity:
         score = self.score
         if self._touched:
             pool = self._touched.union(i for i, _ in self.trending)
-            self.trending = heapq.nlargest(
-                self.top_n, ((i, score[i]) for i in pool), key=_second
-            )
+            self.trending = heapq.nlargest(self.top_n, ((i, score[i]) for i in pool), key=_second)
             self._touched = set()
         n = self.cat_top_n
         cat_top = self.cat_top

@@ -53,10 +53,7 @@ class EngineLogic(StatefulBatchLogic[ShardBatch, Writes, Engine]):
     def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[Writes], bool]:
         eng = self.engine
         eng.shard = values[0].shard
-        if len(values) == 1:
-            events = values[0].events
-        else:
-            events = [e for v in values for e in v.events]
+        events = values[0].events if len(values) == 1 else [e for v in values for e in v.events]
         lag_ref = None
         for v in values:
             eng.stats["read"] = eng.stats.get("read", 0) + v.read

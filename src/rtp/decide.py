@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 
 from rtp.candidates import CoVisitation, Popularity
-from rtp.reasons import CHAR
 from rtp.ranking import FEATURES, OnlineRanker
+from rtp.reasons import CHAR
 from rtp.session import DEEP, RAPID, UserState
 
 _second = itemgetter(1)
@@ -211,7 +211,7 @@ def fast_scores(
     trending = pop.trending
     top_pop = trending[0][1] if trending else 1.0
     w4n = w4 / top_pop
-    base = m.ranker.model.intercept
+    base = float(m.ranker.model.intercept)
     if band is None:
         base += 0.5 * w6
         lo = hi = 0.0
@@ -554,22 +554,21 @@ def _offer(u: UserState, rules: Rules, ts: float, intent: float) -> dict[str, An
             "items": p.abandoned[:3],
             "reason": f"you left {n} item{'s' if n != 1 else ''} in your cart last visit",
         }
-    elif not u.buys:
-        if intent >= rules.intent_offer:
-            item, times = max(u.seen.items(), key=_second) if u.seen else (None, 0)
-            target = next(iter(u.cart), item)
-            why = (
-                f"you viewed {item} {times} times"
-                if times >= 3
-                else f"{len(u.cart)} item(s) in your cart"
-            )
-            offer = {
-                "show": True,
-                "type": "discount",
-                "pct": 10,
-                "item": target,
-                "reason": f"high purchase intent: {why}",
-            }
+    elif not u.buys and intent >= rules.intent_offer:
+        item, times = max(u.seen.items(), key=_second) if u.seen else (None, 0)
+        target = next(iter(u.cart), item)
+        why = (
+            f"you viewed {item} {times} times"
+            if times >= 3
+            else f"{len(u.cart)} item(s) in your cart"
+        )
+        offer = {
+            "show": True,
+            "type": "discount",
+            "pct": 10,
+            "item": target,
+            "reason": f"high purchase intent: {why}",
+        }
     if offer is None:
         return "no_intent"
     u.offer = offer

@@ -573,7 +573,7 @@ class Engine:
         self._last_meta = now
         m = self.models
         w.meta.append(("fallback", orjson.dumps([i for i, _ in m.pop.trending])))
-        stats = dict(self.stats)
+        stats: dict[str, Any] = dict(self.stats)
         stats["users_in_memory"] = len(self.users) + len(self.idle)
         stats["event_time"] = self.high
         stats["model"] = m.ranker.version

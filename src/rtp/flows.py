@@ -53,7 +53,7 @@ def live_flow(settings: Settings, stream: str = DEFAULT_STREAM, run: str = "live
     if not settings.redis_url:
         from rtp.errors import ConfigError
 
-        raise ConfigError("a live flow needs RTP_REDIS_URL: the stream and the decisions live there")
+        raise ConfigError("a live flow needs RTP_REDIS_URL: its stream and decisions live there")
     source = RedisStreamSource(
         settings.redis_url,
         stream=stream,
@@ -94,4 +94,5 @@ def flow_from_env(env: Mapping[str, str] | None = None) -> Dataflow:
     assert settings.redis_url is not None
     if source == "redis":
         return live_flow(settings, env.get("RTP_STREAM", DEFAULT_STREAM))
-    return file_flow(settings, source.split(":"), env.get("RTP_FORMAT", "jsonl"), settings.redis_url)
+    fmt = env.get("RTP_FORMAT", "jsonl")
+    return file_flow(settings, source.split(":"), fmt, settings.redis_url)

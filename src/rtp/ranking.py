@@ -77,7 +77,8 @@ class OnlineRanker:
         self.updates += 1
 
     def predict_proba_one(self, x: dict[str, float]) -> float:
-        return float(self.model.predict_proba_one(x)[True])
+        proba: dict[bool, float] = self.model.predict_proba_one(x)
+        return float(proba[True])
 
     def score(self, x: dict[str, float]) -> float:
         """The linear score (monotone in the predicted probability)."""

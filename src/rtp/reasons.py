@@ -19,7 +19,16 @@ ITEM = {
 }
 
 # One character per home item in storage ("why": "rkkkp..."); the client expands them.
-CHAR = {"cv": "v", "re": "r", "cart": "c", "cat": "k", "pop": "p", "fav": "f", "ex": "x", "batch": "b"}
+CHAR = {
+    "cv": "v",
+    "re": "r",
+    "cart": "c",
+    "cat": "k",
+    "pop": "p",
+    "fav": "f",
+    "ex": "x",
+    "batch": "b",
+}
 CODE = {c: code for code, c in CHAR.items()}
 
 QUIET = {

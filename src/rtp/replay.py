@@ -191,6 +191,8 @@ def summary(report: dict[str, Any]) -> str:
         f"rejected {report['rejected']:,}  users ~{report['users']:,}  "
         f"sessions {report['sessions']:,}\n"
         f"decisions: ranked {d['ranked']:,}  degraded {d['degraded']:,}  "
-        f"non-personalized {d['non_personalized']:,}  (coalesced events {d['coalesced_events']:,})\n"
-        f"{report['seconds']:.2f} s, {report['events_per_s']:,.0f} events/s, model {report['model']}"
+        f"non-personalized {d['non_personalized']:,}  "
+        f"(coalesced events {d['coalesced_events']:,})\n"
+        f"{report['seconds']:.2f} s, {report['events_per_s']:,.0f} events/s, "
+        f"model {report['model']}"
     )

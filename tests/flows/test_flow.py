@@ -42,11 +42,21 @@ from tests.builders import (
 )
 
 
-def run_flow(path: Path, settings: Settings, url: str, *, batch_lines: int = 200,
-             run: str = "t", loader: bool = True) -> Store:
+def run_flow(
+    path: Path,
+    settings: Settings,
+    url: str,
+    *,
+    batch_lines: int = 200,
+    run: str = "t",
+    loader: bool = True,
+) -> Store:
     source = FilesSource(path, "jsonl", batch_lines=batch_lines)
     flow = build_flow(
-        source, settings, RedisSink(url, settings), DeadLetterSink(url, settings),
+        source,
+        settings,
+        RedisSink(url, settings),
+        DeadLetterSink(url, settings),
         loader_factory=(lambda: Store.from_url(url, settings).load_users) if loader else None,
         run=run,
     )
@@ -57,7 +67,7 @@ def run_flow(path: Path, settings: Settings, url: str, *, batch_lines: int = 200
 def decision_docs(r: redis.Redis, prefix: str = "rtp:d:") -> dict[str, dict[str, Any]]:
     keys = sorted(r.scan_iter(match=prefix + "*", count=1000))
     vals = r.mget(keys) if keys else []
-    return {k.decode()[len(prefix):]: orjson.loads(v) for k, v in zip(keys, vals, strict=False)}
+    return {k.decode()[len(prefix) :]: orjson.loads(v) for k, v in zip(keys, vals, strict=False)}
 
 
 def last_event_ts(events: list) -> dict[str, float]:
@@ -71,15 +81,21 @@ BAD_LINES = [
     (b'{"v": 1, "type": "product_view", "user": "bad1", "ts": 17', INVALID_JSON),
     (b'{"v": 1, "type": "teleport", "user": "bad2", "ts": 1700000000}', UNKNOWN_TYPE),
     (b'{"v": 1, "type": "product_view", "ts": 1700000000, "item": "x"}', MISSING_FIELD),
-    (b'{"v": 1, "type": "product_view", "user": "bad3", "ts": 1700000000, "item": "x", '
-     b'"price": -4}', INVALID_PRICE),
-    (b'{"v": 1, "type": "product_view", "user": "bad4", "ts": "yesterday", "item": "x"}',
-     INVALID_FIELD),
+    (
+        b'{"v": 1, "type": "product_view", "user": "bad3", "ts": 1700000000, "item": "x", '
+        b'"price": -4}',
+        INVALID_PRICE,
+    ),
+    (
+        b'{"v": 1, "type": "product_view", "user": "bad4", "ts": "yesterday", "item": "x"}',
+        INVALID_FIELD,
+    ),
 ]
 
 
-def test_flow_counts_add_up_and_rejections_keep_their_reasons(redis_url: str,
-                                                              tmp_path: Path) -> None:
+def test_flow_counts_add_up_and_rejections_keep_their_reasons(
+    redis_url: str, tmp_path: Path
+) -> None:
     events = synthetic_stream(40, seed=1)
     lines: list[Any] = list(events)
     where = {}
@@ -133,10 +149,14 @@ def test_burst_of_one_user_coalesces_to_one_write_per_batch(tmp_path: Path) -> N
 
 def test_profile_from_one_run_is_read_back_by_the_next(redis_url: str, tmp_path: Path) -> None:
     settings = Settings(redis_url=redis_url)
-    bg = background([("p1", "toys", 5.0), ("p2", "toys", 7.0), ("g1", "garden", 40.0)],
-                    T0 - 60, times=2)
-    first = bg + [view("r", "g1", T0, "garden", 40.0), view("r", "g2", T0 + 20, "garden", 50.0),
-                  cart("r", "g2", T0 + 40, "garden", 50.0)]
+    bg = background(
+        [("p1", "toys", 5.0), ("p2", "toys", 7.0), ("g1", "garden", 40.0)], T0 - 60, times=2
+    )
+    first = bg + [
+        view("r", "g1", T0, "garden", 40.0),
+        view("r", "g2", T0 + 20, "garden", 50.0),
+        cart("r", "g2", T0 + 40, "garden", 50.0),
+    ]
     store = run_flow(write_jsonl(tmp_path / "day1.jsonl", first), settings, redis_url, run="d1")
     prof = store.get_profile("r")
     assert prof is not None and prof["sessions"] == 1 and prof["abandoned"] == ["g2"]
@@ -154,12 +174,14 @@ def test_profile_from_one_run_is_read_back_by_the_next(redis_url: str, tmp_path:
     store.close()
 
 
-def test_assist_fires_once_over_normalised_repeated_searches(redis_url: str,
-                                                             tmp_path: Path) -> None:
+def test_assist_fires_once_over_normalised_repeated_searches(
+    redis_url: str, tmp_path: Path
+) -> None:
     settings = Settings(redis_url=redis_url)
     # each event in its own batch, so every event gets a decision written (and kept in a list)
-    evs = [search("s", q, T0 + 10 * k) for k, q in enumerate(["Red Shoes", "red  shoes",
-                                                              "RED shoes"])]
+    evs = [
+        search("s", q, T0 + 10 * k) for k, q in enumerate(["Red Shoes", "red  shoes", "RED shoes"])
+    ]
     evs += [view("s", f"i{k}", T0 + 40 + 10 * k, "shoes") for k in range(4)]
     path = write_jsonl(tmp_path / "search.jsonl", evs)
     out: list[Writes] = []
@@ -180,18 +202,23 @@ def test_do_not_personalize_and_forget_through_the_flow(redis_url: str, tmp_path
     bg = background([("p1", "c", 5.0), ("p2", "c", 6.0)], T0 - 60, times=2)
     evs = bg + [
         # flagged on the event itself
-        view("flag", "a", T0, "c", dnp=True), view("flag", "b", T0 + 10, "c"),
+        view("flag", "a", T0, "c", dnp=True),
+        view("flag", "b", T0 + 10, "c"),
         # personalised first, then a dnp control event
-        view("ctl", "a", T0, "c"), view("ctl", "b", T0 + 10, "c"),
+        view("ctl", "a", T0, "c"),
+        view("ctl", "b", T0 + 10, "c"),
         # a user who is forgotten at the end
-        view("gone", "a", T0, "c"), cart("gone", "b", T0 + 10, "c", 3.0),
+        view("gone", "a", T0, "c"),
+        cart("gone", "b", T0 + 10, "c", 3.0),
         # a normal user, for contrast
-        view("keep", "a", T0, "c"), view("keep", "b", T0 + 10, "c"),
+        view("keep", "a", T0, "c"),
+        view("keep", "b", T0 + 10, "c"),
     ]
     evs += [view("ctl", "x", T0 + 3 * HOUR, "c"), view("gone", "x", T0 + 3 * HOUR, "c")]
     evs += [dnp("ctl"), view("ctl", "y", T0 + 3 * HOUR + 20, "c"), forget("gone")]
-    store = run_flow(write_jsonl(tmp_path / "privacy.jsonl", evs), settings, redis_url,
-                     batch_lines=1)
+    store = run_flow(
+        write_jsonl(tmp_path / "privacy.jsonl", evs), settings, redis_url, batch_lines=1
+    )
     r = store.r
     for user in ("flag", "ctl"):
         d = store.get_decisions(user)
@@ -211,19 +238,25 @@ def test_do_not_personalize_and_forget_through_the_flow(redis_url: str, tmp_path
     store.close()
 
 
-def test_control_events_in_the_batch_that_folds_a_session(redis_url: str,
-                                                          tmp_path: Path) -> None:
+def test_control_events_in_the_batch_that_folds_a_session(redis_url: str, tmp_path: Path) -> None:
     # The session fold (a profile write) and the dnp / forget event land in one batch.
     settings = Settings(redis_url=redis_url)
-    evs = [view("ctl", "a", T0, "c"), view("gone", "a", T0, "c"),
-           view("ctl", "x", T0 + 3 * HOUR, "c"), view("gone", "x", T0 + 3 * HOUR, "c"),
-           dnp("ctl"), forget("gone")]
-    store = run_flow(write_jsonl(tmp_path / "same.jsonl", evs), settings, redis_url,
-                     batch_lines=2)  # batch 2 holds the folds, batch 3 the controls: fine
+    evs = [
+        view("ctl", "a", T0, "c"),
+        view("gone", "a", T0, "c"),
+        view("ctl", "x", T0 + 3 * HOUR, "c"),
+        view("gone", "x", T0 + 3 * HOUR, "c"),
+        dnp("ctl"),
+        forget("gone"),
+    ]
+    store = run_flow(
+        write_jsonl(tmp_path / "same.jsonl", evs), settings, redis_url, batch_lines=2
+    )  # batch 2 holds the folds, batch 3 the controls: fine
     assert store.r.exists("rtp:p:ctl", "rtp:p:gone", "rtp:d:gone") == 0
     store.r.flushdb()
-    store = run_flow(write_jsonl(tmp_path / "same.jsonl", evs), settings, redis_url,
-                     batch_lines=1000)  # one batch
+    store = run_flow(
+        write_jsonl(tmp_path / "same.jsonl", evs), settings, redis_url, batch_lines=1000
+    )  # one batch
     assert store.r.exists("rtp:p:gone") == 0, "a forgotten user's profile is stored"
     assert store.r.exists("rtp:p:ctl") == 0, "a do-not-personalize user's profile is stored"
     store.close()
@@ -232,13 +265,13 @@ def test_control_events_in_the_batch_that_folds_a_session(redis_url: str,
 # --- budget ------------------------------------------------------------------------------------
 
 
-def test_degraded_decisions_are_counted_in_the_replay_report(redis_url: str,
-                                                             tmp_path: Path) -> None:
+def test_degraded_decisions_are_counted_in_the_replay_report(
+    redis_url: str, tmp_path: Path
+) -> None:
     events = synthetic_stream(20, seed=4)
     path = write_jsonl(tmp_path / "lag.jsonl", events)
     # a flow that always lags: any lag >= 0 is above degrade_lag_s, none below recover_lag_s
-    settings = Settings(redis_url=redis_url, degrade_lag_s=-1.0, recover_lag_s=-2.0,
-                        batch_lines=50)
+    settings = Settings(redis_url=redis_url, degrade_lag_s=-1.0, recover_lag_s=-2.0, batch_lines=50)
     report = replay([path], "jsonl", settings, progress=False)
     docs = decision_docs(redis.Redis.from_url(redis_url))
     assert docs and all(d["mode"] == "degraded" for d in docs.values())
@@ -256,8 +289,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-SESSION_FIELDS = ("session", "started", "events", "recent", "cart", "queries", "price",
-                  "mode", "intent", "pace", "dwell")
+SESSION_FIELDS = (
+    "session",
+    "started",
+    "events",
+    "recent",
+    "cart",
+    "queries",
+    "price",
+    "mode",
+    "intent",
+    "pace",
+    "dwell",
+)
 
 
 def test_two_workers_partition_users_like_one(redis_url: str, tmp_path: Path) -> None:
@@ -269,10 +313,14 @@ def test_two_workers_partition_users_like_one(redis_url: str, tmp_path: Path) ->
         url = f"{base}/{db}"
         redis.Redis.from_url(url).flushdb()
         settings = Settings(redis_url=url, shards=2)
-        flow = build_flow(FilesSource(path, "jsonl", batch_lines=100), settings,
-                          RedisSink(url, settings), DeadLetterSink(url, settings),
-                          loader_factory=lambda u=url, s=settings: Store.from_url(u, s).load_users,
-                          run=runner)
+        flow = build_flow(
+            FilesSource(path, "jsonl", batch_lines=100),
+            settings,
+            RedisSink(url, settings),
+            DeadLetterSink(url, settings),
+            loader_factory=lambda u=url, s=settings: Store.from_url(u, s).load_users,
+            run=runner,
+        )
         if runner == "run_main":
             run_main(flow)
         else:

@@ -20,9 +20,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cmd(path: Path, url: str, recovery: Path, snapshot: float = 0.2) -> list[str]:
-    return [sys.executable, "-m", "rtp.cli", "replay", str(path), "--format", "jsonl",
-            "--redis-url", url, "--recovery", str(recovery), "--snapshot", str(snapshot),
-            "--batch-lines", "100", "-q"]
+    return [
+        sys.executable,
+        "-m",
+        "rtp.cli",
+        "replay",
+        str(path),
+        "--format",
+        "jsonl",
+        "--redis-url",
+        url,
+        "--recovery",
+        str(recovery),
+        "--snapshot",
+        str(snapshot),
+        "--batch-lines",
+        "100",
+        "-q",
+    ]
 
 
 def _commits(recovery: Path) -> int:
@@ -90,22 +105,23 @@ def test_kill_and_resume_ends_like_an_uninterrupted_run(redis_url: str, tmp_path
     ref, crash = redis.Redis.from_url(ref_url), redis.Redis.from_url(crash_url)
     ref.flushdb()
 
-    done = subprocess.run(_cmd(path, ref_url, tmp_path / "rec-ref"), env=_env(),
-                          capture_output=True, timeout=120)
+    done = subprocess.run(
+        _cmd(path, ref_url, tmp_path / "rec-ref"), env=_env(), capture_output=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     want_d = _keys(ref, "rtp:d:*")
     assert len(want_d) == len({e.user for e in events})
 
     # the same replay, killed once a good part of the decisions exist
     rec = tmp_path / "rec-crash"
-    proc = subprocess.Popen(_cmd(path, crash_url, rec), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(path, crash_url, rec), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _kill_when(proc, lambda: crash.dbsize() >= len(want_d) // 4 and _commits(rec) > 0)
     partial = len(_keys(crash, "rtp:d:*"))
     assert 0 < partial < len(want_d)
 
-    again = subprocess.run(_cmd(path, crash_url, rec), env=_env(), capture_output=True,
-                           timeout=120)
+    again = subprocess.run(_cmd(path, crash_url, rec), env=_env(), capture_output=True, timeout=120)
     assert again.returncode == 0, again.stderr.decode()[-2000:]
     got_d = _keys(crash, "rtp:d:*")
     diff = _diff(want_d, got_d)
@@ -127,19 +143,28 @@ def test_a_rerun_after_a_crash_before_the_first_snapshot_does_not_reread_its_own
     ref_url, crash_url = f"{base}/1", f"{base}/0"
     ref, crash = redis.Redis.from_url(ref_url), redis.Redis.from_url(crash_url)
     ref.flushdb()
-    done = subprocess.run(_cmd(path, ref_url, tmp_path / "rec-ref", 600.0), env=_env(),
-                          capture_output=True, timeout=120)
+    done = subprocess.run(
+        _cmd(path, ref_url, tmp_path / "rec-ref", 600.0),
+        env=_env(),
+        capture_output=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     rec = tmp_path / "rec-crash"
-    proc = subprocess.Popen(_cmd(path, crash_url, rec, 600.0), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(path, crash_url, rec, 600.0),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     # Under recovery, folded profiles are held until a snapshot: none may be in Redis yet,
     # although sessions were already folded (decisions of a quarter of the users are there).
     _kill_when(proc, lambda: crash.dbsize() >= 700 // 4)
     assert _commits(rec) == 0
     assert not list(crash.scan_iter(match="rtp:p:*", count=1000))
-    again = subprocess.run(_cmd(path, crash_url, rec, 600.0), env=_env(), capture_output=True,
-                           timeout=120)
+    again = subprocess.run(
+        _cmd(path, crash_url, rec, 600.0), env=_env(), capture_output=True, timeout=120
+    )
     assert again.returncode == 0, again.stderr.decode()[-2000:]
     want_p, got_p = _keys(ref, "rtp:p:*"), _keys(crash, "rtp:p:*")
     diff_p = _diff(want_p, got_p)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
-import math
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 

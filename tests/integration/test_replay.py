@@ -19,9 +19,17 @@ DIGINETICA = "diginetica-sample/sample_train-item-views.csv"
 def test_diginetica_realtime_batch_popular(tmp_path: Path) -> None:
     path = shared_sample(DIGINETICA)
     report_path, plot_path = tmp_path / "eval.json", tmp_path / "eval.png"
-    report = evaluate([path], "diginetica", Settings(), modes=["realtime", "batch", "popular"],
-                      split=0.8, ks=[5, 20], report_path=report_path, plot_path=plot_path,
-                      n_boot=200)
+    report = evaluate(
+        [path],
+        "diginetica",
+        Settings(),
+        modes=["realtime", "batch", "popular"],
+        split=0.8,
+        ks=[5, 20],
+        report_path=report_path,
+        plot_path=plot_path,
+        n_boot=200,
+    )
     assert report["split"] == 0.8
     assert set(report["modes"]) == {"realtime", "batch", "popular"}
     targets = {rep["targets"] for rep in report["modes"].values()}
@@ -54,8 +62,15 @@ def test_realtime_beats_batch_when_users_repeat_items_within_sessions(tmp_path: 
             events.append(view(f"u{n}", own[j % 3], t + 20 * (j + 1), f"c{n}"))
     events.sort(key=lambda e: e.ts)
     path = write_jsonl(tmp_path / "repeat.jsonl", events)
-    report = evaluate([path], "jsonl", Settings(), modes=["realtime", "batch"], ks=[20],
-                      refresh_s=24 * HOUR, n_boot=100)
+    report = evaluate(
+        [path],
+        "jsonl",
+        Settings(),
+        modes=["realtime", "batch"],
+        ks=[20],
+        refresh_s=24 * HOUR,
+        n_boot=100,
+    )
     rt = report["modes"]["realtime"]["hr@20"]["value"]
     batch = report["modes"]["batch"]["hr@20"]["value"]
     # by hand: of the 9 targets per user (events after the first), the first view of each own

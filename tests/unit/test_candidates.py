@@ -16,11 +16,16 @@ from tests.builders import T0, buy, cart, view
 def test_covisitation_type_weights_purchase_over_cart_over_view() -> None:
     eng = Engine(Settings())
     # three users each come from item a, then view / cart / buy another item, all at T0
-    eng.process([
-        view("u1", "a", T0), view("u1", "x", T0),
-        view("u2", "a", T0), cart("u2", "y", T0),
-        view("u3", "a", T0), buy("u3", "z", T0),
-    ])
+    eng.process(
+        [
+            view("u1", "a", T0),
+            view("u1", "x", T0),
+            view("u2", "a", T0),
+            cart("u2", "y", T0),
+            view("u3", "a", T0),
+            buy("u3", "z", T0),
+        ]
+    )
     top = eng.models.cv.top("a", 10)
     assert [n for n, _ in top] == ["z", "y", "x"]
     assert dict(top) == pytest.approx({"z": 4.0, "y": 3.0, "x": 1.0})

@@ -79,8 +79,15 @@ def _reference(u: UserState, m: Models, rules: Rules) -> dict[str, float]:
     cats = u.blended_categories()
     cands = candidates(u, m, cats)
     cur = u.current
-    fill_context(u, m, cats, u.price_range(), rules.price_slack,
-                 u.item_cat.get(cur) if cur is not None else None, cands)
+    fill_context(
+        u,
+        m,
+        cats,
+        u.price_range(),
+        rules.price_slack,
+        u.item_cat.get(cur) if cur is not None else None,
+        cands,
+    )
     w = m.ranker.frozen
     b = m.ranker.model.intercept
     return {it: b + sum(wi * vi for wi, vi in zip(w, v, strict=False)) for it, v in cands.items()}
@@ -108,8 +115,11 @@ def _sessions(seed: int) -> list[UserState]:
         profile = None
         if n % 2:
             old = UserState(f"u{n}")
-            feed(old, [view(f"u{n}", rng.choice(items), T0 - 5000 + j, "garden", 500.0)
-                       for j in range(4)] + [cart(f"u{n}", "garden3", T0 - 4000, "garden")])
+            feed(
+                old,
+                [view(f"u{n}", rng.choice(items), T0 - 5000 + j, "garden", 500.0) for j in range(4)]
+                + [cart(f"u{n}", "garden3", T0 - 4000, "garden")],
+            )
             profile = fold_session(old, 14 * 86_400.0)
         users.append(_user(evs, profile))
     return users
@@ -120,6 +130,7 @@ def test_rank_home_scores_equal_the_reference_model_scores() -> None:
     # a trained ranker, not the prior, so a mistake in any weight shows
     rng = random.Random(5)
     from rtp.ranking import FEATURES
+
     for _ in range(300):
         x = {f: rng.random() for f in FEATURES}
         m.ranker.learn_one(x, x["cat"] > 0.5)
@@ -192,8 +203,13 @@ def test_bought_items_never_in_home_this_session_or_later() -> None:
     m = _models()
     rules = Rules()
     top = [i for i, _ in m.pop.trending[:3]]
-    u = _user([view("u", top[0], T0 + 1e4, "x"), buy("u", top[0], T0 + 1e4 + 5),
-               view("u", top[1], T0 + 1e4 + 9)])
+    u = _user(
+        [
+            view("u", top[0], T0 + 1e4, "x"),
+            buy("u", top[0], T0 + 1e4 + 5),
+            view("u", top[1], T0 + 1e4 + 9),
+        ]
+    )
     home = [i for i, _, _ in rank_home(u, m, rules)]
     assert top[0] not in home
     p = fold_session(u, 14 * 86_400.0)
@@ -246,8 +262,12 @@ def test_out_of_band_items_rank_below_equal_in_band_ones() -> None:
     for it, p in (("s1", 50.0), ("s2", 55.0), ("s3", 60.0)):
         m.pop.add(it, "shoes", p, 1.0, T0)
     m.boundary(T0)
-    u = _user([view("u", it, T0 + k, "shoes", p)
-               for k, (it, p) in enumerate((("s1", 50.0), ("s2", 55.0), ("s3", 60.0)))])
+    u = _user(
+        [
+            view("u", it, T0 + k, "shoes", p)
+            for k, (it, p) in enumerate((("s1", 50.0), ("s2", 55.0), ("s3", 60.0)))
+        ]
+    )
     assert u.price_range() == (50.0, 60.0)  # in band: 25..120 with the default slack 2
     home = rank_home(u, m, Rules())
     order = [it for it, _, _ in home]
@@ -284,8 +304,13 @@ def test_hero_theme_follows_engagement(step: float, prefix: str) -> None:
 
 def test_hero_checkout_when_a_cart_meets_intent() -> None:
     m = _models()
-    u = _user([view("u", "toys1", T0 + 1e4, "toys"), cart("u", "toys1", T0 + 1e4 + 30, "toys"),
-               cart("u", "toys2", T0 + 1e4 + 60, "toys")])
+    u = _user(
+        [
+            view("u", "toys1", T0 + 1e4, "toys"),
+            cart("u", "toys1", T0 + 1e4 + 30, "toys"),
+            cart("u", "toys2", T0 + 1e4 + 60, "toys"),
+        ]
+    )
     d = decide(u, m, Rules(), rank_home(u, m, Rules()), u.last, "ranked")
     assert d["hero"]["theme"] == "checkout"
     assert u.context()["cart"] == ["toys1", "toys2"]
@@ -346,8 +371,10 @@ def test_non_personalized_decisions_use_no_session() -> None:
 
 def test_decisions_carry_the_ts_of_the_event_they_reflect() -> None:
     eng = Engine(Settings())
-    w = eng.process([view("a", "x", T0, "c"), view("b", "y", T0 + 3, "c"),
-                     view("a", "z", T0 + 7, "c")])
+    w = eng.process(
+        [view("a", "x", T0, "c"), view("b", "y", T0 + 3, "c"), view("a", "z", T0 + 7, "c")]
+    )
     import orjson
+
     got = {u: orjson.loads(v)["ts"] for u, v in w.decisions}
     assert got == {"a": T0 + 7, "b": T0 + 3}

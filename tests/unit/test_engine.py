@@ -54,8 +54,11 @@ def test_loader_is_called_once_per_batch_for_unseen_users(redis_url: str) -> Non
 
     eng = Engine(Settings())
     eng.loader = loader
-    d1 = decisions(eng.process([view("new1", "a", T0), view("old", "b", T0 + 1, "toys"),
-                                view("new1", "c", T0 + 2)]))
+    d1 = decisions(
+        eng.process(
+            [view("new1", "a", T0), view("old", "b", T0 + 1, "toys"), view("new1", "c", T0 + 2)]
+        )
+    )
     assert calls == [["new1", "old"]]
     eng.process([view("old", "d", T0 + 3), view("new2", "e", T0 + 4)])
     assert calls == [["new1", "old"], ["new2"]]
@@ -75,8 +78,11 @@ def test_loader_is_called_once_per_batch_for_unseen_users(redis_url: str) -> Non
 def test_three_repeated_searches_trigger_assist_once_then_cool_down() -> None:
     eng = Engine(Settings())
     t = T0
-    evs = [search("u", "red shoes", t), search("u", "red shoes", t + 10),
-           search("u", "red shoes", t + 20)]
+    evs = [
+        search("u", "red shoes", t),
+        search("u", "red shoes", t + 10),
+        search("u", "red shoes", t + 20),
+    ]
     evs += [view("u", f"i{k}", t + 30 + 10 * k, "shoes") for k in range(5)]
     ds = one_by_one(eng, evs)
     flags = [shown(d["assist"]) for d in ds]
@@ -99,8 +105,15 @@ def test_cart_reminder_next_session_capped_and_cooled_down() -> None:
     one_by_one(eng, [view("u", "a", T0, "c", 20.0), cart("u", "a", T0 + 30, "c", 20.0)])
     # session 2, two hours later: a cart reminder on arrival
     s2 = T0 + 2 * HOUR
-    ds = one_by_one(eng, [view("u", "x", s2, "c"), view("u", "y", s2 + 60, "c"),
-                          view("u", "z", s2 + 20 * MIN, "c"), view("u", "w", s2 + 25 * MIN, "c")])
+    ds = one_by_one(
+        eng,
+        [
+            view("u", "x", s2, "c"),
+            view("u", "y", s2 + 60, "c"),
+            view("u", "z", s2 + 20 * MIN, "c"),
+            view("u", "w", s2 + 25 * MIN, "c"),
+        ],
+    )
     offers = [d["offer"] for d in ds]
     assert shown(offers[0]) and offers[0]["type"] == "cart_reminder"
     assert offers[0]["items"] == ["a"]
@@ -121,8 +134,9 @@ def test_cart_reminder_next_session_capped_and_cooled_down() -> None:
 
 def test_intent_discount_through_the_engine() -> None:
     eng = Engine(Settings())
-    ds = one_by_one(eng, [view("u", "a", T0 + 20 * k, "c") for k in range(3)]
-                    + [cart("u", "a", T0 + 80, "c")])
+    ds = one_by_one(
+        eng, [view("u", "a", T0 + 20 * k, "c") for k in range(3)] + [cart("u", "a", T0 + 80, "c")]
+    )
     assert [shown(d["offer"]) for d in ds] == [False, False, False, True]
     assert ds[-1]["offer"]["type"] == "discount" and ds[-1]["offer"]["item"] == "a"
     assert ds[-1]["ctx"]["intent"] >= 0.6
@@ -148,10 +162,23 @@ def _product_and_home_as_served(eng: Engine, store: Store, client: Client) -> No
 
     # co-visits so that both a and b have neighbours
     for k in range(5):
-        store.write(eng.process([view(f"o{k}", "a", T0, "c"), view(f"o{k}", "b", T0, "c"),
-                                 view(f"o{k}", "d", T0, "c")]))
-    ds = read([view("u", "a", T0 + 10, "c"), view("u", "b", T0 + 20, "c"),
-               cart("u", "d", T0 + 30, "c"), view("u", "d", T0 + 35, "c")])
+        store.write(
+            eng.process(
+                [
+                    view(f"o{k}", "a", T0, "c"),
+                    view(f"o{k}", "b", T0, "c"),
+                    view(f"o{k}", "d", T0, "c"),
+                ]
+            )
+        )
+    ds = read(
+        [
+            view("u", "a", T0 + 10, "c"),
+            view("u", "b", T0 + 20, "c"),
+            cart("u", "d", T0 + 30, "c"),
+            view("u", "d", T0 + 35, "c"),
+        ]
+    )
     for (_, prod), now_on in zip(ds, ["a", "b", "d", "d"], strict=True):
         assert prod["for"] == now_on
         assert now_on not in [i for i, _ in prod["items"]]
@@ -170,8 +197,15 @@ def _product_and_home_as_served(eng: Engine, store: Store, client: Client) -> No
 def test_a_decision_written_in_the_batch_that_closes_the_session_shows_the_session() -> None:
     # u's last events and, in the same batch, another user 3 hours later (the sweep closes u)
     eng = Engine(Settings())
-    d = decisions(eng.process([view("u", "a", T0, "c"), view("u", "b", T0 + 10, "c"),
-                               view("v", "x", T0 + 3 * HOUR, "c")]))
+    d = decisions(
+        eng.process(
+            [
+                view("u", "a", T0, "c"),
+                view("u", "b", T0 + 10, "c"),
+                view("v", "x", T0 + 3 * HOUR, "c"),
+            ]
+        )
+    )
     ctx = d["u"]["ctx"]
     assert d["u"]["ts"] == T0 + 10
     assert ctx["events"] == 2, f"the decision shows a closed session: {ctx}"
@@ -219,8 +253,15 @@ def test_forget_control_event_drops_the_user() -> None:
 
 def test_bursts_of_one_users_events_coalesce_into_one_decision_per_batch() -> None:
     eng = Engine(Settings())
-    w = eng.process([view("a", "x", T0), view("a", "y", T0 + 1), view("a", "z", T0 + 2),
-                     view("b", "x", T0 + 3), view("a", "w", T0 + 4)])
+    w = eng.process(
+        [
+            view("a", "x", T0),
+            view("a", "y", T0 + 1),
+            view("a", "z", T0 + 2),
+            view("b", "x", T0 + 3),
+            view("a", "w", T0 + 4),
+        ]
+    )
     assert sorted(u for u, _ in w.decisions) == ["a", "b"]
     assert eng.stats["coalesced"] == 3  # 5 events, 2 decisions
     a = orjson.loads(dict(w.decisions)["a"])

@@ -18,20 +18,29 @@ HL = 14 * DAY
 
 def test_price_band_is_the_log2_bucket() -> None:
     assert [price_band(p) for p in (0.0, 1.99, 2.0, 3.9, 4.0, 300.0, 900.0)] == [
-        0, 0, 1, 1, 2, int(math.log2(300)), int(math.log2(900))
+        0,
+        0,
+        1,
+        1,
+        2,
+        int(math.log2(300)),
+        int(math.log2(900)),
     ]
     assert price_band(1e9) == PRICE_BANDS - 1
 
 
 def test_folding_a_session() -> None:
     u = UserState("u")
-    feed(u, [
-        view("u", "a", T0, "shoes", 40.0),
-        view("u", "a", T0 + 10, "shoes", 40.0),
-        view("u", "b", T0 + 20, "bags", 100.0),
-        cart("u", "c", T0 + 30, "shoes", 60.0),
-        buy("u", "d", T0 + 40, "bags", 120.0),
-    ])
+    feed(
+        u,
+        [
+            view("u", "a", T0, "shoes", 40.0),
+            view("u", "a", T0 + 10, "shoes", 40.0),
+            view("u", "b", T0 + 20, "bags", 100.0),
+            cart("u", "c", T0 + 30, "shoes", 60.0),
+            buy("u", "d", T0 + 40, "bags", 120.0),
+        ],
+    )
     p = fold_session(u, HL)
     assert u.profile is p
     assert (p.sessions, p.events, p.views, p.carts, p.purchases) == (1, 5, 3, 1, 1)
@@ -85,8 +94,15 @@ def test_profile_decay_through_fold_session() -> None:
 
 def test_json_round_trip() -> None:
     u = UserState("u")
-    feed(u, [view("u", "a", T0, "shoes", 40.0), view("u", "a", T0 + 5, "shoes", 40.0),
-             cart("u", "c", T0 + 9, "bags", 300.0), buy("u", "d", T0 + 20, "bags", 250.0)])
+    feed(
+        u,
+        [
+            view("u", "a", T0, "shoes", 40.0),
+            view("u", "a", T0 + 5, "shoes", 40.0),
+            cart("u", "c", T0 + 9, "bags", 300.0),
+            buy("u", "d", T0 + 20, "bags", 250.0),
+        ],
+    )
     p = fold_session(u, HL)
     p.offer_ts = T0 + 30
     p.bandit = "reshow-2"
@@ -104,16 +120,15 @@ def test_json_round_trip() -> None:
 
 def test_first_time_visitor_context_relies_on_the_session_alone() -> None:
     eng = Engine(Settings())
-    d = decisions(eng.process([view("new", "a", T0, "shoes", 30.0),
-                               view("new", "b", T0 + 20, "bags", 50.0)]))["new"]
+    d = decisions(
+        eng.process([view("new", "a", T0, "shoes", 30.0), view("new", "b", T0 + 20, "bags", 50.0)])
+    )["new"]
     u = eng.users["new"]
     assert u.profile is None
     ctx = d["ctx"]
     assert "returning" not in ctx
     s = u.session_categories()
-    assert {c: w for c, w in ctx["categories"]} == {
-        c: int(w * 1000) / 1000 for c, w in s.items()
-    }
+    assert {c: w for c, w in ctx["categories"]} == {c: int(w * 1000) / 1000 for c, w in s.items()}
     assert ctx["price"] == [30.0, 50.0]
 
 
@@ -121,12 +136,15 @@ def _premium_history(u: UserState) -> None:
     ts = T0
     for s in range(4):
         ts = T0 + s * WEEK
-        feed(u, [
-            view("vip", f"w{s}", ts, "watches", 300.0 + 100 * s),
-            view("vip", f"j{s}", ts + 60, "jewellery", 900.0),
-            buy("vip", f"w{s}", ts + 120, "watches", 300.0 + 100 * s),
-            buy("vip", f"j{s}", ts + 180, "jewellery", 600.0),
-        ])
+        feed(
+            u,
+            [
+                view("vip", f"w{s}", ts, "watches", 300.0 + 100 * s),
+                view("vip", f"j{s}", ts + 60, "jewellery", 900.0),
+                buy("vip", f"w{s}", ts + 120, "watches", 300.0 + 100 * s),
+                buy("vip", f"j{s}", ts + 180, "jewellery", 600.0),
+            ],
+        )
         fold_session(u, HL)
 
 
@@ -139,8 +157,13 @@ def test_loyal_premium_buyer_browsing_budget_gifts_gets_a_budget_band() -> None:
     assert lo >= 256 and hi <= 1024  # the profile's band: 300..900
     # now, in a new session, 4 budget gifts at 10..25
     start = T0 + 4 * WEEK
-    feed(u, [view("vip", f"g{k}", start + 30 * k, "gifts", price)
-             for k, price in enumerate((10.0, 25.0, 14.0, 19.0))])
+    feed(
+        u,
+        [
+            view("vip", f"g{k}", start + 30 * k, "gifts", price)
+            for k, price in enumerate((10.0, 25.0, 14.0, 19.0))
+        ],
+    )
     ctx = u.context()
     assert ctx["price"] == [10.0, 25.0]
     # the profile still shows in the blended categories, the session leads them

@@ -29,12 +29,15 @@ from tests.builders import (
 def test_inactivity_gap_in_event_time_splits_sessions() -> None:
     u = UserState("u")
     gap = 30 * MIN
-    starts = feed(u, [
-        view("u", "a", T0),
-        view("u", "b", T0 + gap),          # exactly the gap: same session
-        view("u", "c", T0 + 2 * gap + 1),  # one second more than the gap: new session
-        view("u", "d", T0 + 2 * gap + 2),
-    ])
+    starts = feed(
+        u,
+        [
+            view("u", "a", T0),
+            view("u", "b", T0 + gap),  # exactly the gap: same session
+            view("u", "c", T0 + 2 * gap + 1),  # one second more than the gap: new session
+            view("u", "d", T0 + 2 * gap + 2),
+        ],
+    )
     assert starts == [True, False, True, False]
     assert u.sid == str(int(T0 + 2 * gap + 1))
     assert u.n == 2 and u.recent == ["c", "d"]
@@ -42,11 +45,14 @@ def test_inactivity_gap_in_event_time_splits_sessions() -> None:
 
 def test_explicit_session_id_change_splits_without_a_gap() -> None:
     u = UserState("u")
-    starts = feed(u, [
-        view("u", "a", T0, session="s1"),
-        view("u", "b", T0 + 1, session="s1"),
-        view("u", "c", T0 + 2, session="s2"),
-    ])
+    starts = feed(
+        u,
+        [
+            view("u", "a", T0, session="s1"),
+            view("u", "b", T0 + 1, session="s1"),
+            view("u", "c", T0 + 2, session="s2"),
+        ],
+    )
     assert starts == [True, False, True]
     assert u.sid == "s2" and u.recent == ["c"]
 
@@ -71,12 +77,16 @@ def test_engine_splits_on_the_default_gap_and_counts_sessions() -> None:
 def test_later_category_outweighs_earlier_one_with_equal_counts() -> None:
     u = UserState("u")
     hl = 600.0
-    feed(u, [
-        view("u", "a1", T0, "old"),
-        view("u", "a2", T0, "old"),
-        view("u", "b1", T0 + hl, "new"),
-        view("u", "b2", T0 + hl, "new"),
-    ], half_life_s=hl)
+    feed(
+        u,
+        [
+            view("u", "a1", T0, "old"),
+            view("u", "a2", T0, "old"),
+            view("u", "b1", T0 + hl, "new"),
+            view("u", "b2", T0 + hl, "new"),
+        ],
+        half_life_s=hl,
+    )
     w = u.session_categories()
     # old: 2 x 2**0 = 2; new: 2 x 2**1 = 4; normalised 1/3 and 2/3
     assert w["old"] == pytest.approx(1 / 3)
@@ -86,8 +96,15 @@ def test_later_category_outweighs_earlier_one_with_equal_counts() -> None:
 
 def test_price_range_is_the_session_range() -> None:
     u = UserState("u")
-    feed(u, [view("u", "a", T0, "c", 40.0), view("u", "b", T0 + 1, "c", 15.5),
-             view("u", "x", T0 + 2), view("u", "c", T0 + 3, "c", 99.0)])
+    feed(
+        u,
+        [
+            view("u", "a", T0, "c", 40.0),
+            view("u", "b", T0 + 1, "c", 15.5),
+            view("u", "x", T0 + 2),
+            view("u", "c", T0 + 3, "c", 99.0),
+        ],
+    )
     assert u.price_range() == (15.5, 99.0)
     assert u.context()["price"] == [15.5, 99.0]
 
@@ -111,8 +128,16 @@ def test_recent_queries_are_bounded_and_normalised() -> None:
 
 def test_recently_viewed_is_unique_most_recent_first_and_bounded() -> None:
     u = UserState("u")
-    feed(u, [view("u", "a", T0), view("u", "b", T0 + 1), view("u", "a", T0 + 2),
-             view("u", "c", T0 + 3), view("u", "c", T0 + 4)])
+    feed(
+        u,
+        [
+            view("u", "a", T0),
+            view("u", "b", T0 + 1),
+            view("u", "a", T0 + 2),
+            view("u", "c", T0 + 3),
+            view("u", "c", T0 + 4),
+        ],
+    )
     assert u.recent == ["b", "a", "c"]
     assert u.context()["recent"] == ["c", "a", "b"]
     assert u.seen == {"a": 2, "b": 1, "c": 2}
@@ -147,13 +172,16 @@ def test_recent_stays_unique_after_seen_evicts_a_recent_item() -> None:
 
 def test_cart_add_remove_purchase() -> None:
     u = UserState("u")
-    feed(u, [
-        cart("u", "a", T0, "c", 10.0),
-        cart("u", "b", T0 + 1, "c", 20.0),
-        cart("u", "c", T0 + 2, "c", 30.0),
-        uncart("u", "b", T0 + 3, "c"),
-        buy("u", "a", T0 + 4, "c", 10.0),
-    ])
+    feed(
+        u,
+        [
+            cart("u", "a", T0, "c", 10.0),
+            cart("u", "b", T0 + 1, "c", 20.0),
+            cart("u", "c", T0 + 2, "c", 30.0),
+            uncart("u", "b", T0 + 3, "c"),
+            buy("u", "a", T0 + 4, "c", 10.0),
+        ],
+    )
     assert list(u.cart) == ["c"]
     assert u.cart["c"] == 30.0
     assert u.bought == ["a"]
@@ -171,9 +199,7 @@ def test_pace_and_dwell() -> None:
     assert ctx["pace"] == 1.25 and ctx["dwell"] == 60.0
 
 
-@pytest.mark.parametrize(
-    ("step", "mode"), [(5.0, RAPID), (30.0, BROWSING), (90.0, DEEP)]
-)
+@pytest.mark.parametrize(("step", "mode"), [(5.0, RAPID), (30.0, BROWSING), (90.0, DEEP)])
 def test_engagement_mode_from_time_between_events(step: float, mode: str) -> None:
     u = UserState("u")
     feed(u, [view("u", f"i{k}", T0 + step * k) for k in range(6)])
@@ -244,8 +270,18 @@ def _long_session(user: str, n: int, step: float) -> list:
 def _collection_sizes(u: UserState) -> dict[str, int]:
     return {
         name: len(getattr(u, name))
-        for name in ("cats", "prices", "queries", "qcount", "recent", "seen", "item_cat",
-                     "cart", "bought", "backs")
+        for name in (
+            "cats",
+            "prices",
+            "queries",
+            "qcount",
+            "recent",
+            "seen",
+            "item_cat",
+            "cart",
+            "bought",
+            "backs",
+        )
     }
 
 
@@ -256,9 +292,18 @@ def test_state_is_bounded_after_10000_events_of_one_user() -> None:
     feed(u, _long_session("u", 10_000, 1.0)[1_000:])
     assert u.n == 10_000  # one session (1 s between events)
     sizes = _collection_sizes(u)
-    bounds = {"cats": MAX_SESSION_CATS, "prices": 64, "queries": 5, "qcount": 64,
-              "recent": 12, "seen": MAX_SEEN, "item_cat": MAX_SEEN, "cart": MAX_CART,
-              "bought": 64, "backs": 8}
+    bounds = {
+        "cats": MAX_SESSION_CATS,
+        "prices": 64,
+        "queries": 5,
+        "qcount": 64,
+        "recent": 12,
+        "seen": MAX_SEEN,
+        "item_cat": MAX_SEEN,
+        "cart": MAX_CART,
+        "bought": 64,
+        "backs": 8,
+    }
     over = {k: v for k, v in sizes.items() if v > bounds[k]}
     assert not over, f"unbounded per-user collections after 10,000 events: {over}"
     assert len(pickle.dumps(u)) < 2 * size_1k
