@@ -29,6 +29,15 @@ _second = itemgetter(1)
 REBASE_EXPONENT = 500.0
 
 
+def rescale_factor(ref: float | None, ts: float, half_life_s: float) -> float | None:
+    """The factor that brings counts inflated since ``ref`` back to scale at ``ts``, or
+    ``None`` while the inflation exponent is still small."""
+    if ref is None:
+        return None
+    x = (ts - ref) / half_life_s
+    return 2.0**-x if x >= REBASE_EXPONENT else None
+
+
 class CoVisitation:
     """Bounded, decayed item-to-item co-visitation neighbours."""
 
@@ -106,12 +115,9 @@ class CoVisitation:
 
     def rebase(self, ts: float) -> None:
         """Rescale counts when the inflation exponent grows large (keeps floats finite)."""
-        if self.ref is None:
+        f = rescale_factor(self.ref, ts, self.half_life_s)
+        if f is None:
             return
-        x = (ts - self.ref) / self.half_life_s
-        if x < REBASE_EXPONENT:
-            return
-        f = 2.0**-x
         self.nb = {i: {j: w * f for j, w in d.items()} for i, d in self.nb.items()}
         self._cache.clear()
         self.ref = ts
@@ -206,12 +212,9 @@ class Popularity:
         return [i for i, _ in self.trending[:n]]
 
     def rebase(self, ts: float) -> None:
-        if self.ref is None:
+        f = rescale_factor(self.ref, ts, self.half_life_s)
+        if f is None:
             return
-        x = (ts - self.ref) / self.half_life_s
-        if x < REBASE_EXPONENT:
-            return
-        f = 2.0**-x
         self.score = {i: w * f for i, w in self.score.items()}
         self.trending = [(i, w * f) for i, w in self.trending]
         self.cat_top = {c: [(i, w * f) for i, w in lst] for c, lst in self.cat_top.items()}

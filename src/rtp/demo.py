@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from rtp.config import Settings
-from rtp.reasons import item_reason, quiet_reason
+from rtp.reasons import quiet_reason
 from rtp.synth import DEFAULT_START_TS, bad_lines, generate_records, write_jsonl
 
 __all__ = ["Pick", "choose_users", "main", "run", "split_parts"]
@@ -256,19 +256,19 @@ class _View:
         if ctx.get("events") == 0:
             out("              (their visit has ended: this is what their next visit starts with)")
         out(f"    profile   {self.profile(profile)}")
-        home = doc.get("home") or {}
+        home = self.client.decision(pick.user, "home") or {}
         items = [i[0] for i in home.get("items", [])]
-        why = home.get("why") or []
+        reasons = home.get("reasons") or []
         out(f"    home      {doc.get('mode', '?')}, {len(items)} items; "
             f"\"{home.get('reason', '')}\"")  # fmt: skip
         for n, it in enumerate(items[:4]):
-            reason = item_reason(why[n]) if n < len(why) else ""
+            reason = reasons[n] if n < len(reasons) else ""
             out(f"                {n + 1}. {self.item(it):<28} {reason}")
-        product = doc.get("product")
-        if isinstance(product, dict) and product.get("for"):
-            ids = [i[0] if isinstance(i, list) else str(i) for i in product.get("items", [])]
+        product = self.client.decision(pick.user, "product")
+        if product and product.get("for"):
+            ids = [str(i[0]) for i in product.get("items", [])]
             out(f"    product   on {self.item(product['for'])}: {', '.join(ids[:5])}"
-                f"{' ...' if len(ids) > 5 else ''} (viewed together)")  # fmt: skip
+                f"{' ...' if len(ids) > 5 else ''} ({product.get('reason', '')})")  # fmt: skip
         hero = doc.get("hero") or {}
         out(f"    hero      {hero.get('theme', '-')}: {hero.get('reason', '')}")
         out(f"    offer     {self.quiet_or(doc.get('offer'), 'type')}")
