@@ -49,6 +49,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         snapshot_s=args.snapshot,
         progress=not args.quiet,
         sort=args.sort,
+        speed=args.speed,
     )
     print(summary(report))
     if args.report:
@@ -137,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dead-letter-file", help="also write rejections to this JSONL file")
     p.add_argument("--experiments-file", help="experiments TOML (A/B arms, bandits)")
     p.add_argument("--sort", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--speed",
+        type=float,
+        help="pace the replay at FACTOR x event time (default: as fast as possible)",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     _common(p)
     p.set_defaults(func=cmd_replay)

@@ -1,5 +1,9 @@
 """Historical replay: files through the one dataflow into Redis, and a report that adds up.
 
+Speed: by default a replay runs as fast as the flow goes; ``speed=F`` (``--speed F``) paces it at
+F times event time (``--speed 1`` replays history as it happened, ``--speed 60`` an hour a
+minute), which is how to rehearse the live path, lag and degraded mode on recorded data.
+
 Order rule: a replay feeds events in the order of the files given (a directory's files in name
 order), and within a file in line order, except for formats that are not in time order
 (DIGINETICA, OTTO), which are sorted in memory by their adapter's key first. Event time, not
@@ -77,6 +81,7 @@ def replay(
     experiments: Any = None,
     bandits_factory: Any = None,
     run: str | None = None,
+    speed: float | None = None,
 ) -> dict[str, Any]:
     """Replay ``paths`` into Redis (``settings.redis_url``, else an embedded server)."""
     from bytewax.recovery import RecoveryConfig
@@ -112,6 +117,7 @@ def replay(
             max_lag_s=settings.max_lag_s,
             max_ahead_s=settings.max_ahead_s,
             on_progress=_progress_printer(progress),
+            speed=speed,
         )
 
         def loader_factory() -> Any:

@@ -164,6 +164,7 @@ class FilesSource(FixedPartitionedSource[Batch, FilesSnapshot]):
         max_lag_s: float = 86_400.0,
         max_ahead_s: float = 86_400.0,
         on_progress: ProgressFn | None = None,
+        speed: float | None = None,
     ) -> None:
         if batch_lines < 1:
             raise SourceError(f"batch_lines must be at least 1, not {batch_lines}")
@@ -174,13 +175,18 @@ class FilesSource(FixedPartitionedSource[Batch, FilesSnapshot]):
         self.max_lag_s = max_lag_s
         self.max_ahead_s = max_ahead_s
         self.on_progress = on_progress
+        if speed is not None and speed <= 0:
+            raise SourceError(f"speed must be positive, not {speed}")
+        self.speed = speed
 
     def list_parts(self) -> list[str]:
         return [self.PART]
 
     def build_part(
-        self, step_id: str, for_part: str, resume_state: FilesSnapshot | None
-    ) -> FilesPartition:
+        self, step_id: str, for_part: str, resume_state: Any
+    ) -> StatefulSourcePartition[Batch, Any]:
+        if self.speed is not None:
+            return PacedPartition(self, resume_state, self.speed)
         return FilesPartition(self, resume_state)
 
 
@@ -365,6 +371,73 @@ class FilesPartition(StatefulSourcePartition[Batch, FilesSnapshot]):
 
     def close(self) -> None:
         self._close_file()
+
+
+class PacedPartition(StatefulSourcePartition[Batch, tuple[FilesSnapshot, int]]):
+    """A :class:`FilesPartition` replayed at ``speed`` times event time (``--speed``).
+
+    It reads a batch ahead and releases its events as the wall clock reaches their event time
+    (scaled by ``speed``), waking Bytewax at the next one's due time. Its snapshot is the file
+    position before the batch it is releasing plus how many of its events went out, so a resumed
+    replay neither repeats nor skips one. The batch's rejections and read count go out with its
+    first part.
+    """
+
+    def __init__(self, source: FilesSource, resume: tuple[FilesSnapshot, int] | None, speed: float):
+        inner_state, skip = resume if resume is not None else (None, 0)
+        self.inner = FilesPartition(source, inner_state)
+        self.speed = speed
+        self.pre = self.inner.snapshot()
+        self.skip = skip
+        self.held: list[Event] = []
+        self.i = 0
+        self.anchor: tuple[float, float] | None = None
+        self.awake: datetime | None = None
+
+    def next_batch(self) -> list[Batch]:
+        rejections: list[Rejection] = []
+        read = 0
+        if self.i >= len(self.held):
+            self.pre = self.inner.snapshot()
+            got = self.inner.next_batch()  # StopIteration at the end passes through
+            if not got:
+                return []
+            b = got[0]
+            self.held, self.i = b.events, 0
+            if self.skip:  # resumed inside this batch: its first part went out before
+                self.i, self.skip = min(self.skip, len(self.held)), 0
+            else:
+                rejections, read = b.rejections, b.read
+        now = time.time()
+        held, i = self.held, self.i
+        if self.anchor is None and i < len(held):
+            self.anchor = (held[i].ts, now)
+        j = i
+        if self.anchor is not None:
+            t0, w0 = self.anchor
+            horizon = t0 + (now - w0) * self.speed
+            while j < len(held) and held[j].ts <= horizon:
+                j += 1
+            self.awake = (
+                datetime.fromtimestamp(w0 + (held[j].ts - t0) / self.speed, timezone.utc)
+                if j < len(held)
+                else None
+            )
+        self.i = j
+        if j == i and not rejections and not read:
+            return []
+        return [Batch(held[i:j], rejections, read, FilesSource.PART, now)]
+
+    def next_awake(self) -> datetime | None:
+        return self.awake
+
+    def snapshot(self) -> tuple[FilesSnapshot, int]:
+        if self.i < len(self.held):
+            return (self.pre, self.i)
+        return (self.inner.snapshot(), 0)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 # --- the live Redis stream ------------------------------------------------------------------
