@@ -17,7 +17,14 @@ from rtp.errors import RtpError
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("redis_url", "dead_letter_file", "experiments_file", "shards", "batch_lines"):
+    for name in (
+        "redis_url",
+        "dead_letter_file",
+        "experiments_file",
+        "shards",
+        "batch_lines",
+        "ranker",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -166,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", default="1d", help="batch mode refresh interval (e.g. 1h, 1d)")
     p.add_argument("--k", default="5,10,20")
     p.add_argument("--baselines", help="also score session baselines: sknn,stan")
+    p.add_argument("--ranker", help="ranking model: lr (default), pa, prior (no learning)")
     p.add_argument("--report")
     p.add_argument("--plot")
     _common(p)

@@ -56,6 +56,7 @@ class Settings:
     reshow_slots: int = 8  # "continue shopping": session items allowed in the home list
     explore_share: float = 0.1  # share of home slots for items outside the user's pattern
     neighbours_k: int = 30  # bounded top-K co-visited neighbours per item
+    ranker: str = "lr"  # lr (River LogisticRegression), pa (PAClassifier), prior (no learning)
     seed: int = 7
 
     # Experiments

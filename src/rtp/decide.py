@@ -65,10 +65,10 @@ class Rules:
 class Models:
     """The learners one shard shares across its users."""
 
-    def __init__(self, neighbours_k: int = 30, seed: int = 0) -> None:
+    def __init__(self, neighbours_k: int = 30, seed: int = 0, ranker: str = "lr") -> None:
         self.cv = CoVisitation(k=neighbours_k)
         self.pop = Popularity()
-        self.ranker = OnlineRanker(seed=seed)
+        self.ranker = OnlineRanker(seed=seed, kind=ranker)
 
     def boundary(self, ts: float) -> None:
         """Batch-boundary upkeep: prune neighbours, refresh top lists, freeze ranking weights."""
@@ -293,6 +293,8 @@ def fast_scores(
             if not lst2:
                 continue
             lst2 = lst2[:CAT_PER_CAT]
+            if not lst2:
+                continue
             b = w5 / lst2[0][1]
             if band is None and streams is not None:
                 # Items that are new candidates and carry no per-user term (not seen, not a

@@ -131,7 +131,9 @@ class Engine:
         self.run = run
         self.idle_cache = idle_cache
         self.rules = rules_from(settings)
-        self.models = Models(neighbours_k=settings.neighbours_k, seed=settings.seed)
+        self.models = Models(
+            neighbours_k=settings.neighbours_k, seed=settings.seed, ranker=settings.ranker
+        )
         self.users: dict[str, UserState] = {}  # active sessions, least recently active first
         self.idle: dict[str, UserState] = {}  # folded users kept in memory (bounded)
         self.high = 0.0  # this shard's event time

@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import copy
+import math
 import random
 from typing import Any
 
@@ -54,18 +55,37 @@ PRIOR = {
 PRIOR_INTERCEPT = -3.0
 
 
-class OnlineRanker:
-    """River logistic regression over :data:`FEATURES`, starting from :data:`PRIOR`."""
+KINDS = ("lr", "pa", "prior")
 
-    def __init__(self, lr: float = 0.02, l2: float = 1e-4, seed: int = 0) -> None:
+
+class OnlineRanker:
+    """A linear River model over :data:`FEATURES`, starting from :data:`PRIOR`.
+
+    ``kind``: ``lr`` (``LogisticRegression`` with SGD, the default), ``pa``
+    (``PAClassifier``, passive-aggressive) or ``prior`` (the prior weights, never updated: the
+    control that shows what learning adds). All three are linear, so decisions score them with
+    the same frozen dot product. BENCHMARKS.md has their quality and cost.
+    """
+
+    def __init__(self, lr: float = 0.02, l2: float = 1e-4, seed: int = 0, kind: str = "lr") -> None:
+        if kind not in KINDS:
+            raise ValueError(f"ranker kind {kind!r} is not one of {KINDS}")
         self.lr = lr
         self.l2 = l2
         self.seed = seed
-        self.model = linear_model.LogisticRegression(
-            optimizer=optim.SGD(lr), l2=l2, intercept_init=PRIOR_INTERCEPT, intercept_lr=lr
-        )
+        self.kind = kind
+        self.model: Any
+        if kind == "pa":
+            self.model = linear_model.PAClassifier(C=lr, mode=1)
+            self.model.intercept = PRIOR_INTERCEPT
+            weights = self.model.weights
+        else:
+            self.model = linear_model.LogisticRegression(
+                optimizer=optim.SGD(lr), l2=l2, intercept_init=PRIOR_INTERCEPT, intercept_lr=lr
+            )
+            weights = self.model._weights
         for name, w in PRIOR.items():
-            self.model._weights[name] = w
+            weights[name] = w
         self.rng = random.Random(seed)
         self.updates = 0
         self.frozen: tuple[float, ...] = tuple(PRIOR[f] for f in FEATURES)
@@ -73,16 +93,23 @@ class OnlineRanker:
 
     # River's protocol: learn_one changes state, score/predict do not.
     def learn_one(self, x: dict[str, float], y: bool) -> None:
-        self.model.learn_one(x, y)
+        if self.kind != "prior":
+            self.model.learn_one(x, y)
         self.updates += 1
 
+    @property
+    def _weights(self) -> Any:
+        return self.model.weights if self.kind == "pa" else self.model._weights
+
     def predict_proba_one(self, x: dict[str, float]) -> float:
+        if self.kind == "pa":
+            return 1.0 / (1.0 + math.exp(-self.score(x)))
         proba: dict[bool, float] = self.model.predict_proba_one(x)
         return float(proba[True])
 
     def score(self, x: dict[str, float]) -> float:
         """The linear score (monotone in the predicted probability)."""
-        w = self.model._weights
+        w = self._weights
         return float(sum(w.get(f, 0.0) * v for f, v in x.items()) + self.model.intercept)
 
     def learn_choice(self, chosen: dict[str, float], others: list[dict[str, float]]) -> None:
@@ -95,7 +122,7 @@ class OnlineRanker:
 
     def freeze(self) -> tuple[float, ...]:
         """Copy the current weights for fast scoring (called at batch boundaries)."""
-        w = self.model._weights
+        w = self._weights
         self.frozen = tuple(float(w.get(f, 0.0)) for f in FEATURES)
         self.frozen_at = self.updates
         return self.frozen
@@ -103,11 +130,11 @@ class OnlineRanker:
     @property
     def version(self) -> str:
         """Names the weights decisions are ranked with: ``lr-<updates at the last freeze>``."""
-        return f"lr-{self.frozen_at}"
+        return f"{self.kind}-{self.frozen_at}"
 
     def clone(self) -> OnlineRanker:
         """A fresh, untrained ranker with the same hyper-parameters (River's ``clone``)."""
-        return OnlineRanker(lr=self.lr, l2=self.l2, seed=self.seed)
+        return OnlineRanker(lr=self.lr, l2=self.l2, seed=self.seed, kind=self.kind)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> OnlineRanker:
         new = OnlineRanker.__new__(OnlineRanker)
