@@ -136,3 +136,32 @@ def test_engine_decisions_record_the_model_version() -> None:
     assert d2["model"] == f"lr-{r.updates}" == r.version
     meta = dict(eng.finish().meta)  # finish forces the stats out
     assert orjson.loads(meta[f"stats:{eng.run}:{eng.shard}"])["model"] == r.version
+
+
+@pytest.mark.parametrize("kind", ["lr", "pa", "prior"])
+def test_every_ranker_kind_keeps_the_contract(kind: str) -> None:
+    import pickle
+
+    from rtp.ranking import FEATURES, OnlineRanker
+
+    r = OnlineRanker(seed=4, kind=kind)
+    assert r.clone().kind == kind and r.clone().updates == 0
+    x = dict.fromkeys(FEATURES, 0.0)
+    x["cv"] = 1.0
+    before = r.freeze()
+    for _ in range(50):
+        r.learn_choice(x, [dict.fromkeys(FEATURES, 0.0)])
+    after = r.freeze()
+    if kind == "prior":
+        assert after == before  # the control never learns
+    else:
+        assert after[FEATURES.index("cv")] > before[FEATURES.index("cv")]
+    assert pickle.loads(pickle.dumps(r)).freeze() == after
+    assert r.version == f"{kind}-{r.updates}"
+
+
+def test_an_unknown_ranker_kind_is_refused() -> None:
+    from rtp.ranking import OnlineRanker
+
+    with pytest.raises(ValueError, match="not one of"):
+        OnlineRanker(kind="deep")
