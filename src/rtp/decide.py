@@ -69,6 +69,25 @@ class Models:
         self.cv = CoVisitation(k=neighbours_k)
         self.pop = Popularity()
         self.ranker = OnlineRanker(seed=seed, kind=ranker)
+        # trending candidates' user-independent terms, for the current weights and trending list
+        self._trend: list[tuple[str, str | None, float, float | None]] = []
+        self._trend_key: tuple[int, int] = (0, 0)
+
+    def trend_terms(self) -> list[tuple[str, str | None, float, float | None]]:
+        """``(item, category, popularity term, price)`` of the trending candidates, cached until
+        the weights are frozen anew or the trending list is refreshed (both are new objects)."""
+        frozen, trending = self.ranker.frozen, self.pop.trending
+        key = (id(frozen), id(trending))
+        if key != self._trend_key:
+            w4 = frozen[4]
+            top = trending[0][1] if trending else 1.0
+            cat_of, price_of = self.pop.cat_of.get, self.pop.price_of.get
+            self._trend = [
+                (it, cat_of(it), w4 * (sc / top if sc < top else 1.0), price_of(it))
+                for it, sc in trending[:TREND_N]
+            ]
+            self._trend_key = key
+        return self._trend
 
     def boundary(self, ts: float) -> None:
         """Batch-boundary upkeep: prune neighbours, refresh top lists, freeze ranking weights."""
@@ -266,10 +285,21 @@ def fast_scores(
                         v += w6
                 why[nbr] = "cv"
             sc[nbr] = v + a * w
-    for it, _ in trending[:TREND_N]:
-        if it not in sc:
-            sc[it] = context(it)
-            why[it] = "pop"
+    for it, c, pop_term, pr in m.trend_terms():
+        if it in sc:
+            continue
+        v = base + pop_term
+        if c is not None:
+            v += w2 * cats_get(c, 0.0)
+            if c == cur_cat:
+                v += w3
+        if band is not None:
+            if pr is None:
+                v += 0.5 * w6
+            elif lo <= pr <= hi:
+                v += w6
+        sc[it] = v
+        why[it] = "pop"
     n = len(recent)
     for pos in range(n):
         it = recent[n - 1 - pos]
@@ -309,11 +339,11 @@ def fast_scores(
                         if it not in sc and it not in seen and it not in favs
                     ]
                 )
-                for it, s in lst2:
+                for it, s in [kv for kv in lst2 if kv[0] in sc or kv[0] in seen or kv[0] in favs]:
                     v = get(it)
                     if v is not None:
                         sc[it] = v + b * s
-                    elif it in seen or it in favs:
+                    else:
                         sc[it] = context(it) + b * s
                         why[it] = "cat"
                 continue
