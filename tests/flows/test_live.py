@@ -1,0 +1,62 @@
+"""The live path: the Redis stream through the same dataflow, and control events reaching it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+from bytewax.testing import run_main
+
+from rtp import streams
+from rtp.client import Client
+from rtp.config import Settings
+from rtp.flows import live_flow
+
+T0 = 1_700_000_000.0
+
+
+def _view(user: str, item: str, ts: float) -> dict[str, object]:
+    return {"v": 1, "type": "product_view", "user": user, "ts": ts, "item": item, "category": "c"}
+
+
+def _wait(pred, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_live_stream_events_become_decisions(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    streams.append(r, [_view("ann", f"i{k}", T0 + k) for k in range(5)] + [b"{broken"])
+    streams.append_eof(r)
+    run_main(live_flow(Settings(redis_url=redis_url)))
+    c = Client.from_url(redis_url)
+    home = c.decision("ann", "home")
+    assert home is not None and home["reason"] and home["ts"] == T0 + 4
+    assert c.context("ann")["recent"][0] == "i4"  # type: ignore[index]
+    assert r.xlen("rtp:deadletter") == 1  # the broken entry, with its reason
+
+
+def test_forget_and_dnp_reach_a_running_flow(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    flow = live_flow(Settings(redis_url=redis_url))
+    worker = threading.Thread(target=run_main, args=(flow,), daemon=True)
+    worker.start()
+    c = Client.from_url(redis_url)
+    streams.append(r, [_view("bob", "b1", T0), _view("cat", "c1", T0 + 1)])
+    assert _wait(lambda: c.decision("bob") is not None and c.decision("cat") is not None)
+    c.forget("bob")  # deletes now, and tells the flow through the stream
+    c.set_do_not_personalize("cat")
+    streams.append(r, [_view("cat", "c2", T0 + 2), _view("dan", "d1", T0 + 3)])
+    assert _wait(lambda: c.decision("dan") is not None)
+    streams.append_eof(r)
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert c.decision("bob") is None and c.profile("bob") is None  # not written back
+    cat = c.decision("cat")
+    assert cat is not None and cat["mode"] == "non_personalized"
+    assert c.profile("cat") is None  # do-not-personalize stores no profile
