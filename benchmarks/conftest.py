@@ -13,11 +13,8 @@ import gc
 import json
 import os
 import platform
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +22,9 @@ from typing import Any
 
 import pytest
 import redis
+
+from rtp.errors import ConfigError
+from rtp.testing import RedisServer as _RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RTP_DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -104,62 +104,14 @@ def _frozen_gc() -> Iterator[None]:
 # --- redis ----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A private redis-server on a free localhost TCP port (what tests/conftest.py does)."""
+class RedisServer(_RedisServer):
+    """A private redis-server for benchmarks (``rtp.testing.RedisServer``)."""
 
     def __init__(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.fail("no redis-server on PATH: `make bench` installs Debian's package as root")
-        self.exe = exe
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp(prefix="rtp-bench-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        c = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        for _ in range(200):
-            try:
-                if c.ping():
-                    c.close()
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=10)
-
-    def flush(self) -> None:
-        c = self.client()
-        c.flushall()
-        c.close()
-
-    def used_memory(self) -> dict[str, int]:
-        c = self.client()
-        info = c.info("memory")
-        c.close()
-        return {k: int(info[k]) for k in ("used_memory", "used_memory_dataset")}
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            super().__init__(prefix="rtp-bench-redis-")
+        except ConfigError as e:
+            pytest.fail(str(e))
 
 
 @pytest.fixture()
@@ -167,7 +119,7 @@ def fresh_redis() -> Iterator[RedisServer]:
     """A redis-server of the benchmark's own, stopped afterwards."""
     server = RedisServer().start()
     yield server
-    server.stop()
+    server.close()
 
 
 # --- replays --------------------------------------------------------------------------------
@@ -241,7 +193,7 @@ def taobao_replayed(taobao: Path) -> Iterator[Replayed]:
     before = server.used_memory()
     report = replay_subprocess([taobao], "taobao", server.url)
     yield Replayed(server, before, report)
-    server.stop()
+    server.close()
 
 
 # --- the machine and the end-of-run table ---------------------------------------------------
