@@ -518,8 +518,18 @@ def plot_series(
         series = rep.get("series") or {}
         when = [t / 86_400.0 for t in series.get("t", [])]  # matplotlib date numbers (days)
         if when:
-            ax_hr.plot(when, series.get(f"hr@{k}", []), marker=".", color=f"C{i}", label=name)
-            ax_mrr.plot(when, series.get(f"mrr@{k}", []), marker=".", color=f"C{i}", label=name)
+            # a bucket without targets is a gap in the line, not a zero
+            counts = series.get("targets") or []
+            hr = [
+                v if n else math.nan
+                for v, n in zip(series.get(f"hr@{k}", []), counts, strict=False)
+            ]
+            mrr = [
+                v if n else math.nan
+                for v, n in zip(series.get(f"mrr@{k}", []), counts, strict=False)
+            ]
+            ax_hr.plot(when, hr, marker=".", color=f"C{i}", label=name)
+            ax_mrr.plot(when, mrr, marker=".", color=f"C{i}", label=name)
         stat = rep.get(f"hr@{k}") or {}
         value = float(stat.get("value", math.nan))
         lo, hi = stat.get("ci") or [value, value]
