@@ -14,6 +14,7 @@ context written beside these.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -42,6 +43,57 @@ REASONS = {
     "fav": "one of your favourites",
     "ex": "something different: trending elsewhere",
 }
+
+
+class Ranked:
+    """A ranked list kept as the three parallel lists it is stored as (items, scores, reason
+    codes); it iterates, indexes and compares as ``(item, score, code)`` tuples."""
+
+    __slots__ = ("items", "scores", "codes")
+
+    def __init__(
+        self,
+        items: list[str] | None = None,
+        scores: list[float] | None = None,
+        codes: list[str] | None = None,
+    ) -> None:
+        self.items = items if items is not None else []
+        self.scores = scores if scores is not None else []
+        self.codes = codes if codes is not None else []
+
+    @classmethod
+    def of(cls, entries: Ranked | Iterable[tuple[str, float, str]]) -> Ranked:
+        """A :class:`Ranked` from ``(item, score, code)`` tuples (or itself)."""
+        if isinstance(entries, Ranked):
+            return entries
+        out = cls()
+        for it, sc, code in entries:
+            out.append(it, sc, code)
+        return out
+
+    def append(self, item: str, score: float, code: str) -> None:
+        self.items.append(item)
+        self.scores.append(score)
+        self.codes.append(code)
+
+    def __iter__(self) -> Iterator[tuple[str, float, str]]:
+        return zip(self.items, self.scores, self.codes, strict=True)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[str, float, str]:
+        return (self.items[i], self.scores[i], self.codes[i])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Ranked, list)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Ranked({list(self)!r})"
 
 
 @dataclass(frozen=True)
@@ -374,11 +426,11 @@ def rank_home(
     reshow_slots: int | None = None,
     explore: bool = True,
     cats: dict[str, float] | None = None,
-) -> list[tuple[str, float, str]]:
-    """Home recommendations: ``[(item, score, reason code)]``, best first."""
+) -> Ranked:
+    """Home recommendations, best first: items, scores and reason codes."""
     if cats is None:
         cats = u.blended_categories()
-    top_cats = [c for c, _ in heapq.nlargest(2, cats.items(), key=_second)] if cats else []
+    top_cats = top_keys(cats, 2)
     cur = u.current
     cur_cat = u.item_cat.get(cur) if cur is not None else None
     why: dict[str, str] = {}
@@ -403,34 +455,47 @@ def rank_home(
         pool += streams
     pool.sort(key=_second, reverse=True)
     best = pool[: limit + min(slots, len(seen)) + 2]
-    out: list[tuple[str, float, str]] = []
+    items: list[str] = []
+    scores: list[float] = []
     reshown = 0
     for it, s in best:
         if it in seen:
             if reshown >= slots:
                 continue
             reshown += 1
-        out.append((it, int(s * 1000) / 1000, why.get(it, "cat")))
-        if len(out) >= limit:
+        items.append(it)
+        scores.append(int(s * 1000) / 1000)
+        if len(items) >= limit:
             break
+    wget = why.get
+    out = Ranked(items, scores, [wget(it, "cat") for it in items])
     if n_explore:
-        _explore(u, m, cats, out, n_explore, set(u.bought))
+        _explore(u, m, cats, out, n_explore, u.bought)
     return out
+
+
+def top_keys(weights: dict[str, float], k: int) -> list[str]:
+    """The ``k`` heaviest keys, heaviest first (cheap for the one or two a session has)."""
+    if len(weights) <= 1:
+        return list(weights)
+    if len(weights) <= k:
+        return sorted(weights, key=weights.__getitem__, reverse=True)
+    return [c for c, _ in heapq.nlargest(k, weights.items(), key=_second)]
 
 
 def _explore(
     u: UserState,
     m: Models,
     cats: dict[str, float],
-    out: list[tuple[str, float, str]],
+    out: Ranked,
     k: int,
-    bought: set[str],
+    bought: list[str],
 ) -> None:
     """Exploration slots: trending items outside the user's categories, rotated per event."""
     trending = m.pop.trending
     if not trending:
         return
-    have = {it for it, _, _ in out}
+    have = set(out.items)
     cat_of = m.pop.cat_of
     start = (u.n * 7) % max(1, len(trending))
     picked = 0
@@ -438,16 +503,16 @@ def _explore(
         it = trending[(start + j) % len(trending)][0]
         if it in have or it in bought or it in u.seen or cat_of.get(it) in cats:
             continue
-        out.append((it, 0.0, "ex"))
+        out.append(it, 0.0, "ex")
         picked += 1
         if picked >= k:
             break
 
 
-def fallback_home(m: Models, n: int) -> list[tuple[str, float, str]]:
-    top = m.pop.trending
+def fallback_home(m: Models, n: int) -> Ranked:
+    top = m.pop.trending[:n]
     t = top[0][1] if top else 1.0
-    return [(it, round(s / t, 3), "pop") for it, s in top[:n]]
+    return Ranked([it for it, _ in top], [round(s / t, 3) for _, s in top], ["pop"] * len(top))
 
 
 def product_list(m: Models, cur: str, cat: str | None, n: int) -> bytes:
@@ -494,7 +559,7 @@ def decide(
     u: UserState,
     m: Models,
     rules: Rules,
-    home: list[tuple[str, float, str]],
+    home: Ranked | list[tuple[str, float, str]],
     ts: float,
     mode: str,
     top_cats: list[tuple[str, float]] | None = None,
@@ -506,8 +571,9 @@ def decide(
     the context written beside these (``ctx.cart``, ``ctx.recent``, ``ctx.categories``), so
     they cost nothing here and are never stored twice.
     """
-    if home and mode == "ranked":
-        reason = _sentence(home[0][2], u, m, home[0][0])
+    home = Ranked.of(home)
+    if home.items and mode == "ranked":
+        reason = _sentence(home.codes[0], u, m, home.items[0])
     elif mode == "degraded":
         reason = "popular right now (personalization is catching up)"
     elif mode == "ranked":
@@ -516,9 +582,9 @@ def decide(
         reason = "popular right now (not personalized)"
     d: dict[str, Any] = {
         "home": {
-            "items": [it for it, _, _ in home],
-            "scores": [s for _, s, _ in home],
-            "why": "".join([CHAR.get(c, "p") for _, _, c in home]),
+            "items": home.items,
+            "scores": home.scores,
+            "why": "".join(map(CHAR.__getitem__, home.codes)),
             "reason": reason,
         }
     }

@@ -42,6 +42,7 @@ from rtp import events as ev
 from rtp.config import Settings
 from rtp.decide import (
     Models,
+    Ranked,
     Rules,
     decide,
     fallback_home,
@@ -441,12 +442,11 @@ class Engine:
     def _serve_for_eval(self, u: UserState) -> None:
         """Evaluation: the home list this user would be served now (no coalescing)."""
         if self.mode == POPULAR:
-            u.served = [i for i, _, _ in fallback_home(self.models, self.rules.home_n)]
+            u.served = fallback_home(self.models, self.rules.home_n).items
         elif self.mode == BATCH:
             u.served = self.frozen.get(u.uid, self.frozen_fallback)
         else:
-            home = rank_home(u, self.models, self.rules, self._reshow(u))
-            u.served = [i for i, _, _ in home]
+            u.served = rank_home(u, self.models, self.rules, self._reshow(u)).items
         u.served_ts = u.last
         u.served_hit = False
         if self.preq is not None and u.last >= self.score_from_ts:
@@ -484,15 +484,14 @@ class Engine:
             while self.next_refresh <= self.high:
                 self.next_refresh += self.refresh_s
         m = self.models
-        self.frozen_fallback = [i for i, _, _ in fallback_home(m, self.rules.home_n)]
+        self.frozen_fallback = fallback_home(m, self.rules.home_n).items
         frozen: dict[str, list[str]] = {}
         want_all = self.mode == BATCH
         for pool in (self.users, self.idle):
             for uid, u in pool.items():
                 if u.dnp or (not want_all and self._arm(u, "home") != BATCH):
                     continue
-                home = rank_home(u, m, self.rules, explore=False)
-                frozen[uid] = [i for i, _, _ in home]
+                frozen[uid] = rank_home(u, m, self.rules, explore=False).items
         self.frozen = frozen
 
     def _sweep(self, w: Writes) -> None:
@@ -534,19 +533,23 @@ class Engine:
         elif arm == BATCH:
             mode = "ranked"
             items = self.frozen.get(u.uid, self.frozen_fallback)
-            home = [(i, 0.0, "batch") for i in items]
+            home = Ranked(list(items), [0.0] * len(items), ["batch"] * len(items))
             self.stats["decisions_ranked"] += 1
         else:
             mode = "ranked"
             cats = u.blended_categories()
             home = rank_home(u, m, rules, self._reshow(u), cats=cats)
             self.stats["decisions_ranked"] += 1
-        u.served = [i for i, _, _ in home]
+        u.served = home.items
         u.served_ts = u.last
         u.served_hit = False
         if cats is None:
             cats = u.blended_categories()
-        top = heapq.nlargest(5, cats.items(), key=_second) if cats else []
+        top = (
+            sorted(cats.items(), key=_second, reverse=True)
+            if len(cats) <= 5
+            else heapq.nlargest(5, cats.items(), key=_second)
+        )
         intent = u.intent()
         d = decide(u, m, rules, home, u.last, mode, top, intent)
         cur = u.current
