@@ -29,7 +29,7 @@ from rtp.session import DEEP, RAPID, UserState
 _second = itemgetter(1)
 N_FEATURES = len(FEATURES)
 SEEDS = 5  # the session's last items whose neighbours are candidates
-SEED_FACTORS = (1.0, 0.6, 0.4, 0.3, 0.2, 0.15)
+SEED_FACTORS = (1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.06)  # by recency; SEEDS <= 10
 CV_PER_SEED = 12  # neighbours taken from each seed item (measured in BENCHMARKS.md)
 CAT_PER_CAT = 15  # popular items from each of the two strongest categories (discovery)
 TREND_N = 4
@@ -198,7 +198,7 @@ def candidates(u: UserState, m: Models, cats: dict[str, float]) -> dict[str, lis
     cands: dict[str, list[float]] = {}
     get = cands.get
     recent = u.recent
-    seeds = recent[-1 : -SEEDS - 1 : -1]
+    seeds = recent[-1 : -min(SEEDS, len(SEED_FACTORS)) - 1 : -1]
     for idx, seed in enumerate(seeds):
         lst = m.cv.top(seed, CV_PER_SEED)
         if not lst:
@@ -311,7 +311,7 @@ def fast_scores(
 
     recent = u.recent
     cv_top = m.cv.top
-    for idx, seed in enumerate(recent[-1 : -SEEDS - 1 : -1]):
+    for idx, seed in enumerate(recent[-1 : -min(SEEDS, len(SEED_FACTORS)) - 1 : -1]):
         lst = cv_top(seed, CV_PER_SEED)
         if not lst:
             continue
