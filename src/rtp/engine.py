@@ -420,8 +420,15 @@ class Engine:
             self._learn(u, item, served)
 
     def _learn(self, u: UserState, item: str, served: list[str]) -> None:
+        """One ranking example: the served candidate the user chose, and two it passed over."""
         cats = u.blended_categories()
         cands = gen_candidates(u, self.models, cats)
+        chosen = cands.get(item)
+        if chosen is None:
+            return
+        others = [i for i in served if i != item and i in cands]
+        picked = self.models.ranker.sample_negatives(others)
+        needed = {i: cands[i] for i in (item, *picked)}  # context features for these only
         cur = u.current
         fill_context(
             u,
@@ -430,13 +437,12 @@ class Engine:
             u.price_range(),
             self.rules.price_slack,
             u.item_cat.get(cur) if cur is not None else None,
-            cands,
+            needed,
         )
-        chosen = cands.get(item)
-        if chosen is None:
-            return
-        others = [feature_dict(cands[i]) for i in served if i != item and i in cands]
-        self.models.ranker.learn_choice(feature_dict(chosen), others)
+        ranker = self.models.ranker
+        ranker.learn_one(feature_dict(chosen), True)
+        for i in picked:
+            ranker.learn_one(feature_dict(needed[i]), False)
         self.stats["learned"] += 1
 
     def _serve_for_eval(self, u: UserState) -> None:

@@ -22,7 +22,8 @@ from __future__ import annotations
 import copy
 import math
 import random
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from river import linear_model, optim
 
@@ -53,6 +54,7 @@ PRIOR = {
     "fav": 0.5,
 }
 PRIOR_INTERCEPT = -3.0
+T = TypeVar("T")
 
 
 KINDS = ("lr", "pa", "prior")
@@ -112,13 +114,16 @@ class OnlineRanker:
         w = self._weights
         return float(sum(w.get(f, 0.0) * v for f, v in x.items()) + self.model.intercept)
 
+    def sample_negatives(self, others: Sequence[T]) -> list[T]:
+        """Up to two of ``others`` (the served candidates not chosen), drawn with the ranker's
+        own seeded generator."""
+        return self.rng.sample(list(others), min(2, len(others))) if others else []
+
     def learn_choice(self, chosen: dict[str, float], others: list[dict[str, float]]) -> None:
         """One positive and up to two sampled negatives from the same served list."""
         self.learn_one(chosen, True)
-        if others:
-            k = min(2, len(others))
-            for x in self.rng.sample(others, k):
-                self.learn_one(x, False)
+        for x in self.sample_negatives(others):
+            self.learn_one(x, False)
 
     def freeze(self) -> tuple[float, ...]:
         """Copy the current weights for fast scoring (called at batch boundaries)."""
