@@ -2,7 +2,7 @@
 
 :func:`rank_home` is the hot path (it runs for every user whose context changed in a batch);
 :func:`decide` adds the cheaper placements around it. Every list entry carries a reason code that
-:data:`REASONS` turns into a sentence; every placement carries one sentence for the whole.
+:mod:`rtp.reasons` turns into a sentence; every placement carries one sentence for the whole.
 
 Placements: ``home`` and ``product`` recommendations, ``recent`` (continue shopping: re-views are
 a placement in their own right), ``nav`` (category order), ``hero`` (banner theme), ``offer``
@@ -33,16 +33,6 @@ SEED_FACTORS = (1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.06)  # by rece
 CV_PER_SEED = 12  # neighbours taken from each seed item (measured in BENCHMARKS.md)
 CAT_PER_CAT = 15  # popular items from each of the two strongest categories (discovery)
 TREND_N = 4
-
-REASONS = {
-    "cv": "viewed together with {0}",
-    "re": "you viewed this",
-    "cart": "still in your cart",
-    "cat": "popular in {0}, a category you browse",
-    "pop": "trending now",
-    "fav": "one of your favourites",
-    "ex": "something different: trending elsewhere",
-}
 
 
 class Ranked:
