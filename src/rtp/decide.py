@@ -17,7 +17,7 @@ import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -309,22 +309,7 @@ def fast_scores(
         for nbr, w in lst:
             v = get(nbr)
             if v is None:
-                # context(nbr), inlined: most candidates come from here
-                v = base
-                c = cat_of(nbr)
-                if c is not None:
-                    v += w2 * cats_get(c, 0.0)
-                    if c == cur_cat:
-                        v += w3
-                p = pop_get(nbr)
-                if p is not None:
-                    v += w4n * p if p < top_pop else w4
-                if band is not None:
-                    pr = price_get(nbr)
-                    if pr is None:
-                        v += 0.5 * w6
-                    elif lo <= pr <= hi:
-                        v += w6
+                v = context(nbr)
                 why[nbr] = "cv"
             sc[nbr] = v + a * w
     for it, c, pop_term, pr in m.trend_terms():
@@ -416,6 +401,7 @@ def rank_home(
     reshow_slots: int | None = None,
     explore: bool = True,
     cats: dict[str, float] | None = None,
+    band: tuple[float, float] | None | Literal[False] = False,
 ) -> Ranked:
     """Home recommendations, best first: items, scores and reason codes."""
     if cats is None:
@@ -425,9 +411,8 @@ def rank_home(
     cur_cat = u.item_cat.get(cur) if cur is not None else None
     why: dict[str, str] = {}
     streams: list[tuple[str, float]] = []
-    sc = fast_scores(
-        u, m, cats, top_cats, u.price_range(), rules.price_slack, cur_cat, why, streams
-    )
+    price_band = u.price_range() if band is False else band  # False: the caller did not compute it
+    sc = fast_scores(u, m, cats, top_cats, price_band, rules.price_slack, cur_cat, why, streams)
     if rules.suppress_bought and (u.bought or (u.profile is not None and u.profile.bought)):
         bought = set(u.bought)
         if u.profile is not None:

@@ -34,7 +34,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -526,8 +526,11 @@ class Engine:
     def _write_decision(self, u: UserState, w: Writes) -> None:
         m = self.models
         rules = self.rules
-        arm = self._arm(u, "home")
+        # the experiment serving home, hashed once per decision (it is recorded below too)
+        exp = self.experiments.assign(u.uid, "home") if u.arms and self.experiments else None
+        arm = str(exp[1]) if exp is not None else self.mode
         cats = None
+        band: tuple[float, float] | None | Literal[False] = False
         if u.dnp or arm in ("none", POPULAR):
             mode = "non_personalized"
             home = fallback_home(m, rules.home_n)
@@ -544,7 +547,8 @@ class Engine:
         else:
             mode = "ranked"
             cats = u.blended_categories()
-            home = rank_home(u, m, rules, self._reshow(u), cats=cats)
+            band = u.price_range()
+            home = rank_home(u, m, rules, self._reshow(u), cats=cats, band=band)
             self.stats["decisions_ranked"] += 1
         u.served = home.items
         u.served_ts = u.last
@@ -565,16 +569,14 @@ class Engine:
         d["ts"] = u.last
         d["mode"] = mode
         d["model"] = m.ranker.version
-        if u.arms:
-            exp = self.experiments.assign(u.uid, "home") if self.experiments else None
-            if exp is not None:
-                d["exp"] = {"name": exp[0], "arm": exp[1]}
-                mm = self.metrics.get(exp[0])
-                if mm is not None:
-                    mm.on_shown(exp[1], len(home), ts=u.last)
+        if exp is not None:
+            d["exp"] = {"name": exp[0], "arm": exp[1]}
+            mm = self.metrics.get(exp[0])
+            if mm is not None:
+                mm.on_shown(exp[1], len(home), ts=u.last)
         if u.strategy is not None:
             d["strategy"] = u.strategy
-        d["ctx"] = {"dnp": True} if u.dnp else u.context(top, False, intent)
+        d["ctx"] = {"dnp": True} if u.dnp else u.context(top, band, intent)
         w.decisions.append((u.uid, orjson.dumps(d)))
 
     def _meta(self, w: Writes, force: bool) -> None:

@@ -14,7 +14,7 @@ by the total. ``t0`` is the session start.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from rtp import events as ev
 from rtp.profile import Profile
@@ -323,7 +323,7 @@ class UserState:
     def context(
         self,
         top: list[tuple[str, float]] | None = None,
-        band: tuple[float, float] | None | bool = False,
+        band: tuple[float, float] | None | Literal[False] = False,
         intent: float | None = None,
     ) -> dict[str, Any]:
         """The JSON-able context written beside the decisions.
@@ -349,7 +349,7 @@ class UserState:
             "blend": int(n / (n + 4.0) * 100) / 100,
         }
         if pr:
-            ctx["price"] = [pr[0], pr[1]]  # type: ignore[index]
+            ctx["price"] = [pr[0], pr[1]]
         if self.queries:
             ctx["queries"] = self.queries[-3:]
         if self.cart:
