@@ -25,7 +25,7 @@ redis-server:
 	@redis-server --version
 
 demo: $(STAMP) redis-server
-	$(PY) -m rtp.demo
+	$(PY) -m rtp.tools.demo
 
 test: $(STAMP) redis-server
 	$(PY) -m pytest tests

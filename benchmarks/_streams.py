@@ -1,9 +1,9 @@
 """Larger streams for the benchmarks, written to a tmp dir (never to the repository).
 
-- :func:`generated_10x`: about ten times the Taobao slice's events. With ``rtp.synth`` (written
-  by another engineer) when it is importable, else :func:`taobao_replicated`.
+- :func:`generated_10x`: about ten times the Taobao slice's events. With ``rtp.tools.synth``
+  (written by another engineer) when it is importable, else :func:`taobao_replicated`.
 - :func:`generated_users`: a stream of ``users`` users with the same number of events each, for
-  the scaling benchmark. ``rtp.synth`` when importable, else :func:`synthetic_users`.
+  the scaling benchmark. ``rtp.tools.synth`` when importable, else :func:`synthetic_users`.
 
 ``RTP_BENCH_GENERATOR=builtin`` forces the built-in generators (to compare with older figures).
 Every generator is deterministic for a given seed. Streams go to one session tmp dir
@@ -28,7 +28,7 @@ def synth_available() -> bool:
     if os.environ.get("RTP_BENCH_GENERATOR", "") == "builtin":
         return False
     try:
-        return importlib.util.find_spec("rtp.synth") is not None
+        return importlib.util.find_spec("rtp.tools.synth") is not None
     except (ImportError, ValueError):
         return False
 
@@ -37,7 +37,7 @@ def _synth(users: int, out: Path, seed: int) -> Path:
     if out.exists():  # the same arguments give the same bytes: made once per session
         return out
     subprocess.run(
-        [sys.executable, "-m", "rtp.synth", "--users", str(users), "--out", str(out),
+        [sys.executable, "-m", "rtp.tools.synth", "--users", str(users), "--out", str(out),
          "--seed", str(seed)],
         check=True,
         capture_output=True,
@@ -113,11 +113,11 @@ def synthetic_users(
 def generated_10x(taobao: Path, tmp: Path, seed: int = 7) -> tuple[Path, str, str]:
     """About 10x the slice's events: ``(path, format, how it was made)``.
 
-    ``rtp.synth --users 50000`` is "about 1M events: ten times the Taobao sample" (its doc);
+    ``rtp.tools.synth --users 50000`` is "about 1M events: ten times the Taobao sample" (its doc);
     the scaling benchmark's 50k-user stream is the same file."""
     if synth_available():
         out = _synth(50_000, tmp / f"synth_50000_{seed}.jsonl", seed)
-        return out, "jsonl", f"rtp.synth --users 50000 --seed {seed}"
+        return out, "jsonl", f"rtp.tools.synth --users 50000 --seed {seed}"
     out = tmp / "taobao_10x.csv"
     if not out.exists():
         taobao_replicated(taobao, out, copies=10)
@@ -130,7 +130,7 @@ def generated_users(
     """A stream of ``users`` users: ``(path, format, how it was made)``."""
     if synth_available():
         out = _synth(users, tmp / f"synth_{users}_{seed}.jsonl", seed)
-        return out, "jsonl", f"rtp.synth --users {users} --seed {seed} (~20 events/user)"
+        return out, "jsonl", f"rtp.tools.synth --users {users} --seed {seed} (~20 events/user)"
     out = tmp / f"users_{users}_{events_per_user}_{seed}.csv"
     if not out.exists():
         synthetic_users(users, out, events_per_user, seed)

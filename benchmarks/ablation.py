@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import rtp.decide as decide
+import rtp.decisions.decide as decide
 from rtp.config import Settings
-from rtp.evaluate import evaluate
+from rtp.tools.evaluate import evaluate
 
 TAOBAO = (
     Path(__file__).resolve().parents[1].parent

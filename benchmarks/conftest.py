@@ -129,7 +129,7 @@ def fresh_redis() -> Iterator[RedisServer]:
 _REPLAY_SCRIPT = r"""
 import json, resource, sys, time
 from rtp.config import Settings
-from rtp.replay import replay
+from rtp.tools.replay import replay
 url, fmt, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
 ru0 = resource.getrusage(resource.RUSAGE_SELF)
 report = replay(paths, fmt, Settings(redis_url=url), progress=False)
@@ -146,7 +146,7 @@ print("RTP-REPORT " + json.dumps(report))
 def replay_subprocess(
     paths: list[Path], fmt: str, url: str, timeout: float = 900
 ) -> dict[str, Any]:
-    """``rtp.replay.replay`` in a fresh Python process (so its peak RSS is the replay's own)
+    """``rtp.tools.replay.replay`` in a fresh Python process (so its peak RSS is the replay's own)
     into the Redis at ``url``; its report plus ``maxrss_kb`` (peak RSS), ``cpu_s`` (CPU time
     of the replay, every thread) and ``wall_s``."""
     t0 = time.perf_counter()

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from rtp.config import Settings
-from rtp.engine import Engine, tune_gc
-from rtp.sources import Batch, FilesSource
+from rtp.engine.shard import Engine, tune_gc
+from rtp.flow.sources import Batch, FilesSource
 
 TAOBAO = (
     Path(__file__).resolve().parents[1].parent

@@ -1,6 +1,6 @@
 """1. Whole flow events/s in one process, beside a bare CSV parse of the same file.
 
-``rtp.replay.replay`` runs the one dataflow (FilesSource -> enrich -> engine -> Redis sink) in
+``rtp.tools.replay.replay`` runs the one dataflow (FilesSource -> enrich -> engine -> Redis sink) in
 this process into a private redis-server; the bare parse (read, split lines, split fields, int
 the time: no rtp at all) is the ceiling that Python file reading sets, so the flow's throughput
 is reported as a fraction of it. Then the same on a stream ~10x the slice (see _streams.py).
@@ -43,7 +43,7 @@ def bare_parse(path: Path, fmt: str = "taobao") -> int:
 
 def files_source_pass(path: Path, fmt: str) -> int:
     """rtp's own source alone: FilesSource batches (adapter parse + stream clock), no flow."""
-    from rtp.sources import FilesSource
+    from rtp.flow.sources import FilesSource
 
     part = FilesSource([str(path)], fmt).build_part("bench", "files", None)
     n = 0
@@ -60,7 +60,7 @@ def files_source_pass(path: Path, fmt: str) -> int:
 def run_replay(path: Path, fmt: str, server: RedisServer) -> dict[str, Any]:
     """The replay in this process; its report plus ``cpu_s``, the CPU time this process spent
     (every thread: Python and Bytewax's), which other jobs on the machine do not inflate."""
-    from rtp.replay import replay
+    from rtp.tools.replay import replay
 
     cpu0 = time.process_time()
     report = replay([path], fmt, Settings(redis_url=server.url), progress=False)

@@ -3,13 +3,14 @@
 Each stage runs alone, outside Bytewax, on the slice's events in order:
 
 - parse: the Taobao adapter on every line (what FilesSource calls), and FilesSource whole;
-- enrich: ``rtp.enrich.Enricher`` on the events as they are (no context: Taobao has none) and
-  with a web context (user agent, IP, referrer, UTM) from realistic pools (warm caches);
+- enrich: ``rtp.capture.enrich.Enricher`` on the events as they are (no context: Taobao has none)
+  and   with a web context (user agent, IP, referrer, UTM) from realistic pools (warm caches);
 - session update: ``UserState.starts_new_session / begin / update`` per event, the engine's
   per-event session step without the learners; and the fold of a finished session into the
   profile (``fold_session`` + ``Profile.to_bytes``), per session;
 - engine: ``Engine.process`` on 2,000-event batches (no loader, no Redis): the whole engine;
-- candidates + ranking: ``rtp.decide.rank_home`` for users in the warm engine, per decision;
+- candidates + ranking: ``rtp.decisions.decide.rank_home`` for users in the warm engine, per
+  decision;
 - full decision: ``Engine._write_decision`` (ranking + every placement + context + JSON);
 - Redis write: ``Store.write`` of each batch's ``Writes`` (from the engine run) into a private
   redis-server, and ``Store.load_users`` of each batch's new users (the flow's loader).
@@ -28,13 +29,13 @@ from typing import Any
 import pytest
 
 from benchmarks.conftest import FIGURES, RedisServer, record
-from rtp.adapters import get_adapter
+from rtp.capture.adapters import get_adapter
+from rtp.capture.enrich import Enricher
+from rtp.capture.events import Event
 from rtp.config import Settings
-from rtp.engine import Engine, tune_gc
-from rtp.enrich import Enricher
-from rtp.events import Event
-from rtp.session import UserState, fold_session
-from rtp.writes import Writes
+from rtp.engine.shard import Engine, tune_gc
+from rtp.engine.writes import Writes
+from rtp.session.state import UserState, fold_session
 
 BATCH = 2_000
 SAMPLE_USERS = 5_000
@@ -234,7 +235,7 @@ def ranked_users(events: list[Event]) -> tuple[Engine, list[UserState]]:
 
 
 def test_stage_rank_home(benchmark: Any, ranked_users: tuple[Engine, list[UserState]]) -> None:
-    from rtp.decide import rank_home
+    from rtp.decisions.decide import rank_home
 
     eng, users = ranked_users
 
@@ -274,7 +275,7 @@ def test_stage_full_decision(benchmark: Any, ranked_users: tuple[Engine, list[Us
 
 
 def test_stage_redis_write(benchmark: Any, events: list[Event], fresh_redis: RedisServer) -> None:
-    from rtp.store import Store
+    from rtp.store.store import Store
 
     _warm_engine(events)
     if "finish" not in FIGURES_CACHE:

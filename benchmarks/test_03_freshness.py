@@ -1,7 +1,7 @@
 """3. Event-to-decision freshness of the live flow at a fixed 2,000 events/s.
 
-The live flow (``rtp.flows.live_flow``: ``RedisStreamSource`` -> enrich -> engine -> Redis) runs
-in a subprocess (its own interpreter, as in production) against a private redis-server. This
+The live flow (``rtp.flow.ready.live_flow``: ``RedisStreamSource`` -> enrich -> engine -> Redis)
+runs in a subprocess (its own interpreter, as in production) against a private redis-server. This
 process appends the Taobao slice's events, in order, to the stream with ``rtp.streams.append``
 at 2,000 events/s for ``SECONDS`` s (a 1 ms pacing loop), each event stamped with a unique
 ``ts`` = the wall-clock time just before its append. A listener thread subscribed to Redis
@@ -40,7 +40,7 @@ _FLOW_SCRIPT = r"""
 import sys
 from bytewax.testing import run_main
 from rtp.config import Settings
-from rtp.flows import live_flow
+from rtp.flow.ready import live_flow
 run_main(live_flow(Settings(redis_url=sys.argv[1])))
 """
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from benchmarks.conftest import record
-from rtp.ranking import FEATURES, KINDS, OnlineRanker
+from rtp.ranking.ranker import FEATURES, KINDS, OnlineRanker
 
 N = 20_000
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.conftest import record
-from rtp.experiments import load_experiments
+from rtp.experiments.design import load_experiments
 
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "experiments.toml"
 N = 100_000

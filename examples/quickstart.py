@@ -21,10 +21,10 @@ def quickstart(url: str) -> dict[str, Any] | None:
 
     from rtp.client import Client
     from rtp.config import Settings
-    from rtp.replay import replay
+    from rtp.tools.replay import replay
 
     t = 1_730_700_000  # event time (unix seconds)
-    events = [  # schema v1 (rtp.events): bob and carol browse shoes, then alice arrives
+    events = [  # schema v1 (rtp.capture.events): bob and carol browse shoes, then alice arrives
         {"type": "product_view", "user": "bob", "ts": t, "item": "sneaker-1",
          "category": "shoes", "price": 59.9},
         {"type": "product_view", "user": "bob", "ts": t + 20, "item": "sneaker-2",
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         quickstart(argv[1])
         return 0
-    from rtp.server import EmbeddedRedis
+    from rtp.store.server import EmbeddedRedis
 
     with EmbeddedRedis() as server:
         quickstart(server.url)

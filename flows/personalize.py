@@ -11,6 +11,6 @@ processes: ``RTP_SHARDS=2 python -m bytewax.testing flows.personalize:flow -p 2`
 ``bytewax.run -i/-a`` across machines.
 """
 
-from rtp.flows import flow_from_env
+from rtp.flow.ready import flow_from_env
 
 flow = flow_from_env()

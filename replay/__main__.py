@@ -2,6 +2,6 @@
 
 import sys
 
-from rtp.cli import main
+from rtp.tools.cli import main
 
 sys.exit(main(["replay", *sys.argv[1:]]))

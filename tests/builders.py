@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
-from rtp import events as ev
-from rtp.engine import Engine
-from rtp.session import UserState
-from rtp.writes import Writes
+from rtp.capture import events as ev
+from rtp.engine.shard import Engine
+from rtp.engine.writes import Writes
+from rtp.session.state import UserState
 
 T0 = 1_700_000_000.0  # 2023-11-14, well inside the stream clock's bounds
 MIN = 60.0
@@ -88,7 +88,7 @@ def feed(
     """Fold events into one UserState the way the engine does (split, then update).
 
     Returns, per event, whether it started a new session (finished sessions are not folded
-    here; use :func:`rtp.session.fold_session` for that)."""
+    here; use :func:`rtp.session.state.fold_session` for that)."""
     starts = []
     for e in events:
         new = u.starts_new_session(e, gap_s)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rtp.capture.events import Event, Rejection
 from rtp.config import Settings
 from rtp.errors import ConfigError, RtpError, SourceError, StoreError, StoreUnavailable
-from rtp.events import Event, Rejection
 
 __version__ = "0.1.0"
 
@@ -43,11 +43,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Client": ("rtp.client", "Client"),
-    "Engine": ("rtp.engine", "Engine"),
-    "build_flow": ("rtp.dataflow", "build_flow"),
-    "replay": ("rtp.replay", "replay"),
-    "evaluate": ("rtp.evaluate", "evaluate"),
+    "Client": ("rtp.store.client", "Client"),
+    "Engine": ("rtp.engine.shard", "Engine"),
+    "build_flow": ("rtp.flow.dataflow", "build_flow"),
+    "replay": ("rtp.tools.replay", "replay"),
+    "evaluate": ("rtp.tools.evaluate", "evaluate"),
 }
 
 

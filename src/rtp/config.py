@@ -31,7 +31,7 @@ class Settings:
     dead_letter_file: str | None = None  # JSONL of rejections, if set
 
     # Flow
-    shards: int = 1  # shards per process; see rtp.engine for why one is the default
+    shards: int = 1  # shards per process; see rtp.engine.shard for why one is the default
     batch_lines: int = 2_000  # records a file source reads per batch
     max_lag_s: float = 86_400.0  # events further behind the stream are rejected
     max_ahead_s: float = 86_400.0

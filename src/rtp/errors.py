@@ -9,8 +9,8 @@
     │                             the batch that failed is attached as ``.pending``
     └── SourceError               a source cannot be opened (missing file, unknown format)
 
-Bad *records* are never exceptions: they become :class:`rtp.events.Rejection` values and go to
-the dead-letter output.
+Bad *records* are never exceptions: they become :class:`rtp.capture.events.Rejection` values and go
+to the dead-letter output.
 """
 
 from __future__ import annotations

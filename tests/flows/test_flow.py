@@ -1,4 +1,4 @@
-"""The one dataflow (rtp.dataflow.build_flow) over JSONL files into a real Redis."""
+"""The one dataflow (rtp.flow.dataflow.build_flow) over JSONL files into a real Redis."""
 
 from __future__ import annotations
 
@@ -12,21 +12,21 @@ import pytest
 import redis
 from bytewax.testing import TestingSink, cluster_main, run_main
 
-from rtp.client import Client
-from rtp.config import Settings
-from rtp.dataflow import build_flow
-from rtp.events import (
+from rtp.capture.events import (
     INVALID_FIELD,
     INVALID_JSON,
     INVALID_PRICE,
     MISSING_FIELD,
     UNKNOWN_TYPE,
 )
-from rtp.replay import collect_stats, replay
-from rtp.sinks import DeadLetterSink, RedisSink
-from rtp.sources import FilesSource
-from rtp.store import Store
-from rtp.writes import Writes
+from rtp.client import Client
+from rtp.config import Settings
+from rtp.engine.writes import Writes
+from rtp.flow.dataflow import build_flow
+from rtp.flow.sinks import DeadLetterSink, RedisSink
+from rtp.flow.sources import FilesSource
+from rtp.store.store import Store
+from rtp.tools.replay import collect_stats, replay
 from tests.builders import (
     DAY,
     HOUR,

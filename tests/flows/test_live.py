@@ -11,7 +11,7 @@ from bytewax.testing import run_main
 from rtp import streams
 from rtp.client import Client
 from rtp.config import Settings
-from rtp.flows import live_flow
+from rtp.flow.ready import live_flow
 
 T0 = 1_700_000_000.0
 

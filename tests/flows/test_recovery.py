@@ -23,7 +23,7 @@ def _cmd(path: Path, url: str, recovery: Path, snapshot: float = 0.2) -> list[st
     return [
         sys.executable,
         "-m",
-        "rtp.cli",
+        "rtp.tools.cli",
         "replay",
         str(path),
         "--format",

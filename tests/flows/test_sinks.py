@@ -11,10 +11,10 @@ import redis
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 
+from rtp.capture.events import Rejection
 from rtp.config import Settings
-from rtp.events import Rejection
-from rtp.sinks import DeadLetterSink, RedisSink
-from rtp.writes import Writes
+from rtp.engine.writes import Writes
+from rtp.flow.sinks import DeadLetterSink, RedisSink
 from tests.conftest import RedisServer
 
 

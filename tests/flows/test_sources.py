@@ -1,4 +1,4 @@
-"""rtp.sources.FilesSource through real Bytewax flows, its resume state, and kafka_batches."""
+"""rtp.flow.sources.FilesSource through real Bytewax flows, its resume state, and kafka_batches."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from bytewax.inputs import FixedPartitionedSource
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, run_main
 
-from rtp.adapters import diginetica_key
+from rtp.capture.adapters import diginetica_key
+from rtp.capture.events import TIMESTAMP_OUT_OF_RANGE, Event, Rejection
 from rtp.errors import SourceError
-from rtp.events import TIMESTAMP_OUT_OF_RANGE, Event, Rejection
-from rtp.sources import Batch, FilesPartition, FilesSource
+from rtp.flow.sources import Batch, FilesPartition, FilesSource
 from tests.conftest import shared_sample
 
 TAOBAO = "taobao-userbehavior/UserBehavior_timeslice_96k.csv"
@@ -300,7 +300,7 @@ def test_kafka_batches_against_a_broker() -> None:
     if not brokers:
         pytest.skip("set RTP_KAFKA_BROKERS=host:port to test kafka_batches against a broker")
     kafka = pytest.importorskip("confluent_kafka", reason="kafka_batches needs confluent-kafka")
-    from rtp.sources import kafka_batches
+    from rtp.flow.sources import kafka_batches
 
     topic = f"rtp-test-{os.getpid()}"
     producer = kafka.Producer({"bootstrap.servers": brokers})

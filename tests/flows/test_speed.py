@@ -8,8 +8,8 @@ import orjson
 from bytewax.testing import TestingSink, run_main
 
 from rtp.config import Settings
-from rtp.dataflow import build_flow
-from rtp.sources import FilesSource, PacedPartition
+from rtp.flow.dataflow import build_flow
+from rtp.flow.sources import FilesSource, PacedPartition
 
 T0 = 1_700_000_000
 

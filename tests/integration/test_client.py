@@ -11,11 +11,11 @@ import pytest
 import redis
 
 from rtp import streams
+from rtp.capture.events import Event, parse_json
 from rtp.client import Client
 from rtp.config import Settings
+from rtp.decisions.reasons import item_reason, quiet_reason
 from rtp.errors import StoreUnavailable
-from rtp.events import Event, parse_json
-from rtp.reasons import item_reason, quiet_reason
 from tests.conftest import RedisServer
 
 DOC: dict[str, Any] = {
@@ -37,7 +37,7 @@ DOC: dict[str, Any] = {
         "referral": "search",
         "hour": 9,
     },
-    # the stored form: ids, scores and one reason character per item (see rtp.reasons.CHAR)
+    # the stored form: ids, scores and one reason character per item (rtp.decisions.reasons.CHAR)
     "home": {
         "items": ["h1", "h2"],
         "scores": [0.9, 0.2],

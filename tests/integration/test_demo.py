@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from rtp.client import Client
-from rtp.demo import run
-from rtp.synth import bad_lines
+from rtp.tools.demo import run
+from rtp.tools.synth import bad_lines
 
 
 def test_demo_replays_four_parts_and_explains_three_users(redis_url: str) -> None:

@@ -1,4 +1,4 @@
-"""rtp.sources.RedisStreamSource against a real redis-server (tests/conftest.py)."""
+"""rtp.flow.sources.RedisStreamSource against a real redis-server (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, run_main
 
 from rtp import streams
-from rtp.events import (
+from rtp.capture.events import (
     INVALID_FIELD,
     INVALID_JSON,
     MISSING_FIELD,
@@ -23,7 +23,7 @@ from rtp.events import (
     Event,
     Rejection,
 )
-from rtp.sources import Batch, RedisStreamPartition, RedisStreamSource
+from rtp.flow.sources import Batch, RedisStreamPartition, RedisStreamSource
 from tests.conftest import RedisServer
 
 T0 = 1_511_658_000

@@ -1,4 +1,4 @@
-"""Replay evaluation (rtp.evaluate): DIGINETICA sample, and a stream where realtime must win."""
+"""Replay evaluation (rtp.tools.evaluate): DIGINETICA, and a stream where realtime must win."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from rtp.config import Settings
-from rtp.evaluate import evaluate
+from rtp.tools.evaluate import evaluate
 from tests.builders import HOUR, T0, view, write_jsonl
 from tests.conftest import shared_sample
 

@@ -8,8 +8,8 @@ import pytest
 
 from rtp.client import Client
 from rtp.config import Settings
-from rtp.evaluate import load_events
-from rtp.replay import replay
+from rtp.tools.evaluate import load_events
+from rtp.tools.replay import replay
 from tests.conftest import shared_sample
 
 SAMPLES = [

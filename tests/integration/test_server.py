@@ -10,8 +10,8 @@ import redis
 
 from rtp.config import Settings
 from rtp.errors import ConfigError
-from rtp.server import EmbeddedRedis, redis_url
-from rtp.store import Store
+from rtp.store.server import EmbeddedRedis, redis_url
+from rtp.store.store import Store
 
 
 def test_embedded_starts_answers_and_is_gone_after_exit() -> None:

@@ -11,11 +11,11 @@ import orjson
 import pytest
 import redis
 
+from rtp.capture.events import Rejection
 from rtp.config import Settings
+from rtp.engine.writes import Writes
 from rtp.errors import StoreError, StoreUnavailable
-from rtp.events import Rejection
-from rtp.store import Store, _py_command, pack_command
-from rtp.writes import Writes
+from rtp.store.store import Store, _py_command, pack_command
 from tests.conftest import RedisServer
 
 SETTINGS = Settings(context_ttl_s=3_600, profile_ttl_s=7_200)
@@ -202,7 +202,7 @@ def test_outage_write_lands_after_restart(
     w = Writes()
     w.decisions = [("during", decision("during"))]
     w.users = ["during"]
-    with caplog.at_level(logging.WARNING, logger="rtp.store"):
+    with caplog.at_level(logging.WARNING, logger="rtp.store.store"):
         store.write(w)
     restarter.join()
     assert any("retry" in r.getMessage() for r in caplog.records)

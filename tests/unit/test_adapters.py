@@ -1,4 +1,4 @@
-"""rtp.adapters: every format on the real samples, hand-built bad lines, and the invariants."""
+"""rtp.capture.adapters: every format on the real samples, bad lines, and the invariants."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rtp import events as ev
-from rtp.adapters import ADAPTERS, Adapter, diginetica_key, get_adapter, utc_time
+from rtp.capture import events as ev
+from rtp.capture.adapters import ADAPTERS, Adapter, diginetica_key, get_adapter, utc_time
+from rtp.capture.events import Event, Rejection
 from rtp.errors import SourceError
-from rtp.events import Event, Rejection
 from tests.conftest import shared_sample
 
 NAMES = ("jsonl", "taobao", "otto", "rees46", "diginetica", "yoochoose", "retailrocket")

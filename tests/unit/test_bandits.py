@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-import rtp.bandits
-from rtp.bandits import BanditTuner
+import rtp.experiments.bandits
 from rtp.errors import ConfigError
+from rtp.experiments.bandits import BanditTuner
 
 MEANS = {"reshow-0": 0.05, "reshow-4": 0.25, "reshow-8": 0.10}  # reshow-4 is clearly better
 BEST = "reshow-4"
@@ -28,7 +28,7 @@ def _run(tuner: BanditTuner, pulls: int, seed: int = 99) -> list[str]:
 
 
 def test_doctests() -> None:
-    result = doctest.testmod(rtp.bandits)
+    result = doctest.testmod(rtp.experiments.bandits)
     assert result.failed == 0 and result.attempted > 0
 
 

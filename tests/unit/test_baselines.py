@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rtp.baselines import STAN, SessionKNN, run_baseline
-from rtp.events import Event
-from rtp.metrics import EvalRecord, Prequential, paired_lift
+from rtp.capture.events import Event
+from rtp.evaluation.baselines import STAN, SessionKNN, run_baseline
+from rtp.evaluation.metrics import EvalRecord, Prequential, paired_lift
 from tests.conftest import shared_sample
 
 DAY = 86_400.0

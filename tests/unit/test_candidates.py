@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from rtp.candidates import CoVisitation, Popularity
+from rtp.candidates.learners import CoVisitation, Popularity
 from rtp.config import Settings
-from rtp.engine import Engine
+from rtp.engine.shard import Engine
 from tests.builders import T0, buy, cart, view
 
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from rtp.config import Settings
-from rtp.decide import (
+from rtp.decisions.decide import (
     Models,
     Rules,
     candidates,
@@ -18,9 +18,9 @@ from rtp.decide import (
     product_list,
     rank_home,
 )
-from rtp.engine import Engine
-from rtp.profile import Profile
-from rtp.session import UserState, fold_session
+from rtp.engine.shard import Engine
+from rtp.session.profile import Profile
+from rtp.session.state import UserState, fold_session
 from tests.builders import T0, buy, cart, feed, help_view, search, view
 
 
@@ -33,7 +33,7 @@ def sentence(part: object) -> str:
     """The human-readable reason of a placement (a stored sentence, or a quiet code's)."""
     if isinstance(part, dict):
         return str(part.get("reason", ""))
-    from rtp.reasons import quiet_reason
+    from rtp.decisions.reasons import quiet_reason
 
     return quiet_reason(str(part))
 
@@ -129,7 +129,7 @@ def test_rank_home_scores_equal_the_reference_model_scores() -> None:
     m = _models()
     # a trained ranker, not the prior, so a mistake in any weight shows
     rng = random.Random(5)
-    from rtp.ranking import FEATURES
+    from rtp.ranking.ranker import FEATURES
 
     for _ in range(300):
         x = {f: rng.random() for f in FEATURES}

@@ -12,7 +12,7 @@ import rtp
 
 MODULES = sorted(
     name
-    for _, name, _ in pkgutil.iter_modules(rtp.__path__, "rtp.")
+    for _, name, _ in pkgutil.walk_packages(rtp.__path__, "rtp.")
     if ">>> " in (importlib.util.find_spec(name).loader.get_source(name) or "")  # type: ignore[union-attr]
 )
 

@@ -9,11 +9,11 @@ import pytest
 
 from rtp.client import Client
 from rtp.config import Settings
-from rtp.engine import Engine
-from rtp.profile import Profile
-from rtp.reasons import CHAR
-from rtp.store import Store
-from rtp.writes import Writes
+from rtp.decisions.reasons import CHAR
+from rtp.engine.shard import Engine
+from rtp.engine.writes import Writes
+from rtp.session.profile import Profile
+from rtp.store.store import Store
 from tests.builders import (
     DAY,
     HOUR,

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import iptocc
 import pytest
 
-from rtp.enrich import COUNTRY_UTC_OFFSET_H, Enricher, local_hour_weekday, referral_from_utm
-from rtp.events import Event, parse_json
+from rtp.capture.enrich import COUNTRY_UTC_OFFSET_H, Enricher, local_hour_weekday, referral_from_utm
+from rtp.capture.events import Event, parse_json
 
 CHROME_DESKTOP = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

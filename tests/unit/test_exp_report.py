@@ -13,9 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-import rtp.exp_report
-from rtp.bandits import BanditTuner
-from rtp.exp_report import (
+import rtp.experiments.report
+from rtp.experiments.bandits import BanditTuner
+from rtp.experiments.design import ArmMetrics, ExperimentSet, load_experiments
+from rtp.experiments.report import (
     add_cli,
     build_report,
     group_meta,
@@ -23,8 +24,7 @@ from rtp.exp_report import (
     render_text,
     run_report,
 )
-from rtp.experiments import ArmMetrics, ExperimentSet, load_experiments
-from rtp.stats import compare_means, compare_proportions, sample_ratio_mismatch
+from rtp.experiments.stats import compare_means, compare_proportions, sample_ratio_mismatch
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "experiments.toml"
@@ -92,7 +92,7 @@ CTR = {"realtime": 0.12, "batch": 0.08, "none": 0.0}
 
 
 def test_doctests() -> None:
-    result = doctest.testmod(rtp.exp_report)
+    result = doctest.testmod(rtp.experiments.report)
     assert result.failed == 0 and result.attempted > 0
 
 
@@ -255,8 +255,8 @@ def test_cli_needs_a_config_and_a_redis_url(
 
 def test_cli_reads_meta_keys_from_redis(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     from rtp.config import Settings
-    from rtp.store import Store
-    from rtp.writes import Writes
+    from rtp.engine.writes import Writes
+    from rtp.store.store import Store
 
     metrics, bandits = synthetic("replay", FLAT, CTR, users=1_000)
     w = Writes()

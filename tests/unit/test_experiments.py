@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from scipy import stats as sps
 
-import rtp.experiments
+import rtp.experiments.design
 from rtp.errors import ConfigError
-from rtp.experiments import (
+from rtp.experiments.design import (
     ArmMetrics,
     ExperimentSet,
     load_experiments,
@@ -51,7 +51,7 @@ def _exp(
 
 
 def test_doctests() -> None:
-    result = doctest.testmod(rtp.experiments)
+    result = doctest.testmod(rtp.experiments.design)
     assert result.failed == 0 and result.attempted > 0
 
 
@@ -186,7 +186,7 @@ def test_assignment_is_the_same_in_another_process() -> None:
     here = [ExperimentSet.from_dict(data).assign(u, "home")[1] for u in USERS[:500]]
     code = (
         "import json, sys\n"
-        "from rtp.experiments import ExperimentSet\n"
+        "from rtp.experiments.design import ExperimentSet\n"
         "data = json.loads(sys.argv[1])\n"
         "e = ExperimentSet.from_dict(data)\n"
         "print(json.dumps([e.assign(f'u{i}', 'home')[1] for i in range(500)]))\n"

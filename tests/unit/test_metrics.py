@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rtp.metrics import EvalRecord, Prequential, paired_lift, plot_series
+from rtp.evaluation.metrics import EvalRecord, Prequential, paired_lift, plot_series
 
 
 def rec(

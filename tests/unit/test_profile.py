@@ -7,9 +7,9 @@ import math
 import pytest
 
 from rtp.config import Settings
-from rtp.engine import Engine
-from rtp.profile import PRICE_BANDS, Profile, price_band
-from rtp.session import UserState, fold_session
+from rtp.engine.shard import Engine
+from rtp.session.profile import PRICE_BANDS, Profile, price_band
+from rtp.session.state import UserState, fold_session
 from tests.builders import DAY, HOUR, T0, buy, cart, decisions, feed, view
 
 WEEK = 7 * DAY

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from rtp.config import Settings
-from rtp.engine import Engine
-from rtp.ranking import FEATURES, PRIOR, PRIOR_INTERCEPT, OnlineRanker
+from rtp.engine.shard import Engine
+from rtp.ranking.ranker import FEATURES, PRIOR, PRIOR_INTERCEPT, OnlineRanker
 from tests.builders import T0, decisions, view
 
 
@@ -142,7 +142,7 @@ def test_engine_decisions_record_the_model_version() -> None:
 def test_every_ranker_kind_keeps_the_contract(kind: str) -> None:
     import pickle
 
-    from rtp.ranking import FEATURES, OnlineRanker
+    from rtp.ranking.ranker import FEATURES, OnlineRanker
 
     r = OnlineRanker(seed=4, kind=kind)
     assert r.clone().kind == kind and r.clone().updates == 0
@@ -161,7 +161,7 @@ def test_every_ranker_kind_keeps_the_contract(kind: str) -> None:
 
 
 def test_an_unknown_ranker_kind_is_refused() -> None:
-    from rtp.ranking import OnlineRanker
+    from rtp.ranking.ranker import OnlineRanker
 
     with pytest.raises(ValueError, match="not one of"):
         OnlineRanker(kind="deep")

@@ -1,4 +1,4 @@
-"""Session context (rtp.session.UserState) and session splitting through the Engine."""
+"""Session context (rtp.session.state.UserState) and session splitting through the Engine."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pickle
 import pytest
 
 from rtp.config import Settings
-from rtp.engine import Engine
-from rtp.profile import Profile
-from rtp.session import BROWSING, DEEP, MAX_CART, MAX_SEEN, MAX_SESSION_CATS, RAPID, UserState
+from rtp.engine.shard import Engine
+from rtp.session.profile import Profile
+from rtp.session.state import BROWSING, DEEP, MAX_CART, MAX_SEEN, MAX_SESSION_CATS, RAPID, UserState
 from tests.builders import (
     MIN,
     T0,

@@ -12,8 +12,8 @@ from scipy import stats as sps
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-import rtp.stats
-from rtp.stats import (
+import rtp.experiments.stats
+from rtp.experiments.stats import (
     bootstrap_diff,
     compare_means,
     compare_proportions,
@@ -23,7 +23,7 @@ from rtp.stats import (
 
 
 def test_doctests() -> None:
-    result = doctest.testmod(rtp.stats)
+    result = doctest.testmod(rtp.experiments.stats)
     assert result.failed == 0 and result.attempted > 0
 
 

@@ -1,4 +1,4 @@
-"""rtp.synth: a seeded, time-ordered, schema-valid and realistic synthetic clickstream."""
+"""rtp.tools.synth: a seeded, time-ordered, schema-valid and realistic synthetic clickstream."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import iptocc
 import orjson
 import pytest
 
-from rtp import events as ev
-from rtp.enrich import Enricher
-from rtp.synth import (
+from rtp.capture import events as ev
+from rtp.capture.enrich import Enricher
+from rtp.tools.synth import (
     COUNTRIES,
     DEFAULT_START_TS,
     SITE_HOST,

@@ -4,12 +4,12 @@ Every source emits :class:`Batch` items, one per ``next_batch`` call, so Bytewax
 overhead is paid per batch of thousands of records rather than per event. Each batch keeps
 the count invariant ``read == len(events) + len(rejections)``.
 
-- :class:`FilesSource` replays files in order through an :mod:`rtp.adapters` format. Formats
+- :class:`FilesSource` replays files in order through an :mod:`rtp.capture.adapters` format. Formats
   that are not in event-time order are parsed whole, file by file, and sorted first.
-- :class:`RedisStreamSource` reads the live stream that :func:`rtp.streams.append` writes.
+- :class:`RedisStreamSource` reads the live stream that :func:`rtp.store.streams.append` writes.
 - :func:`kafka_batches` feeds rtp from Kafka through Bytewax's own Kafka connector.
 
-All of them check event times with a :class:`~rtp.events.StreamClock`: an event far outside
+All of them check event times with a :class:`~rtp.capture.events.StreamClock`: an event far outside
 the stream becomes a ``timestamp_out_of_range`` rejection. Control events (``forget``,
 ``dnp``) carry no meaningful time and bypass the clock. Sources resume exactly after the last
 emitted batch under Bytewax recovery.
@@ -29,10 +29,8 @@ from typing import IO, TYPE_CHECKING, Any
 import redis
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from rtp import streams
-from rtp.adapters import Adapter, get_adapter
-from rtp.errors import SourceError
-from rtp.events import (
+from rtp.capture.adapters import Adapter, get_adapter
+from rtp.capture.events import (
     CONTROL_TYPES,
     INVALID_FIELD,
     TIMESTAMP_OUT_OF_RANGE,
@@ -41,6 +39,8 @@ from rtp.events import (
     StreamClock,
     parse_json,
 )
+from rtp.errors import SourceError
+from rtp.store import streams
 
 if TYPE_CHECKING:
     from bytewax.dataflow import Dataflow, Stream
@@ -144,7 +144,8 @@ class FilesSource(FixedPartitionedSource[Batch, FilesSnapshot]):
     """Replay files of one format, in order, as :class:`Batch` items (one partition).
 
     :arg paths: files and/or directories (a directory's files replay in sorted name order).
-    :arg fmt: an :data:`rtp.adapters.ADAPTERS` name or an :class:`~rtp.adapters.Adapter`.
+    :arg fmt: an :data:`rtp.capture.adapters.ADAPTERS` name or an
+        :class:`~rtp.capture.adapters.Adapter`.
     :arg batch_lines: lines per batch (records, when sorting).
     :arg sort: sort each file by the adapter's ``sort_key`` before replay; ``None`` sorts the
         formats that are not in time order. A sorted file is read and parsed whole in memory.
@@ -452,7 +453,7 @@ class RedisStreamSource(FixedPartitionedSource[Batch, str]):
     """Read rtp's live event stream(s) in Redis, one partition per stream.
 
     Non-blocking ``XREAD COUNT batch_size`` from the last id read (the snapshot; ``"0-0"`` at
-    first). An entry with :data:`rtp.streams.EOF_FIELD` ends the partition. A Redis outage is
+    first). An entry with :data:`rtp.store.streams.EOF_FIELD` ends the partition. A Redis outage is
     waited out (with backoff) without losing the position.
     """
 

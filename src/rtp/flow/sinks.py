@@ -1,8 +1,8 @@
 """Bytewax sinks: the engine's writes into Redis, rejections into the dead-letter outputs.
 
 This is the only rtp module that imports bytewax. Each worker's partition owns a
-:class:`rtp.store.Store` (pinged when it is built, so a wrong URL fails at start-up, not at the
-first batch).
+:class:`rtp.store.store.Store` (pinged when it is built, so a wrong URL fails at start-up, not at
+the first batch).
 
 Neither sink ever drops output silently: when Redis stays unreachable through the store's
 retries, :class:`rtp.errors.StoreUnavailable` propagates and stops the flow. Run with Bytewax
@@ -19,15 +19,15 @@ from typing import IO
 import orjson
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from rtp.capture.events import Rejection
 from rtp.config import Settings
+from rtp.engine.writes import Writes
 from rtp.errors import StoreUnavailable
-from rtp.events import Rejection
-from rtp.store import Store
-from rtp.writes import Writes
+from rtp.store.store import Store
 
 __all__ = ["RedisSink", "DeadLetterSink"]
 
-log = logging.getLogger("rtp.sinks")
+log = logging.getLogger("rtp.flow.sinks")
 
 
 class _RedisPartition(StatelessSinkPartition[Writes]):
@@ -48,7 +48,7 @@ class _RedisPartition(StatelessSinkPartition[Writes]):
 
 
 class RedisSink(DynamicSink[Writes]):
-    """Writes each :class:`rtp.writes.Writes` the engine emits to Redis.
+    """Writes each :class:`rtp.engine.writes.Writes` the engine emits to Redis.
 
     :param url: the Redis URL (``redis://``, ``rediss://``, ``unix://``).
     :param settings: key prefix, TTLs, timeouts, pool size and retry policy.
@@ -92,7 +92,7 @@ class _DeadLetterPartition(StatelessSinkPartition[list[Rejection]]):
 
 
 class DeadLetterSink(DynamicSink[list[Rejection]]):
-    """Writes lists of :class:`rtp.events.Rejection` to the dead-letter stream and hash, and
+    """Writes lists of :class:`rtp.capture.events.Rejection` to the dead-letter stream and hash, and
     appends them as JSONL to ``settings.dead_letter_file`` when that is set (the file is
     at-least-once: a resumed flow may append a batch twice; the Redis hash is idempotent by
     position)."""

@@ -1,13 +1,13 @@
 """``rtp experiments report``: per-arm metrics against the control, SRM, bandits, and a plot.
 
 :func:`build_report` merges the per-shard dicts the flow writes (``exp:{experiment}:{shard}`` from
-:class:`rtp.experiments.ArmMetrics`, ``bandit:{name}:{shard}`` from
-:class:`rtp.bandits.BanditTuner`) and compares every arm with its experiment's control:
+:class:`rtp.experiments.design.ArmMetrics`, ``bandit:{name}:{shard}`` from
+:class:`rtp.experiments.bandits.BanditTuner`) and compares every arm with its experiment's control:
 two-proportion tests for rates (conversion, return rate, click-through), Welch and a bootstrap
 for revenue per session and depth. :func:`render_text` prints it, :func:`plot` draws it,
 :func:`add_cli` wires the command (which reads the dicts from Redis).
 
->>> from rtp.experiments import ArmMetrics, ExperimentSet
+>>> from rtp.experiments.design import ArmMetrics, ExperimentSet
 >>> cfg = ExperimentSet.from_dict({"experiment": [{"name": "e", "placements": ["home"],
 ...     "control": "a", "arm": [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.5}]}]})
 >>> m = ArmMetrics("e", ["a", "b"], mode="replay")
@@ -29,10 +29,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rtp.bandits import BanditTuner
 from rtp.errors import RtpError
-from rtp.experiments import ArmMetrics, ExperimentSet, load_experiments
-from rtp.stats import (
+from rtp.experiments.bandits import BanditTuner
+from rtp.experiments.design import ArmMetrics, ExperimentSet, load_experiments
+from rtp.experiments.stats import (
     bootstrap_diff,
     compare_means,
     compare_proportions,
@@ -640,7 +640,7 @@ def group_meta(entries: Mapping[str, Any], prefix: str) -> dict[str, list[dict[s
 def load_from_store(url: str) -> tuple[Metrics, Bandits]:
     """Read every ``exp:*`` and ``bandit:*`` meta key from the Redis at ``url``."""
     from rtp.config import Settings
-    from rtp.store import Store
+    from rtp.store.store import Store
 
     with Store.from_url(url, Settings.from_env()) as store:
         exp = store.meta_prefix("exp:")

@@ -2,7 +2,8 @@
 
 :func:`rank_home` is the hot path (it runs for every user whose context changed in a batch);
 :func:`decide` adds the cheaper placements around it. Every list entry carries a reason code that
-:mod:`rtp.reasons` turns into a sentence; every placement carries one sentence for the whole.
+:mod:`rtp.decisions.reasons` turns into a sentence; every placement carries one sentence for the
+whole.
 
 Placements: ``home`` and ``product`` recommendations, ``recent`` (continue shopping: re-views are
 a placement in their own right), ``nav`` (category order), ``hero`` (banner theme), ``offer``
@@ -21,10 +22,10 @@ from typing import Any, Literal
 
 import orjson
 
-from rtp.candidates import CoVisitation, Popularity
-from rtp.ranking import FEATURES, OnlineRanker
-from rtp.reasons import CHAR
-from rtp.session import DEEP, RAPID, UserState
+from rtp.candidates.learners import CoVisitation, Popularity
+from rtp.decisions.reasons import CHAR
+from rtp.ranking.ranker import FEATURES, OnlineRanker
+from rtp.session.state import DEEP, RAPID, UserState
 
 _second = itemgetter(1)
 N_FEATURES = len(FEATURES)
@@ -607,7 +608,7 @@ def _hero(u: UserState, cats: list[tuple[str, float]], intent: float) -> dict[st
 
 
 def _offer(u: UserState, rules: Rules, ts: float, intent: float) -> dict[str, Any] | str:
-    """The offer to show, or the code of why none is shown (see :mod:`rtp.reasons`)."""
+    """The offer to show, or the code of why none is shown (see :mod:`rtp.decisions.reasons`)."""
     if u.offer is not None:
         if ts <= u.offer_until:
             return u.offer

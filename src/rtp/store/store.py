@@ -1,6 +1,6 @@
-"""The Redis store: applies the engine's :class:`rtp.writes.Writes` and reads keys back.
+"""The Redis store: applies the engine's :class:`rtp.engine.writes.Writes` and reads keys back.
 
-The key schema is documented in :mod:`rtp.writes`. Everything here is set explicitly from
+The key schema is documented in :mod:`rtp.engine.writes`. Everything here is set explicitly from
 :class:`rtp.config.Settings` (client defaults drift between redis-py releases): socket and
 connect timeouts, the pool size, and redis-py's own retries, which are *off*: the store retries
 itself, whole batches, with jittered exponential backoff, logging each retry, and raises
@@ -41,14 +41,14 @@ from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from rtp.capture.events import Rejection
 from rtp.config import Settings
+from rtp.engine.writes import Writes
 from rtp.errors import ConfigError, StoreError, StoreUnavailable
-from rtp.events import Rejection
-from rtp.writes import Writes
 
 __all__ = ["Store", "connect", "roundtrip", "pack_command", "DEAD_LETTER_MAXLEN"]
 
-log = logging.getLogger("rtp.store")
+log = logging.getLogger("rtp.store.store")
 
 DEAD_LETTER_MAXLEN = 1_000_000
 _CHUNK_COMMANDS = 8_000  # commands per send/read round trip inside one pipeline
@@ -80,7 +80,7 @@ def connect(url: str, settings: Settings) -> redis.Redis:
     ``redis_pool_size`` connections are busy; redis-py's own retries are disabled.
     """
     if not url:
-        raise ConfigError("no Redis URL: set RTP_REDIS_URL or use rtp.server.redis_url()")
+        raise ConfigError("no Redis URL: set RTP_REDIS_URL or use rtp.store.server.redis_url()")
     try:
         pool = redis.BlockingConnectionPool.from_url(
             url,
@@ -202,7 +202,7 @@ class Store:
             if not settings.redis_url:
                 raise ConfigError(
                     "Store needs settings.redis_url (RTP_REDIS_URL) or a client; "
-                    "rtp.server.redis_url() starts a private server"
+                    "rtp.store.server.redis_url() starts a private server"
                 )
             client = connect(settings.redis_url, settings)
         self.r = client

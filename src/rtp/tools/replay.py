@@ -87,11 +87,11 @@ def replay(
     from bytewax.recovery import RecoveryConfig
     from bytewax.testing import run_main
 
-    from rtp.dataflow import build_flow
-    from rtp.server import redis_url
-    from rtp.sinks import DeadLetterSink, RedisSink
-    from rtp.sources import FilesSource
-    from rtp.store import Store
+    from rtp.flow.dataflow import build_flow
+    from rtp.flow.sinks import DeadLetterSink, RedisSink
+    from rtp.flow.sources import FilesSource
+    from rtp.store.server import redis_url
+    from rtp.store.store import Store
 
     if run is None:
         # A resumed run keeps the engine (and its run id) of the first: derive it from the store.
@@ -101,7 +101,7 @@ def replay(
             else uuid.uuid4().hex[:8]
         )
     if experiments is None and settings.experiments_file:
-        from rtp.experiments import load_experiments
+        from rtp.experiments.design import load_experiments
 
         experiments = load_experiments(settings.experiments_file)
     if experiments is not None and bandits_factory is None:
@@ -135,7 +135,7 @@ def replay(
         )
         recovery = None
         if recovery_dir is not None:
-            from rtp.recovery import ensure_store
+            from rtp.flow.recovery import ensure_store
 
             ensure_store(Path(recovery_dir))
             recovery = RecoveryConfig(str(recovery_dir))

@@ -6,13 +6,13 @@ Each :class:`Adapter` turns one line (bytes, no trailing newline) into events an
 
 ``read`` is the number of *records* on the line (0 for a header or a blank line, 1 for a CSV
 row, one per nested event of an OTTO session) and every record read is appended as exactly one
-:class:`~rtp.events.Event` or one :class:`~rtp.events.Rejection`, so ``read == accepted +
-rejected`` always holds. Parsing never raises on bad data.
+:class:`~rtp.capture.events.Event` or one :class:`~rtp.capture.events.Rejection`, so
+``read == accepted + rejected`` always holds. Parsing never raises on bad data.
 
 ================  ==========================================================  ===========
 name              one line                                                    time order
 ================  ==========================================================  ===========
-``jsonl``         rtp schema-v1 JSON (:func:`rtp.events.parse_json`)          yes
+``jsonl``         rtp schema-v1 JSON (:func:`rtp.capture.events.parse_json`)          yes
 ``taobao``        ``user_id,item_id,category_id,behavior,timestamp``          yes
 ``otto``          ``{"session": 7, "events": [{"aid", "ts" (ms), "type"}]}``  no
 ``rees46``        ``event_time,event_type,product_id,...,user_session``       yes
@@ -22,8 +22,8 @@ name              one line                                                    ti
 ================  ==========================================================  ===========
 
 Files of a format that is not in time order are sorted by :attr:`Adapter.sort_key` before
-replay (``rtp.sources.FilesSource`` does it). Timestamps are not range-checked here: the
-source's :class:`~rtp.events.StreamClock` does that.
+replay (``rtp.flow.sources.FilesSource`` does it). Timestamps are not range-checked here: the
+source's :class:`~rtp.capture.events.StreamClock` does that.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from typing import Any
 
 import orjson
 
-from rtp.errors import SourceError
-from rtp.events import (
+from rtp.capture.events import (
     ADD_TO_CART,
     ADD_TO_WISHLIST,
     INVALID_CSV,
@@ -57,6 +56,7 @@ from rtp.events import (
     parse_ts,
     validate_price,
 )
+from rtp.errors import SourceError
 
 ParseFn = Callable[[bytes, str, list[Event], list[Rejection]], int]
 SortKey = Callable[[Event], tuple[Any, ...]]
@@ -127,7 +127,7 @@ def _midnight(day: str) -> float | None:
 
 def utc_time(text: str) -> float | None:
     """Unix seconds of ``YYYY-MM-DD[T ]HH:MM:SS[.fff](Z| UTC|+00:00)`` without ``datetime``;
-    other ISO-8601 forms with a timezone go through :func:`rtp.events.parse_ts`.
+    other ISO-8601 forms with a timezone go through :func:`rtp.capture.events.parse_ts`.
     ``None`` if ``text`` is not a time with a timezone."""
     if len(text) >= 20 and text[10] in "T " and text[13] == ":" and text[16] == ":":
         tail = text[19:]

@@ -44,7 +44,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from rtp.replay import replay, summary
+    from rtp.tools.replay import replay, summary
 
     settings = _settings(args)
     report = replay(
@@ -65,7 +65,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rtp.evaluate import evaluate, summary
+    from rtp.tools.evaluate import evaluate, summary
 
     settings = _settings(args)
     modes = [m.strip() for m in (args.modes or args.mode).split(",") if m.strip()]
@@ -94,7 +94,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     from bytewax.recovery import RecoveryConfig
     from bytewax.testing import run_main
 
-    from rtp.flows import live_flow
+    from rtp.flow.ready import live_flow
 
     settings = _settings(args)
     if not settings.redis_url:
@@ -107,7 +107,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     if args.recovery:
         from pathlib import Path
 
-        from rtp.recovery import ensure_store
+        from rtp.flow.recovery import ensure_store
 
         ensure_store(Path(args.recovery))
         recovery = RecoveryConfig(args.recovery)
@@ -118,7 +118,7 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from rtp.client import Client
+    from rtp.store.client import Client
 
     settings = _settings(args)
     if not settings.redis_url:
@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_forget)
 
-    from rtp.exp_report import add_cli
+    from rtp.experiments.report import add_cli
 
     add_cli(sub)
     return parser

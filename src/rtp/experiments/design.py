@@ -60,20 +60,18 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rtp.errors import ConfigError
+from rtp.experiments.bandits import POLICIES, BanditTuner
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-if TYPE_CHECKING:
-    from rtp.bandits import BanditTuner
 
 SHARE_TOLERANCE = 1e-6
-POLICIES = ("thompson", "ucb", "epsilon")
 _TWO_53 = float(1 << 53)
 
 _TOP_KEYS = {"experiment", "bandit"}
@@ -191,9 +189,7 @@ class BanditConfig:
     params: Mapping[str, float] = field(default_factory=dict)
 
     def make(self) -> BanditTuner:
-        """A fresh :class:`rtp.bandits.BanditTuner` for this config (one per shard)."""
-        from rtp.bandits import BanditTuner
-
+        """A fresh :class:`rtp.experiments.bandits.BanditTuner` for this config (one per shard)."""
         return BanditTuner(
             self.name,
             self.placement,

@@ -12,7 +12,7 @@ the previous event, before this one is learned: test-then-train). Modes:
 
 ``--warmup FILE`` replays a file first without scoring; ``--split F`` scores only the events
 after the first fraction ``F`` of the stream's time span. ``--baselines sknn,stan`` scores the
-session-kNN and STAN baselines (``rtp.baselines``) on the same targets.
+session-kNN and STAN baselines (``rtp.evaluation.baselines``) on the same targets.
 
 The report holds every metric with a bootstrap interval, the realtime-over-batch lift on paired
 targets, re-show shares and new-to-session metrics (so re-showing the last item is not mistaken
@@ -28,14 +28,14 @@ from typing import Any
 
 import orjson
 
+from rtp.capture.events import CONTROL_TYPES, Event
 from rtp.config import Settings
-from rtp.engine import MODES, REALTIME
-from rtp.events import CONTROL_TYPES, Event
+from rtp.engine.shard import MODES, REALTIME
 
 
 def load_events(paths: Sequence[str | Path], fmt: str, sort: bool | None = None) -> list[Event]:
     """Every accepted event of ``paths``, in replay order (for baselines and split points)."""
-    from rtp.sources import FilesSource
+    from rtp.flow.sources import FilesSource
 
     src = FilesSource([str(p) for p in paths], fmt, batch_lines=50_000, sort=sort)
     part = src.build_part("scan", FilesSource.PART, None)
@@ -60,11 +60,11 @@ def run_mode(
     score_from_ts: float = 0.0,
     sort: bool | None = None,
 ) -> tuple[Any, float]:
-    """One mode through the dataflow; its :class:`rtp.metrics.Prequential` and seconds."""
+    """One mode through the dataflow: its :class:`~rtp.evaluation.metrics.Prequential`, seconds."""
     from bytewax.testing import TestingSink, run_main
 
-    from rtp.dataflow import build_flow
-    from rtp.sources import FilesSource
+    from rtp.flow.dataflow import build_flow
+    from rtp.flow.sources import FilesSource
 
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -109,7 +109,7 @@ def evaluate(
     n_boot: int = 1_000,
 ) -> dict[str, Any]:
     """Evaluate each mode (and baseline) on the same targets; the report as a dict."""
-    from rtp.metrics import paired_lift, plot_series
+    from rtp.evaluation.metrics import paired_lift, plot_series
 
     ks_t = tuple(sorted({int(k) for k in ks}))
     all_paths = [*warmup, *paths]
@@ -180,7 +180,7 @@ def evaluate(
 def run_named_baseline(
     name: str, events: list[Event], ks: tuple[int, ...], score_from: float, settings: Settings
 ) -> tuple[Any, float]:
-    from rtp.baselines import STAN, SessionKNN, run_baseline
+    from rtp.evaluation.baselines import STAN, SessionKNN, run_baseline
 
     models = {"sknn": SessionKNN, "stan": STAN}
     if name not in models:

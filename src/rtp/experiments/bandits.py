@@ -38,7 +38,8 @@ from typing import Any
 from river import bandit, proba
 
 from rtp.errors import ConfigError
-from rtp.experiments import POLICIES
+
+POLICIES = ("thompson", "ucb", "epsilon")
 
 
 class BanditTuner:

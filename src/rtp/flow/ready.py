@@ -13,13 +13,13 @@ from typing import Any
 from bytewax.dataflow import Dataflow
 
 from rtp.config import Settings
-from rtp.streams import DEFAULT_STREAM
+from rtp.store.streams import DEFAULT_STREAM
 
 
 def _experiments(settings: Settings) -> tuple[Any, Any]:
     if not settings.experiments_file:
         return None, None
-    from rtp.experiments import load_experiments
+    from rtp.experiments.design import load_experiments
 
     exps = load_experiments(settings.experiments_file)
     if not exps.bandits:
@@ -28,9 +28,9 @@ def _experiments(settings: Settings) -> tuple[Any, Any]:
 
 
 def _flow(settings: Settings, source: Any, url: str, metrics_mode: str, run: str) -> Dataflow:
-    from rtp.dataflow import build_flow
-    from rtp.sinks import DeadLetterSink, RedisSink
-    from rtp.store import Store
+    from rtp.flow.dataflow import build_flow
+    from rtp.flow.sinks import DeadLetterSink, RedisSink
+    from rtp.store.store import Store
 
     exps, bandits = _experiments(settings)
     return build_flow(
@@ -48,7 +48,7 @@ def _flow(settings: Settings, source: Any, url: str, metrics_mode: str, run: str
 
 def live_flow(settings: Settings, stream: str = DEFAULT_STREAM, run: str = "live") -> Dataflow:
     """The flow on the live Redis stream (``settings.redis_url`` must be set)."""
-    from rtp.sources import RedisStreamSource
+    from rtp.flow.sources import RedisStreamSource
 
     if not settings.redis_url:
         from rtp.errors import ConfigError
@@ -67,7 +67,7 @@ def file_flow(
     settings: Settings, paths: Sequence[str], fmt: str, url: str, run: str = "replay"
 ) -> Dataflow:
     """The flow replaying ``paths`` into the Redis at ``url``."""
-    from rtp.sources import FilesSource
+    from rtp.flow.sources import FilesSource
 
     source = FilesSource(
         list(paths),
@@ -87,7 +87,7 @@ def flow_from_env(env: Mapping[str, str] | None = None) -> Dataflow:
     settings = Settings.from_env(env)
     source = env.get("RTP_SOURCE", "redis")
     if not settings.redis_url:
-        from rtp.server import EmbeddedRedis
+        from rtp.store.server import EmbeddedRedis
 
         server = EmbeddedRedis().start()  # stopped at exit
         settings = settings.replace(redis_url=server.url)

@@ -15,9 +15,9 @@ e-commerce click data. rtp compares itself against the two strongest of them:
 
 Both learn incrementally (:meth:`~_Neighbourhood.observe`), so a session enters the
 neighbour index while it is still going on, as rtp's realtime mode learns. :func:`run_baseline`
-replays a stream test-then-train and returns a :class:`rtp.metrics.Prequential` whose records
-use ``key = event.pos``: they pair with the records of rtp's engine in
-:func:`rtp.metrics.paired_lift`.
+replays a stream test-then-train and returns a :class:`rtp.evaluation.metrics.Prequential` whose
+records use ``key = event.pos``: they pair with the records of rtp's engine in
+:func:`rtp.evaluation.metrics.paired_lift`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
-from rtp.events import CONTROL_TYPES, Event
-from rtp.metrics import DEFAULT_KS, EvalRecord, Prequential
+from rtp.capture.events import CONTROL_TYPES, Event
+from rtp.evaluation.metrics import DEFAULT_KS, EvalRecord, Prequential
 
 SIMILARITIES = ("cosine", "jaccard", "vec")
 

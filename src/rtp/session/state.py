@@ -2,7 +2,7 @@
 
 A :class:`UserState` holds one user's current session (time-decayed categories, the price range
 explored, recent queries, recently viewed items, cart, pace, engagement mode, purchase intent and
-frustration signals) and their long-term :class:`~rtp.profile.Profile`. Sessions split on an
+frustration signals) and their long-term :class:`~rtp.session.profile.Profile`. Sessions split on an
 inactivity gap in event time (or when an explicit session id changes); a finished session is
 folded into the profile by :func:`fold_session`. Every collection is bounded, so a user costs the
 same after a thousand events as after ten.
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from rtp import events as ev
-from rtp.profile import Profile
+from rtp.capture import events as ev
+from rtp.session.profile import Profile
 
 MAX_SEEN = 60
 MAX_SESSION_CATS = 16

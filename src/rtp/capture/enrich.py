@@ -1,7 +1,7 @@
 """Event enrichment: device, browser, OS, country, referral class and local time (pure domain code).
 
-:class:`Enricher` fills the derived fields of an :class:`rtp.events.Event` in place and drops
-the raw IP address (``event.ip = None``: rtp never keeps it)::
+:class:`Enricher` fills the derived fields of an :class:`rtp.capture.events.Event` in place and
+drops the raw IP address (``event.ip = None``: rtp never keeps it)::
 
     enricher = Enricher(site_hosts=("shop.example",))
     enricher.enrich_all(events)
@@ -47,7 +47,7 @@ from typing import Any
 
 import iptocc
 
-from rtp.events import Event
+from rtp.capture.events import Event
 
 __all__ = [
     "Enricher",

@@ -1,11 +1,12 @@
-"""What ``make demo`` runs (``python -m rtp.demo``): a replay into Redis, then what rtp decided.
+"""What ``make demo`` runs (``python -m rtp.tools.demo``): a replay into Redis, then what rtp
+decided.
 
-1. :mod:`rtp.synth` makes a seeded stream (3,000 shoppers over 8 days, ~60k events) in a
+1. :mod:`rtp.tools.synth` makes a seeded stream (3,000 shoppers over 8 days, ~60k events) in a
    temporary directory and splits it into four time-ordered parts; a few malformed lines are
    appended to the first part so the dead-letter path shows.
-2. One private ``redis-server`` is started (:class:`rtp.server.EmbeddedRedis`; ``RTP_REDIS_URL``
-   or ``--redis-url`` to use a running one instead).
-3. The parts are replayed one after another with :func:`rtp.replay.replay` into that Redis.
+2. One private ``redis-server`` is started (:class:`rtp.store.server.EmbeddedRedis`;
+   ``RTP_REDIS_URL`` or ``--redis-url`` to use a running one instead).
+3. The parts are replayed one after another with :func:`rtp.tools.replay.replay` into that Redis.
    Each part is a new flow run: the flow starts empty and reads returning users' profiles back
    from Redis, as a restarted production flow would.
 4. After each part the demo prints, for three users chosen from the stream (a returning loyal
@@ -13,8 +14,8 @@
    what rtp stored: session context, profile, home recommendations with reasons, product
    recommendations, hero banner, offer and chat assist; then the replay report and where the
    dead letters went.
-5. Finally :meth:`rtp.client.Client.rerank` reorders 20 search results for one user and
-   :meth:`rtp.client.Client.forget` deletes a user's data.
+5. Finally :meth:`rtp.store.client.Client.rerank` reorders 20 search results for one user and
+   :meth:`rtp.store.client.Client.forget` deletes a user's data.
 
 Everything is made on the spot (no data files) and removed at exit unless ``--keep DIR``.
 """
@@ -37,8 +38,8 @@ from typing import Any
 import orjson
 
 from rtp.config import Settings
-from rtp.reasons import quiet_reason
-from rtp.synth import DEFAULT_START_TS, bad_lines, generate_records, write_jsonl
+from rtp.decisions.reasons import quiet_reason
+from rtp.tools.synth import DEFAULT_START_TS, bad_lines, generate_records, write_jsonl
 
 __all__ = ["Pick", "choose_users", "main", "run", "split_parts"]
 
@@ -325,7 +326,7 @@ def _redis(url: str | None) -> Iterator[tuple[str, str]]:
     if url:
         yield url, url
         return
-    from rtp.server import EmbeddedRedis
+    from rtp.store.server import EmbeddedRedis
 
     with EmbeddedRedis() as server:
         yield server.url, "a private redis-server (unix socket, removed at exit)"
@@ -341,8 +342,8 @@ def run(
     out: Print = print,
 ) -> dict[str, Any]:
     """Run the demo; returns the picks and the replay reports (for tests)."""
-    from rtp.client import Client
-    from rtp.replay import replay
+    from rtp.store.client import Client
+    from rtp.tools.replay import replay
 
     t_start = time.perf_counter()
     settings = Settings.from_env()
@@ -373,7 +374,8 @@ def run(
         view = _View(client, items, out)
 
         out(f"rtp demo: {users:,} synthetic shoppers over {days:g} days "
-            f"({len(records):,} events, seed {seed}), made by rtp.synth in {work}")  # fmt: skip
+            f"({len(records):,} events, seed {seed}), made by rtp.tools.synth in "
+            f"{work}")  # fmt: skip
         out(f"Replaying them in {parts} time-ordered parts through the one rtp dataflow into "
             f"{where}.")  # fmt: skip
         out("Each part is a new flow run: it starts empty and reads returning users' profiles "
@@ -484,7 +486,7 @@ def _rerank_and_forget(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rtp.demo", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m rtp.tools.demo", description=__doc__.split("\n")[0])
     p.add_argument("--users", type=int, default=3_000, help="synthetic shoppers (default 3000)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--parts", type=int, default=4, help="replay parts (default 4)")

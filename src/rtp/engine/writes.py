@@ -1,8 +1,8 @@
 """What the engine asks the store to write, batch by batch (plain data: no Redis here).
 
 The engine never talks to Redis; at the end of each batch it returns one :class:`Writes`,
-and the sink (``rtp.sinks``) hands it to the store (``rtp.store``), which writes it in one
-pipeline. Every write is a whole value keyed by something stable, so writing the same batch
+and the sink (``rtp.flow.sinks``) hands it to the store (``rtp.store.store``), which writes it in
+one pipeline. Every write is a whole value keyed by something stable, so writing the same batch
 twice (at-least-once output after a resume) leaves the same state.
 
 Key schema (``P`` is ``Settings.key_prefix``, ``rtp:`` by default):

@@ -22,10 +22,10 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
+from rtp.capture.events import Event
 from rtp.config import Settings
-from rtp.engine import REALTIME, Engine, shard_of, tune_gc
-from rtp.events import Event
-from rtp.writes import Writes
+from rtp.engine.shard import REALTIME, Engine, shard_of, tune_gc
+from rtp.engine.writes import Writes
 
 
 class ShardBatch:
@@ -44,7 +44,7 @@ class ShardBatch:
 
 
 class EngineLogic(StatefulBatchLogic[ShardBatch, Writes, Engine]):
-    """Bytewax wrapper of :class:`rtp.engine.Engine`; the engine itself is the snapshot."""
+    """Bytewax wrapper of :class:`rtp.engine.shard.Engine`; the engine itself is the snapshot."""
 
     def __init__(self, engine: Engine, loader: Callable[[list[str]], Any] | None) -> None:
         self.engine = engine
@@ -89,15 +89,15 @@ def build_flow(
     name: str = "rtp",
     engine_kwargs: dict[str, Any] | None = None,
 ) -> Dataflow:
-    """The rtp dataflow from ``source`` (any source of :class:`rtp.sources.Batch`) to ``sink``.
+    """The rtp dataflow from ``source`` (any source of :class:`rtp.flow.sources.Batch`) to ``sink``.
 
     ``loader_factory`` makes, once per shard, the function that reads returning users' profiles
-    (``rtp.store.Store.load_users``); ``None`` starts every user fresh (evaluation).
+    (``rtp.store.store.Store.load_users``); ``None`` starts every user fresh (evaluation).
     """
     tune_gc()
     shards = max(1, settings.shards)
     if enricher is None:
-        from rtp.enrich import Enricher
+        from rtp.capture.enrich import Enricher
 
         enricher = Enricher(
             site_hosts=tuple(h.strip() for h in settings.site_hosts.split(",") if h.strip()),

@@ -1,8 +1,8 @@
 """The shard engine: the keyed session step, the learners and the decisions of one shard.
 
-This is plain Python (no bytewax, no redis): ``rtp.dataflow`` wraps it in a Bytewax
+This is plain Python (no bytewax, no redis): ``rtp.flow.dataflow`` wraps it in a Bytewax
 ``stateful_batch`` step keyed by shard, and everything it wants stored comes back as a
-:class:`~rtp.writes.Writes` per batch.
+:class:`~rtp.engine.writes.Writes` per batch.
 
 Why shards, and why one per process by default
     Bytewax state is per key. Keying by user would make every event cross into a separate
@@ -38,9 +38,9 @@ from typing import Any, Literal
 
 import orjson
 
-from rtp import events as ev
+from rtp.capture import events as ev
 from rtp.config import Settings
-from rtp.decide import (
+from rtp.decisions.decide import (
     Models,
     Ranked,
     Rules,
@@ -51,12 +51,12 @@ from rtp.decide import (
     product_list,
     rank_home,
 )
-from rtp.decide import candidates as gen_candidates
-from rtp.metrics import EvalRecord, Prequential
-from rtp.profile import Profile
-from rtp.ranking import FEATURES
-from rtp.session import UserState, fold_session
-from rtp.writes import Writes
+from rtp.decisions.decide import candidates as gen_candidates
+from rtp.engine.writes import Writes
+from rtp.evaluation.metrics import EvalRecord, Prequential
+from rtp.ranking.ranker import FEATURES
+from rtp.session.profile import Profile
+from rtp.session.state import UserState, fold_session
 
 REALTIME = "realtime"
 BATCH = "batch"

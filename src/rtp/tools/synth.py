@@ -2,11 +2,11 @@
 
 rtp never ships data files; demos, tests and benchmarks make their streams here::
 
-    from rtp.synth import generate, write_jsonl
+    from rtp.tools.synth import generate, write_jsonl
 
     n = write_jsonl(generate(3_000, seed=1), "stream.jsonl")   # ~60k events, in time order
 
-or ``python -m rtp.synth --users 50000 --out stream.jsonl`` (about 1M events: ten times the
+or ``python -m rtp.tools.synth --users 50000 --out stream.jsonl`` (about 1M events: ten times the
 Taobao sample). The same arguments always give the same bytes.
 
 What the shoppers do
@@ -54,7 +54,7 @@ from typing import Any
 
 import orjson
 
-from rtp.events import (
+from rtp.capture.events import (
     ADD_TO_CART,
     DO_NOT_PERSONALIZE,
     HELP_VIEW,
@@ -617,7 +617,7 @@ def bad_lines(ts: float = DEFAULT_START_TS) -> Iterator[tuple[str, bytes]]:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m rtp.synth",
+        prog="python -m rtp.tools.synth",
         description="Write a seeded synthetic clickstream (rtp schema-v1 JSON lines).",
     )
     p.add_argument("--users", type=int, required=True, help="shoppers (~20 events each)")
@@ -634,7 +634,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m rtp.synth --users N --out FILE.jsonl [--seed S]``."""
+    """``python -m rtp.tools.synth --users N --out FILE.jsonl [--seed S]``."""
     args = _parse_args(argv)
     t0 = time.perf_counter()
     records = generate_records(

@@ -1,0 +1,1 @@
+"""Decisions: candidates, ranking and business rules assembled per placement, with reasons."""

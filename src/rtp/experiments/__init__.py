@@ -1,0 +1,1 @@
+"""Experiments: A/B arms (sticky assignment), per-arm metrics, bandits and their statistics."""
