@@ -7,7 +7,9 @@
     ├── StoreError                the Redis store
     │   └── StoreUnavailable      Redis did not answer after every retry; nothing was dropped:
     │                             the batch that failed is attached as ``.pending``
-    └── SourceError               a source cannot be opened (missing file, unknown format)
+    ├── SourceError               a source cannot be opened (missing file, unknown format)
+    └── Backpressure              the live stream's backlog is over its bound: nothing was
+                                  appended; retry after ``.retry_after_s`` seconds
 
 Bad *records* are never exceptions: they become :class:`rtp.capture.events.Rejection` values and go
 to the dead-letter output.
@@ -43,3 +45,15 @@ class StoreUnavailable(StoreError):
 
 class SourceError(RtpError):
     """A source cannot be opened or read."""
+
+
+class Backpressure(RtpError):
+    """The live stream holds more unprocessed events than its bound; nothing was appended.
+
+    ``backlog`` is the fullest partition's length, ``retry_after_s`` a suggested wait.
+    """
+
+    def __init__(self, message: str, backlog: int = 0, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.backlog = backlog
+        self.retry_after_s = retry_after_s

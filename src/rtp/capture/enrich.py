@@ -263,7 +263,7 @@ class Enricher:
             event.device, event.browser, event.os = self._ua(ua)
         country = None
         if ip is not None:
-            country = _country(ip)
+            country = country_of(ip)
             event.ip = None
         event.country = country
         referral = referral_from_utm(utm) if utm else None
@@ -332,7 +332,8 @@ class Enricher:
         return out
 
 
-def _country(ip: str) -> str | None:
+def country_of(ip: str) -> str | None:
+    """ISO 3166-1 alpha-2 country of an IP address (offline), ``None`` when unknown."""
     try:
         cc = iptocc.country_code(ip)
     except (ValueError, TypeError):
