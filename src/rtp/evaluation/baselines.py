@@ -18,6 +18,13 @@ neighbour index while it is still going on, as rtp's realtime mode learns. :func
 replays a stream test-then-train and returns a :class:`rtp.evaluation.metrics.Prequential` whose
 records use ``key = event.pos``: they pair with the records of rtp's engine in
 :func:`rtp.evaluation.metrics.paired_lift`.
+
+The warm-up protocol is the runner's: give the whole stream in replay order and the runner's
+predicate of scorable events, ``run_baseline(model, stream, is_target=pred)``. Every event is
+learned; an event is scored when ``pred(event)`` holds and its session already has an item, so
+the baselines are scored on exactly the targets rtp is (:func:`source_is` builds the common
+predicate "the event comes from one of these files"). The older form, ``warmup=`` events learned
+first and then ``events`` all scorable, still works.
 """
 
 from __future__ import annotations
@@ -25,13 +32,33 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Protocol
 
 from rtp.capture.events import CONTROL_TYPES, Event
 from rtp.evaluation.metrics import DEFAULT_KS, EvalRecord, Prequential
 
 SIMILARITIES = ("cosine", "jaccard", "vec")
+
+TargetPredicate = Callable[[Event], bool]
+
+
+def source_is(*names: str) -> TargetPredicate:
+    """A target predicate: the event's source (its ``pos`` up to the last ``:``, the file name)
+    is one of ``names``.
+
+    >>> scored = source_is("test.jsonl")
+    >>> scored(Event("product_view", "u1", 0.0, "i1", pos="test.jsonl:12"))
+    True
+    >>> scored(Event("product_view", "u1", 0.0, "i1", pos="warmup.jsonl:12"))
+    False
+    """
+    wanted = frozenset(names)
+
+    def predicate(event: Event) -> bool:
+        return event.pos.rpartition(":")[0] in wanted
+
+    return predicate
 
 
 class SessionModel(Protocol):
@@ -379,17 +406,22 @@ def run_baseline(
     session_gap_s: float = 1800.0,
     exclude_current: bool = False,
     seed: int = 0,
+    *,
+    is_target: TargetPredicate | None = None,
 ) -> Prequential:
-    """Prequential test-then-train evaluation of ``model`` over ``events`` (in time order).
+    """Prequential test-then-train evaluation of ``model`` over ``events`` (in replay order).
 
     Only events with an item are used (control events are skipped). Sessions are
     ``event.session`` when present, else a user's events with gaps of at most
-    ``session_gap_s`` seconds. Every event that follows another in its session is a target:
-    it is scored against ``model.recommend(session items so far, n=max(ks))`` and then learned;
-    first events of sessions are only learned. ``warmup`` events (before ``events``) are only
-    learned. ``exclude_current`` keeps the session's own items out of the lists (otherwise
+    ``session_gap_s`` seconds. A target is an event that follows another in its session and
+    that ``is_target`` accepts (default: every event of ``events``): it is scored against
+    ``model.recommend(session items so far, n=max(ks))`` and then learned; every other event is
+    only learned. ``warmup`` events are learned before ``events`` and never scored (the older
+    form of the warm-up protocol; with ``is_target``, pass the whole stream as ``events``
+    instead). ``exclude_current`` keeps the session's own items out of the lists (otherwise
     re-views can be hit). The records carry ``key = event.pos``, the served list (coverage)
-    and ``seen`` (the item is already in the session).
+    and ``seen`` (the item is already in the session); every item of ``events`` counts for
+    coverage, targets or not.
     """
     sessions = _Sessions(session_gap_s)
     for event in warmup:
@@ -408,7 +440,7 @@ def run_baseline(
         session = sessions.get(event)
         items, item_set = session.items, session.item_set
         result.note_item(item)
-        if items:
+        if items and (is_target is None or is_target(event)):
             served = model.recommend(
                 items,
                 n=n,

@@ -12,7 +12,13 @@ a replay of 100k targets costs a few MB, and :meth:`Prequential.report` turns th
 - the same metrics for the subsets ``cart_purchase``, ``new_to_session`` and ``reviews``,
 - ``reshow_share_of_hits@K``: how many of the hits were items the session had already seen,
 - ``coverage@K``: distinct items shown in the top K of served lists over distinct items seen,
-- a ``series`` of hr@K / mrr@K per event-time bucket for plots over replay time.
+- ``targets_by_source``: how many targets came from which file (the key is the event's source
+  position ``"<file name>:<line>"``; everything before the last ``:`` names the source),
+- a ``series`` of hr@K / mrr@K per event-time bucket for plots over replay time: the raw
+  per-bucket counts (``targets``, ``hits@K``) and values, plus a moving average over
+  :data:`SMOOTH_BUCKETS` buckets weighted by targets (``series["smooth"]``). The bucket width is
+  fit to the span of the targets (:func:`nice_bucket_s`: minutes for hours of data, hours for
+  days and weeks, 50 to 150 buckets) unless one is given.
 
 Bootstrap without resampling arrays: the metrics of a target only depend on its rank category
 (``0 .. maxK-1`` or "miss"), so resampling ``n`` targets with replacement is exactly a multinomial
@@ -20,7 +26,21 @@ draw of ``n`` over the category frequencies. ``report`` draws ``n_boot`` multino
 ``n_boot x (maxK+1)`` matrix) instead of ``n_boot x n`` indices: the cost does not grow with the
 number of targets. :func:`paired_lift` does the same over the joint categories of two modes.
 
-:func:`plot_series` draws reports of several modes into one PNG (matplotlib, Agg, no pyplot).
+:func:`plot_series` draws reports of several modes into one PNG (matplotlib, Agg, no pyplot):
+the moving average as a line (broken where a bucket has no targets), the raw buckets as faint
+dots behind it.
+
+>>> p = Prequential(ks=(5,))
+>>> for i in range(600):  # ten hours of targets, one a minute; every fifth one a hit at rank 0
+...     p.add(EvalRecord(1_699_999_800.0 + 60 * i, f"f.jsonl:{i}", "u", "x", "product_view",
+...                      0 if i % 5 == 0 else -1, False))
+>>> s = p.series()
+>>> s["bucket_s"], len(s["t"])  # 10 hours: 5-minute buckets
+(300.0, 120)
+>>> s["targets"][0], s["hits@5"][0], round(s["smooth"]["hr@5"][60], 3)
+(5, 1, 0.2)
+>>> p.report(n_boot=0)["targets_by_source"]
+{'f.jsonl': 600}
 """
 
 from __future__ import annotations
@@ -37,7 +57,16 @@ import numpy.typing as npt
 
 CART_PURCHASE_TYPES = frozenset({"add_to_cart", "purchase"})
 DEFAULT_KS = (5, 10, 20)
-DEFAULT_BUCKET_S = 600.0
+DEFAULT_BUCKET_S = 600.0  # kept for callers that want the old fixed width; the default is fit
+# "Nice" bucket widths (seconds) that :func:`nice_bucket_s` chooses from.
+NICE_BUCKETS_S = (
+    1.0, 2.0, 5.0, 10.0, 15.0, 30.0,
+    60.0, 120.0, 300.0, 600.0, 900.0, 1_800.0,
+    3_600.0, 7_200.0, 10_800.0, 21_600.0, 43_200.0,
+    86_400.0, 2 * 86_400.0, 7 * 86_400.0, 14 * 86_400.0, 28 * 86_400.0,
+)  # fmt: skip
+MAX_BUCKETS = 150
+SMOOTH_BUCKETS = 7  # centred moving-average window (buckets), weighted by targets
 CI_LEVEL = 0.95
 
 _SEEN = 1  # flag bits of one target
@@ -149,6 +178,60 @@ def _rank_metrics(
     return out
 
 
+def source_of(key: str) -> str:
+    """The source of a target key ``"<file name>:<line>"``: everything before the last ``:``
+    (``""`` for a key without one).
+
+    >>> source_of("UserBehavior.csv:1042"), source_of("events:0:17"), source_of("k7")
+    ('UserBehavior.csv', 'events:0', '')
+    """
+    return key.rpartition(":")[0]
+
+
+def nice_bucket_s(span_s: float, max_buckets: int = MAX_BUCKETS) -> float:
+    """The smallest width of :data:`NICE_BUCKETS_S` that cuts ``span_s`` into at most
+    ``max_buckets`` buckets (with a 2-2.5x step between nice widths: at least ~40 % of
+    ``max_buckets`` for spans from a few minutes to a year).
+
+    >>> nice_bucket_s(3 * 3_600.0), nice_bucket_s(8 * 86_400.0), nice_bucket_s(0.0)
+    (120.0, 7200.0, 1.0)
+    """
+    if max_buckets < 1:
+        raise ValueError(f"max_buckets must be positive, got {max_buckets!r}")
+    for width in NICE_BUCKETS_S:
+        if span_s / width < max_buckets:
+            return width
+    return NICE_BUCKETS_S[-1] * math.ceil(span_s / (NICE_BUCKETS_S[-1] * max_buckets))
+
+
+def moving_average(
+    buckets: npt.NDArray[np.int64],
+    weights: FloatArray,
+    sums: FloatArray,
+    window: int = SMOOTH_BUCKETS,
+) -> FloatArray:
+    """Centred moving average over ``window`` buckets, weighted: ``sum(sums) / sum(weights)``
+    over the buckets within ``window // 2`` bucket numbers of each bucket.
+
+    ``buckets`` are the sorted, distinct bucket numbers that hold data (empty buckets are absent
+    and weigh nothing), ``weights`` their targets and ``sums`` their summed metric (hits, or
+    reciprocal ranks). At the ends the window is cut short. One value per given bucket.
+    """
+    if window < 1:
+        raise ValueError(f"window must be positive, got {window!r}")
+    if buckets.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    half = window // 2
+    lo = np.searchsorted(buckets, buckets - half, side="left")
+    hi = np.searchsorted(buckets, buckets + half, side="right")
+    cw = np.concatenate(([0.0], np.cumsum(weights, dtype=np.float64)))
+    cs = np.concatenate(([0.0], np.cumsum(sums, dtype=np.float64)))
+    w = cw[hi] - cw[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: FloatArray = np.where(w > 0, (cs[hi] - cs[lo]) / np.where(w > 0, w, 1.0), np.nan)
+    return out
+
+
 def _nan_metrics(ks: Sequence[int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k in ks:
@@ -161,7 +244,11 @@ class Prequential:
     """Accumulates scored targets of one mode and reports metrics with bootstrap intervals.
 
     Per target it keeps the rank (``array('i')``), event time (``array('d')``), two flag bits
-    (``array('B')``) and the key (for :func:`paired_lift`). Picklable (bytewax state).
+    (``array('B')``) and the key (for :func:`paired_lift`), and counts targets per source
+    (:func:`source_of` the key). Picklable (bytewax state).
+
+    ``bucket_s`` fixes the width of :meth:`series` buckets; None (the default) fits it to the
+    span of the targets with :func:`nice_bucket_s`.
 
     For coverage, call :meth:`note_served` with each served list (only its first ``max(ks)``
     items are read) and :meth:`note_item` with the item of every event in the stream; ``add``
@@ -172,23 +259,24 @@ class Prequential:
         self,
         ks: Sequence[int] = DEFAULT_KS,
         seed: int = 0,
-        bucket_s: float = DEFAULT_BUCKET_S,
+        bucket_s: float | None = None,
     ) -> None:
         ks = tuple(sorted({int(k) for k in ks}))
         if not ks or ks[0] < 1:
             raise ValueError(f"ks must be positive cut-offs, got {ks!r}")
-        if bucket_s <= 0:
+        if bucket_s is not None and bucket_s <= 0:
             raise ValueError(f"bucket_s must be positive, got {bucket_s!r}")
         self.ks = ks
         self.kmax = ks[-1]
         self.seed = seed
-        self.bucket_s = float(bucket_s)
+        self.bucket_s = None if bucket_s is None else float(bucket_s)
         self._rank = array("i")
         self._ts = array("d")
         self._flags = array("B")
         self._keys: list[str] = []
         self._items: set[str] = set()
         self._best: dict[str, int] = {}  # served item -> best (smallest) position seen
+        self._sources: dict[str, int] = {}  # source (file name) -> targets
 
     def __len__(self) -> int:
         return len(self._rank)
@@ -202,7 +290,10 @@ class Prequential:
         self._flags.append(
             (_SEEN if record.seen else 0) | (_CART if record.etype in CART_PURCHASE_TYPES else 0)
         )
-        self._keys.append(record.key)
+        key = record.key
+        self._keys.append(key)
+        source = key.rpartition(":")[0]
+        self._sources[source] = self._sources.get(source, 0) + 1
         self._items.add(record.item)
         if record.listed is not None:
             self.note_served(record.listed)
@@ -237,6 +328,8 @@ class Prequential:
             old = self._best.get(item)
             if old is None or pos < old:
                 self._best[item] = pos
+        for source, n in other._sources.items():
+            self._sources[source] = self._sources.get(source, 0) + n
 
     # -- arrays ----------------------------------------------------------------------------------
 
@@ -262,6 +355,10 @@ class Prequential:
     def keys(self) -> list[str]:
         """Key per target, in the order added."""
         return self._keys
+
+    def targets_by_source(self) -> dict[str, int]:
+        """Targets per source (:func:`source_of` their keys: the file name), sorted by name."""
+        return dict(sorted(self._sources.items()))
 
     # -- report ----------------------------------------------------------------------------------
 
@@ -298,7 +395,8 @@ class Prequential:
 
         Keys: ``targets``, ``ks``, ``hr@K``/``mrr@K``/``ndcg@K`` (``{"value", "ci": [lo, hi]}``),
         ``cart_purchase``/``new_to_session``/``reviews`` (``targets`` and the same metrics),
-        ``reshow_share_of_hits@K``, ``coverage@K`` (a float), ``items_seen``, ``series``.
+        ``reshow_share_of_hits@K``, ``coverage@K`` (a float), ``items_seen``,
+        ``targets_by_source`` (``{file name: targets}``), ``series`` (:meth:`series`).
         """
         cats = self.categories()
         flags = self.flags()
@@ -313,6 +411,7 @@ class Prequential:
             )
         out.update(self._reshow(cats, seen, n_boot, np.random.default_rng([self.seed, 9]), level))
         out.update(self.coverage())
+        out["targets_by_source"] = self.targets_by_source()
         out["series"] = self.series(bucket_s)
         return out
 
@@ -360,30 +459,52 @@ class Prequential:
             out[f"coverage@{k}"] = float((pos < k).sum() / universe) if universe else math.nan
         return out
 
-    def series(self, bucket_s: float | None = None) -> dict[str, Any]:
-        """hr@K and mrr@K per event-time bucket (``t``: bucket start, unix seconds)."""
-        width = float(bucket_s) if bucket_s is not None else self.bucket_s
+    def series(self, bucket_s: float | None = None, window: int = SMOOTH_BUCKETS) -> dict[str, Any]:
+        """hr@K and mrr@K per event-time bucket, raw and as a moving average.
+
+        ``bucket_s``: the width (default: the accumulator's, else fit to the span of the
+        targets by :func:`nice_bucket_s`). Only buckets with targets are listed (an empty bucket
+        is a gap, never a zero). Keys: ``bucket_s``; ``t`` (bucket start, unix seconds),
+        ``targets``, ``hits@K`` (targets in the top K), ``hr@K``, ``mrr@K``, one entry per
+        listed bucket; ``smooth``: ``window`` and the centred moving averages ``hr@K`` and
+        ``mrr@K`` over ``window`` buckets weighted by targets (:func:`moving_average`), aligned
+        with ``t``.
+        """
+        width = bucket_s if bucket_s is not None else self.bucket_s
+        ts = self.times()
+        if width is None:
+            width = nice_bucket_s(float(ts.max() - ts.min())) if ts.size else DEFAULT_BUCKET_S
+        width = float(width)
         if width <= 0:
             raise ValueError(f"bucket_s must be positive, got {width!r}")
         out: dict[str, Any] = {"bucket_s": width, "t": [], "targets": []}
+        smooth: dict[str, Any] = {"window": window, "weights": "targets"}
         for k in self.ks:
+            out[f"hits@{k}"] = []
             out[f"hr@{k}"] = []
             out[f"mrr@{k}"] = []
-        if not self._ts:
+            smooth[f"hr@{k}"] = []
+            smooth[f"mrr@{k}"] = []
+        out["smooth"] = smooth
+        if not ts.size:
             return out
         cats = self.categories()
-        bucket = np.floor(self.times() / width).astype(np.int64)
+        bucket = np.floor(ts / width).astype(np.int64)
         starts, inv = np.unique(bucket, return_inverse=True)
-        n = np.bincount(inv).astype(np.float64)
+        m = starts.size
+        n = np.bincount(inv, minlength=m).astype(np.float64)
         rr, _ = _weights(self.ks)
         out["t"] = (starts * width).astype(np.float64).tolist()
         out["targets"] = n.astype(np.int64).tolist()
         for k in self.ks:
             hit = cats < k
-            out[f"hr@{k}"] = (np.bincount(inv, weights=hit, minlength=starts.size) / n).tolist()
-            out[f"mrr@{k}"] = (
-                np.bincount(inv, weights=rr[cats] * hit, minlength=starts.size) / n
-            ).tolist()
+            hits = np.bincount(inv, weights=hit, minlength=m).astype(np.float64)
+            rrs = np.bincount(inv, weights=rr[cats] * hit, minlength=m).astype(np.float64)
+            out[f"hits@{k}"] = hits.astype(np.int64).tolist()
+            out[f"hr@{k}"] = (hits / n).tolist()
+            out[f"mrr@{k}"] = (rrs / n).tolist()
+            smooth[f"hr@{k}"] = moving_average(starts, n, hits, window).tolist()
+            smooth[f"mrr@{k}"] = moving_average(starts, n, rrs, window).tolist()
         return out
 
 
@@ -490,6 +611,75 @@ def _unpaired_ratio(
     return _stat(va / vb if vb > 0 else math.nan, samples, level)
 
 
+def _width_label(seconds: float) -> str:
+    """``600.0`` -> ``"10 min"``, ``7200.0`` -> ``"2 h"``, ``86400.0`` -> ``"1 d"``."""
+    for unit, size in (("d", 86_400.0), ("h", 3_600.0), ("min", 60.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def _plot_lines(
+    series: Mapping[str, Any], k: int, window: int
+) -> tuple[list[float], list[float], list[float], list[float], list[float], list[float]]:
+    """Days (matplotlib date numbers), raw hr/mrr (per bucket) and the smoothed hr/mrr with a
+    NaN at every gap, from a :meth:`Prequential.series` (older reports without ``smooth`` or
+    ``hits@K`` are smoothed here from ``hr@K * targets``)."""
+    t = [float(x) for x in series.get("t", [])]
+    counts = [float(x) for x in series.get("targets", [])][: len(t)]
+    raw_hr = [float(x) for x in series.get(f"hr@{k}", [])][: len(t)]
+    raw_mrr = [float(x) for x in series.get(f"mrr@{k}", [])][: len(t)]
+    if not t or len(counts) != len(t) or len(raw_hr) != len(t) or len(raw_mrr) != len(t):
+        return [], [], [], [], [], []
+    width = float(series.get("bucket_s") or (min(np.diff(t)) if len(t) > 1 else 1.0))
+    buckets = np.rint(np.asarray(t) / width).astype(np.int64)
+    smooth = series.get("smooth") or {}
+    sm_hr, sm_mrr = smooth.get(f"hr@{k}"), smooth.get(f"mrr@{k}")
+    if sm_hr is None or sm_mrr is None or len(sm_hr) != len(t) or len(sm_mrr) != len(t):
+        n = np.asarray(counts)
+        sm_hr = moving_average(buckets, n, np.asarray(raw_hr) * n, window).tolist()
+        sm_mrr = moving_average(buckets, n, np.asarray(raw_mrr) * n, window).tolist()
+    days: list[float] = []
+    hr: list[float] = []
+    mrr: list[float] = []
+    line_days: list[float] = []
+    line_hr: list[float] = []
+    line_mrr: list[float] = []
+    for i, start in enumerate(t):
+        if counts[i] <= 0:
+            continue
+        mid = (start + width / 2.0) / 86_400.0
+        if i and buckets[i] - buckets[i - 1] > 1:  # empty buckets in between: break the line
+            line_days.append(mid)
+            line_hr.append(math.nan)
+            line_mrr.append(math.nan)
+        days.append(mid)
+        hr.append(raw_hr[i])
+        mrr.append(raw_mrr[i])
+        line_days.append(mid)
+        line_hr.append(float(sm_hr[i]))
+        line_mrr.append(float(sm_mrr[i]))
+    return days, hr, mrr, line_days, line_hr, line_mrr
+
+
+def _ylim(raw: list[float], line: list[float]) -> tuple[float, float] | None:
+    """Y limits that show every smoothed value and the central 96 % of the raw dots (a bucket
+    of one or two targets at 0 or 1 must not flatten the lines), padded by 8 %."""
+    smooth = np.asarray(line, dtype=np.float64)
+    smooth = smooth[np.isfinite(smooth)]
+    dots = np.asarray(raw, dtype=np.float64)
+    dots = dots[np.isfinite(dots)]
+    if not smooth.size and not dots.size:
+        return None
+    parts = [smooth] if smooth.size else []
+    if dots.size:
+        parts.append(np.percentile(dots, [2.0, 98.0]))
+    values = np.concatenate(parts)
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(hi - lo, 0.01) * 0.08
+    return max(0.0, lo - pad), min(1.0, hi + pad) if hi <= 1.0 else hi + pad
+
+
 def plot_series(
     reports: Mapping[str, Mapping[str, Any]],
     path: str | Path,
@@ -498,7 +688,9 @@ def plot_series(
     """Write a PNG: hr@k and mrr@k over replay time (one line per mode) and overall hr@k bars.
 
     ``reports`` maps a mode name (``realtime``, ``batch``, ``popular``, ``sknn``, ...) to its
-    :meth:`Prequential.report`. Returns the path written.
+    :meth:`Prequential.report`. Each mode is drawn as the moving average of its ``series``
+    (``series["smooth"]``: a centred window weighted by targets), broken where buckets hold no
+    targets, over faint dots of the raw per-bucket values. Returns the path written.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -513,23 +705,26 @@ def plot_series(
     names = list(reports)
     values: list[float] = []
     errors: list[list[float]] = [[], []]
+    widths: set[float] = set()
+    windows: set[int] = set()
+    seen: dict[str, tuple[list[float], list[float]]] = {"hr": ([], []), "mrr": ([], [])}
     for i, name in enumerate(names):
         rep = reports[name]
         series = rep.get("series") or {}
-        when = [t / 86_400.0 for t in series.get("t", [])]  # matplotlib date numbers (days)
-        if when:
-            # a bucket without targets is a gap in the line, not a zero
-            counts = series.get("targets") or []
-            hr = [
-                v if n else math.nan
-                for v, n in zip(series.get(f"hr@{k}", []), counts, strict=False)
-            ]
-            mrr = [
-                v if n else math.nan
-                for v, n in zip(series.get(f"mrr@{k}", []), counts, strict=False)
-            ]
-            ax_hr.plot(when, hr, marker=".", color=f"C{i}", label=name)
-            ax_mrr.plot(when, mrr, marker=".", color=f"C{i}", label=name)
+        window = int((series.get("smooth") or {}).get("window", SMOOTH_BUCKETS))
+        days, hr, mrr, line_days, line_hr, line_mrr = _plot_lines(series, k, window)
+        if days:
+            widths.add(float(series.get("bucket_s") or 0.0))
+            windows.add(window)
+            color = f"C{i}"
+            ax_hr.plot(days, hr, ".", color=color, alpha=0.25, markersize=3)
+            ax_mrr.plot(days, mrr, ".", color=color, alpha=0.25, markersize=3)
+            ax_hr.plot(line_days, line_hr, "-", color=color, linewidth=1.8, label=name)
+            ax_mrr.plot(line_days, line_mrr, "-", color=color, linewidth=1.8, label=name)
+            seen["hr"][0].extend(hr)
+            seen["hr"][1].extend(line_hr)
+            seen["mrr"][0].extend(mrr)
+            seen["mrr"][1].extend(line_mrr)
         stat = rep.get(f"hr@{k}") or {}
         value = float(stat.get("value", math.nan))
         lo, hi = stat.get("ci") or [value, value]
@@ -544,9 +739,20 @@ def plot_series(
     ax_hr.set_ylabel(f"HR@{k}")
     ax_mrr.set_ylabel(f"MRR@{k}")
     ax_mrr.set_xlabel("event time (UTC)")
-    ax_hr.set_title(f"Prequential HR@{k} / MRR@{k} over replay time")
-    for ax in (ax_hr, ax_mrr):
+    how = ""
+    if widths:
+        width_text = " / ".join(_width_label(w) for w in sorted(widths) if w > 0)
+        window_text = "/".join(str(w) for w in sorted(windows))
+        how = (
+            f"\n{width_text} buckets (dots); line: {window_text}-bucket moving average "
+            "weighted by targets, gaps where no targets"
+        )
+    ax_hr.set_title(f"Prequential HR@{k} / MRR@{k} over replay time{how}", fontsize="medium")
+    for ax, metric in ((ax_hr, "hr"), (ax_mrr, "mrr")):
         ax.grid(True, alpha=0.3)
+        limits = _ylim(*seen[metric])
+        if limits is not None:
+            ax.set_ylim(*limits)
     if names:
         ax_hr.legend(loc="best", fontsize="small")
     colors = [f"C{i}" for i in range(len(names))]
