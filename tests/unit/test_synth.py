@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import iptocc
 import orjson
@@ -12,11 +15,18 @@ import pytest
 from rtp.capture import events as ev
 from rtp.capture.enrich import Enricher
 from rtp.tools.synth import (
+    CONSIDERED,
     COUNTRIES,
+    COUNTRY_FAVOURITES,
     DEFAULT_START_TS,
+    IMPULSE,
+    LEISURE,
+    NEWS_TOPICS,
     SITE_HOST,
     bad_lines,
+    casual_score,
     generate,
+    generate_news_records,
     generate_records,
     main,
     write_jsonl,
@@ -171,3 +181,180 @@ def test_cli_writes_the_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         list(generate_records(10, sessions_per_user=0.5))
+
+
+# --- context effects ----------------------------------------------------------------------------
+
+
+def test_without_context_effect_the_stream_is_the_one_made_before_it_existed() -> None:
+    """``context_effect=0`` draws nothing from the effect's own random stream: the bytes of the
+    stream made before the effect existed (its hash, taken with that version)."""
+    data = b"".join(orjson.dumps(r) + b"\n" for r in generate_records(80, seed=5, context_effect=0))
+    assert hashlib.sha256(data).hexdigest() == (
+        "7caf6242acd044fe9bb4a249c8c38abc2ee632e480f68bbc7ccfa502a870bc7d"
+    )
+    assert list(generate_records(80, seed=5)) != list(
+        generate_records(80, seed=5, context_effect=0)
+    )
+    with pytest.raises(ValueError):
+        list(generate_records(5, context_effect=-1))
+
+
+def _views_by_context(effect: float) -> list[tuple[tuple[str, int, int, str, str], str, float]]:
+    """(device, hour, weekday, referral, country) of the visit, category and price per view."""
+    events = list(generate(1_500, seed=1, context_effect=effect))
+    Enricher(site_hosts=(SITE_HOST,)).enrich_all(events)
+    ctx: dict[str | None, tuple[str, int, int, str, str]] = {}
+    out = []
+    for e in events:
+        if e.session not in ctx and e.device is not None:
+            assert e.referral is not None and e.country is not None
+            ctx[e.session] = (e.device, e.hour, e.weekday, e.referral, e.country)
+        if e.type == ev.PRODUCT_VIEW and e.session in ctx:
+            assert e.category is not None and e.price is not None
+            out.append((ctx[e.session], e.category, e.price))
+    return out
+
+
+@pytest.fixture(scope="module")
+def context_views() -> dict[float, list[tuple[tuple[str, int, int, str, str], str, float]]]:
+    return {effect: _views_by_context(effect) for effect in (0.0, 1.0)}
+
+
+def _share(views: list[tuple[tuple[str, int, int, str, str], str, float]], group: object) -> float:
+    assert views
+    return sum(c in group for _, c, _ in views) / len(views)  # type: ignore[operator]
+
+
+def test_casual_visits_favour_cheap_impulse_categories(
+    context_views: dict[float, list[tuple[tuple[str, int, int, str, str], str, float]]],
+) -> None:
+    views = context_views[1.0]
+    casual = [v for v in views if casual_score(*v[0][:4]) == 3]  # phone, evening, social
+    formal = [v for v in views if casual_score(*v[0][:4]) == -3]  # desktop, office, search
+    assert len(casual) > 300 and len(formal) > 300
+    assert _share(casual, IMPULSE) > _share(formal, IMPULSE) + 0.3
+    assert _share(formal, CONSIDERED) > _share(casual, CONSIDERED) + 0.3
+    assert statistics.median(p for *_, p in formal) > 2.5 * statistics.median(p for *_, p in casual)
+    # without the effect the same segments look alike
+    plain = context_views[0.0]
+    casual0 = [v for v in plain if casual_score(*v[0][:4]) >= 2]
+    formal0 = [v for v in plain if casual_score(*v[0][:4]) <= -2]
+    assert abs(_share(casual0, IMPULSE) - _share(formal0, IMPULSE)) < 0.1
+
+
+def test_weekends_and_countries_have_their_categories(
+    context_views: dict[float, list[tuple[tuple[str, int, int, str, str], str, float]]],
+) -> None:
+    for effect, weekend_ratio in ((1.0, (2.0, 4.0)), (0.0, (0.7, 1.4))):
+        views = context_views[effect]
+        weekend = _share([v for v in views if v[0][2] >= 5], LEISURE)
+        weekday = _share([v for v in views if v[0][2] < 5], LEISURE)
+        assert weekend_ratio[0] < weekend / weekday < weekend_ratio[1], (effect, weekend, weekday)
+    views = context_views[1.0]
+    for cc in ("US", "GB", "DE", "FR", "JP"):
+        favourites = COUNTRY_FAVOURITES[cc]
+        own = _share([v for v in views if v[0][4] == cc], favourites)
+        others = _share([v for v in views if v[0][4] != cc], favourites)
+        assert own > 2 * others, (cc, own, others)
+
+
+def test_mobile_evening_visits_come_from_social_media_more_often() -> None:
+    events = [e for e in generate(1_500, seed=2) if e.ua is not None]
+    Enricher(site_hosts=(SITE_HOST,)).enrich_all(events)
+    evening = [e.referral for e in events if e.device != "desktop" and e.hour >= 18]
+    office = [
+        e.referral for e in events if e.device == "desktop" and e.weekday < 5 and 9 <= e.hour < 17
+    ]
+    assert evening.count("social") / len(evening) > 0.35  # 14 % without the effect
+    assert office.count("search") / len(office) > 0.45  # 30 % without the effect
+
+
+def test_country_field_names_the_country_of_the_ip() -> None:
+    records = [r for r in generate_records(60, seed=3, country_field=True) if "context" in r]
+    assert records
+    for r in records:
+        assert iptocc.country_code(r["context"]["ip"]) == r["context"]["country"]
+    assert all("country" not in r.get("context", {}) for r in generate_records(20, seed=3))
+
+
+# --- news ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def news() -> list[dict[str, Any]]:
+    return list(generate_news_records(800, seed=4))
+
+
+def test_news_is_seeded_ordered_and_schema_valid(news: list[dict[str, Any]]) -> None:
+    assert news == list(generate_news_records(800, seed=4))
+    assert news != list(generate_news_records(800, seed=5))
+    ts = [r["ts"] for r in news]
+    assert ts == sorted(ts)
+    assert ts[0] >= DEFAULT_START_TS and ts[-1] < DEFAULT_START_TS + 5 * 86_400
+    assert 15 < len(news) / len({r["user"] for r in news}) < 35
+    for n, r in enumerate(news):
+        e = ev.parse_json(orjson.dumps(r), f"news.jsonl:{n + 1}")
+        assert isinstance(e, ev.Event), e
+    assert {r["type"] for r in news} == {ev.PRODUCT_VIEW, ev.PAGE_VIEW, ev.DO_NOT_PERSONALIZE}
+
+
+def test_news_reads_carry_topics_and_publish_time(news: list[dict[str, Any]]) -> None:
+    reads = [r for r in news if r["type"] == ev.PRODUCT_VIEW]
+    published: dict[str, int] = {}
+    for r in reads:
+        assert r["item"].startswith("a")
+        topics = r["topics"]
+        assert topics and r["category"] == topics[0] and len(set(topics)) == len(topics) <= 3
+        assert set(topics) <= set(NEWS_TOPICS)
+        assert isinstance(r["published"], int) and r["published"] <= r["ts"]
+        assert published.setdefault(r["item"], r["published"]) == r["published"]
+        assert r["dwell"] > 0
+    assert any(len(r["topics"]) > 1 for r in reads)
+
+
+def test_news_goes_stale_within_hours(news: list[dict[str, Any]]) -> None:
+    ages = [(r["ts"] - r["published"]) / 3_600 for r in news if r["type"] == ev.PRODUCT_VIEW]
+    assert 3 < statistics.median(ages) < 10
+    assert sum(a < 24 for a in ages) / len(ages) > 0.85
+    slow = [r for r in generate_news_records(300, seed=4, half_life_h=24.0) if "published" in r]
+    assert statistics.median((r["ts"] - r["published"]) / 3_600 for r in slow) > 12
+
+
+def test_news_sessions_interests_and_important_stories(news: list[dict[str, Any]]) -> None:
+    reads = [r for r in news if r["type"] == ev.PRODUCT_VIEW]
+    per_visit = Counter(r["session"] for r in reads)
+    visits = {r["session"] for r in news if "session" in r}
+    assert 3 < len(reads) / len(visits) < 5  # several reads a visit
+    assert max(per_visit.values()) >= 8
+    # interests: a reader's two most read topics take more of their reads than overall
+    by_reader: dict[str, list[str]] = defaultdict(list)
+    for r in reads:
+        by_reader[r["user"]].append(r["category"])
+    overall = Counter(r["category"] for r in reads)
+    top2 = sum(n for _, n in overall.most_common(2)) / len(reads)
+    own = [
+        sum(n for _, n in Counter(cs).most_common(2)) / len(cs)
+        for cs in by_reader.values()
+        if len(cs) >= 10
+    ]
+    assert statistics.mean(own) > top2 + 0.1
+    # important stories: a few articles read by far more readers, across interests
+    readers: dict[str, set[str]] = defaultdict(set)
+    for r in reads:
+        readers[r["item"]].add(r["user"])
+    counts = sorted((len(v) for v in readers.values()), reverse=True)
+    assert counts[0] > 5 * statistics.median(counts)
+
+
+def test_cli_writes_news(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "news.jsonl"
+    assert main(["--users", "30", "--out", str(out), "--seed", "2", "--kind", "news"]) == 0
+    got = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert got == list(generate_news_records(30, seed=2))
+    assert "news events of 30 users" in capsys.readouterr().err
+    shop = tmp_path / "shop.jsonl"
+    assert main(["--users", "30", "--out", str(shop), "--context-effect", "0"]) == 0
+    assert [orjson.loads(x) for x in shop.read_bytes().splitlines()] == list(
+        generate_records(30, context_effect=0)
+    )

@@ -7,7 +7,8 @@ rtp never ships data files; demos, tests and benchmarks make their streams here:
     n = write_jsonl(generate(3_000, seed=1), "stream.jsonl")   # ~60k events, in time order
 
 or ``python -m rtp.tools.synth --users 50000 --out stream.jsonl`` (about 1M events: ten times the
-Taobao sample). The same arguments always give the same bytes.
+Taobao sample). The same arguments always give the same bytes. ``--kind news``
+(:func:`generate_news_records`) makes the reading stream of a news site instead (below).
 
 What the shoppers do
     Every user has one to three favourite categories, a price level (``budget``, ``mid``,
@@ -73,6 +74,29 @@ existed, byte for byte)
     against 4-14 % for the same categories among other countries' visitors (equal without).
     ``country_field=True`` also writes the country code as ``context.country``.
 
+News readers (``--kind news``, :func:`generate_news_records`)
+    Articles ``a1`` ... (120 a day, published from a day before the start, more by day than by
+    night) each have a primary topic (Zipf over :data:`NEWS_TOPICS`) and up to two related
+    ones. A read is a ``product_view`` of the article with ``category`` its primary topic,
+    ``topics`` the full list, ``published`` its publish time (unix seconds) and ``dwell`` the
+    seconds spent reading (log-normal, median 40 s). Reading probability is the article's
+    appeal (log-normal) times ``2 ** (-age / 4 h)``: news goes stale within hours. About 3 % of
+    the articles are *important* stories: six times the appeal, a 2.5 times longer half-life,
+    and 12 % of all reads go to them whatever the reader's interests (with the reads they get
+    through their topics: ~28 % of reads, ~10x the readers of another article).
+
+    A reader has two to four topics of interest with weights; interests drift (a third of the
+    visits start with one weight multiplied by a log-normal factor, one in ten with the weakest
+    topic swapped for a new one). A visit lands on the front page, a section page
+    (``page_view`` with the topic as ``category``) or, from social media, search or the
+    newsletter, straight on an article, then reads several articles (3.8 on average): the next
+    one stays in the previous one's topic 40 % of the time, else comes from the reader's
+    interests (85 %) or anywhere. Readers have devices, countries and referrers as shoppers do;
+    visits are sessions (``session``). Measured on ``generate_news_records(3000, seed=1)``
+    (~66k events, 22 per reader): median age of a read article 6 h, half of the reads are of
+    articles younger than 6 h and 93 % younger than a day; a reader's two most read topics take
+    58 % of their reads (39 % for the two most read topics overall).
+
 :func:`bad_lines` yields malformed records, one or more of every rejection kind, with the reason
 rtp must give for each: append them to a stream to watch the dead-letter path.
 """
@@ -87,10 +111,10 @@ import random
 import sys
 import time
 from bisect import bisect, bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -116,17 +140,25 @@ from rtp.capture.events import (
 
 __all__ = [
     "DEFAULT_START_TS",
+    "KINDS",
+    "NEWS_HOST",
+    "NEWS_TOPICS",
     "PERSONAS",
     "SITE_HOST",
     "bad_lines",
+    "casual_score",
     "generate",
+    "generate_news_records",
     "generate_records",
     "main",
     "write_jsonl",
 ]
 
+_V = TypeVar("_V", bound="_Visitor")
+
 DEFAULT_START_TS = 1_730_678_400.0  # 2024-11-04 00:00 UTC, a Monday (fixed: runs reproduce)
 SITE_HOST = "shop.example"  # the synthetic shop; its own pages are the internal referrers
+KINDS = ("shop", "news")
 
 CATEGORY_NAMES = (
     "shoes", "dresses", "jeans", "jackets", "bags", "watches", "laptops", "phones",
@@ -672,15 +704,38 @@ def generate_records(
     catalog = _Catalog(n_items, min(n_categories, n_items), rng)
     opts = _Options(with_context, context_effect, seed, _Groups(catalog.categories), country_field)
     span = days * 86_400.0
+    # (users are made one by one as the merge draws their first visits: the random stream's
+    # order is the one of the streams made before, so old seeds give the same shoppers)
+    users = (_User(n, catalog, rng, sessions_per_user) for n in range(1, n_users + 1))
+    yield from _interleave(users, lambda u, ts: _session(u, catalog, ts, opts), rng, start_ts, span)
+
+
+class _Visitor(Protocol):
+    """What :func:`_interleave` needs of a user."""
+
+    left: int  # visits still to make
+    visits: int  # visits in all
+    offset_h: float  # UTC offset of the user's country
+
+
+def _interleave(
+    users: Iterable[_V],
+    visit: Callable[[_V, float], list[dict[str, Any]]],
+    rng: random.Random,
+    start_ts: float,
+    span: float,
+) -> Iterator[dict[str, Any]]:
+    """The records of every visit of ``users``, in time order.
+
+    Visits are generated whole when they start, then merged in windows of event time: every
+    record before the window's end is sorted and yielded; later ones wait for the next window.
+    Nothing not yet generated can be earlier: a visit starts at or after the end of the window
+    it is generated in, and a user's next visit starts after their last ends. (One heap entry per
+    user: ties on time compare the user number, never the user.)
+    """
     end = start_ts + span
-    # Visits are generated whole when they start, then merged in windows of event time: every
-    # record before the window's end is sorted and yielded; later ones wait for the next
-    # window. Nothing not yet generated can be earlier: a visit starts at or after the end of
-    # the window it is generated in, and a user's next visit starts after their last ends.
-    # (One heap entry per user: ties on time compare the user number, never the user.)
-    starts: list[tuple[float, int, _User]] = []
-    for n in range(1, n_users + 1):
-        u = _User(n, catalog, rng, sessions_per_user)
+    starts: list[tuple[float, int, _V]] = []
+    for n, u in enumerate(users, start=1):
         first = _awake(start_ts + rng.random() * span / u.visits, u.offset_h)
         if first < end:
             starts.append((first, n, u))
@@ -694,7 +749,7 @@ def generate_records(
             window_end = starts[0][0] + _WINDOW_S  # skip a quiet stretch
         while starts and starts[0][0] < window_end:
             ts, n, u = starts[0]
-            recs = _session(u, catalog, ts, opts)
+            recs = visit(u, ts)
             pending += recs
             u.left -= 1
             if u.left > 0:
@@ -782,6 +837,326 @@ def generate(
         yield _event(d)
 
 
+# --- news: a reading stream for a content site ---------------------------------------------------
+
+NEWS_HOST = "news.example"  # the synthetic news site; its own pages are the internal referrers
+NEWS_TOPICS = (
+    "politics", "world", "business", "tech", "science", "health", "sports", "football",
+    "culture", "film", "music", "travel", "food", "climate", "local", "opinion",
+)  # fmt: skip
+# Secondary topics an article of a primary topic may also carry.
+RELATED_TOPICS: dict[str, tuple[str, ...]] = {
+    "politics": ("world", "opinion", "business", "local"), "world": ("politics", "climate"),
+    "business": ("tech", "politics"), "tech": ("science", "business"),
+    "science": ("tech", "health", "climate"), "health": ("science", "food"),
+    "sports": ("football", "local"), "football": ("sports",), "culture": ("film", "music"),
+    "film": ("culture",), "music": ("culture",), "travel": ("food", "culture"),
+    "food": ("health", "travel"), "climate": ("science", "world", "politics"),
+    "local": ("politics", "sports"), "opinion": ("politics", "culture"),
+}  # fmt: skip
+NEWS_LANDINGS: tuple[tuple[str, float], ...] = (
+    ("direct", 35), ("social", 25), ("search", 18), ("email", 10), ("internal", 12),
+)  # fmt: skip
+ARTICLES_PER_DAY = 120
+HALF_LIFE_H = 4.0  # reading probability halves every 4 hours of an article's age
+IMPORTANT_SHARE = 0.03  # "important" stories: read across interests, go stale 2.5x slower
+IMPORTANT_APPEAL = 6.0
+IMPORTANT_SLOWER = 2.5
+READS_PER_VISIT = 4.5  # mean articles read per visit (about 4 after the landing)
+P_IMPORTANT = 0.12  # P(a read is an important story, whatever the reader's interests)
+P_RELATED = 0.4  # P(a read stays in the primary topic of the previous one)
+P_INTEREST = 0.85  # otherwise P(a topic of the reader's interests), else any topic
+DRIFT_REWEIGHT = 0.3  # P(a visit starts with one interest reweighted by a log-normal factor)
+DRIFT_NEW = 0.1  # P(a visit starts with the weakest interest swapped for a new topic)
+_SLOT_S = 600.0  # read weights are recomputed every 10 minutes of event time
+
+
+class _Newsroom:
+    """Articles (publish time, topics, appeal) and, per 10-minute slot, what can be read.
+
+    A slot's tables hold the articles published before the slot starts and younger than 10
+    half-lives, each weighted ``appeal * 2 ** (-age_h / half_life_h)`` (a secondary topic at
+    half weight); the tables of the current slot are cached (visits arrive in time order).
+    """
+
+    def __init__(
+        self, n_articles: int, n_topics: int, t0: float, t1: float, half_life_h: float,
+        rng: random.Random,
+    ) -> None:  # fmt: skip
+        names = list(NEWS_TOPICS[:n_topics]) + [f"topic{n}" for n in range(16, n_topics)]
+        self.topics = names
+        index = {name: n for n, name in enumerate(names)}
+        self.topic_cum = list(itertools.accumulate(1.0 / (r + 1) ** 0.7 for r in range(n_topics)))
+        times: list[float] = []
+        while len(times) < n_articles:  # more is published by day (06-22 UTC) than by night
+            t = t0 + rng.random() * (t1 - t0)
+            hour = (t / 3_600.0) % 24.0
+            if 6.0 <= hour < 22.0 or rng.random() < 0.3:
+                times.append(t)
+        times.sort()
+        self.published = [int(t) for t in times]
+        self.items = [f"a{n}" for n in range(1, n_articles + 1)]
+        self.topic_ids: list[tuple[int, ...]] = []
+        self.appeal: list[float] = []
+        self.half_life_s: list[float] = []
+        self.important: list[bool] = []
+        for _ in range(n_articles):
+            primary = bisect(self.topic_cum, rng.random() * self.topic_cum[-1])
+            ids = [primary]
+            related = [index[r] for r in RELATED_TOPICS.get(names[primary], ()) if r in index]
+            for _extra in range(rng.choices((0, 1, 2), (4, 4, 2))[0]):
+                if related:
+                    r = rng.choice(related)
+                    if r not in ids:
+                        ids.append(r)
+            self.topic_ids.append(tuple(ids))
+            big = rng.random() < IMPORTANT_SHARE
+            self.important.append(big)
+            self.appeal.append(math.exp(rng.gauss(0.0, 0.6)) * (IMPORTANT_APPEAL if big else 1.0))
+            self.half_life_s.append(half_life_h * 3_600.0 * (IMPORTANT_SLOWER if big else 1.0))
+        self.meta = [
+            (self.items[n], names[ids[0]], [names[i] for i in ids], self.published[n])
+            for n, ids in enumerate(self.topic_ids)
+        ]
+        self.horizon_s = 10.0 * IMPORTANT_SLOWER * half_life_h * 3_600.0  # older: never read
+        self._slot = -1
+        self._tables: tuple[list[tuple[list[int], list[float]]], tuple[list[int], list[float]]]
+        self._tables = ([], ([], []))
+
+    def tables(
+        self, t: float
+    ) -> tuple[list[tuple[list[int], list[float]]], tuple[list[int], list[float]]]:
+        """Per topic ``(articles, cumulative weights)`` and the same for the important stories."""
+        slot = int(t // _SLOT_S)
+        if slot != self._slot:
+            self._slot = slot
+            now = slot * _SLOT_S
+            hi = bisect(self.published, now)
+            per_topic: list[tuple[list[int], list[float]]] = [([], []) for _ in self.topics]
+            top: tuple[list[int], list[float]] = ([], [])
+            for n in range(hi - 1, -1, -1):
+                age = now - self.published[n]
+                if age > self.horizon_s:
+                    break
+                half_life = self.half_life_s[n]
+                if age > 10.0 * half_life:  # weight below 0.001: out of the news
+                    continue
+                w = self.appeal[n] * 2.0 ** (-age / half_life)
+                for k, topic in enumerate(self.topic_ids[n]):
+                    arts, cum = per_topic[topic]
+                    arts.append(n)
+                    cum.append((cum[-1] if cum else 0.0) + (w if k == 0 else 0.5 * w))
+                if self.important[n]:
+                    top[0].append(n)
+                    top[1].append((top[1][-1] if top[1] else 0.0) + w)
+            self._tables = (per_topic, top)
+        return self._tables
+
+
+class _Reader:
+    """One synthetic reader: topic interests (that drift) and a device and country."""
+
+    __slots__ = (
+        "uid", "interests", "weights", "ua", "device", "app", "ip", "country", "offset_h",
+        "dnp", "read", "k", "left", "visits",
+    )  # fmt: skip
+
+    def __init__(self, n: int, room: _Newsroom, rng: random.Random, mean_sessions: float) -> None:
+        self.uid = f"r{n}"
+        k = rng.choice((2, 2, 3, 3, 4))
+        cum = room.topic_cum
+        topics = list(dict.fromkeys(bisect(cum, rng.random() * cum[-1]) for _ in range(k)))
+        self.interests = topics
+        self.weights = [rng.expovariate(1.0) + 0.2 for _ in topics]
+        ua_n = rng.choices(range(len(USER_AGENTS)), UA_WEIGHTS)[0]
+        self.ua = USER_AGENTS[ua_n][1]
+        self.device = USER_AGENTS[ua_n][0]
+        self.app = self.device == "mobile" and rng.random() < 0.4
+        country = rng.choices(COUNTRIES, [c[1] for c in COUNTRIES])[0]
+        self.country = country[0]
+        self.ip = rng.choice(country[3])
+        self.offset_h = country[2]
+        self.dnp = rng.random() < DNP_SHARE
+        extra = max(0.0, mean_sessions - 1.0)
+        n_sessions = 1 + (int(rng.expovariate(1.0 / extra)) if extra > 0 else 0)
+        self.left = self.visits = min(n_sessions, 1 + int(4 * mean_sessions))
+        self.read: set[int] = set()
+        self.k = 0
+
+    def drift(self, rng: random.Random, room: _Newsroom) -> None:
+        """Interests drift between visits: a weight changes, now and then a topic is replaced."""
+        if rng.random() < DRIFT_REWEIGHT:
+            i = int(rng.random() * len(self.weights))
+            self.weights[i] *= math.exp(rng.gauss(0.0, 0.7))
+        if rng.random() < DRIFT_NEW:
+            cum = room.topic_cum
+            new = bisect(cum, rng.random() * cum[-1])
+            if new not in self.interests:
+                weakest = min(range(len(self.weights)), key=self.weights.__getitem__)
+                self.interests[weakest] = new
+                self.weights[weakest] = sum(self.weights) / len(self.weights)
+
+    def topic(self, rng: random.Random) -> int:
+        r = rng.random() * sum(self.weights)
+        for topic, w in zip(self.interests, self.weights, strict=True):
+            r -= w
+            if r < 0:
+                return topic
+        return self.interests[-1]
+
+
+_NEWS_LANDING_NAMES = [name for name, _ in NEWS_LANDINGS]
+_NEWS_LANDING_CUM = list(itertools.accumulate(w for _, w in NEWS_LANDINGS))
+
+
+def _news_context(u: _Reader, rng: random.Random, landing: str, topic: str) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"ua": u.ua, "ip": u.ip, "channel": "app" if u.app else "web"}
+    if landing == "search":
+        ctx["referrer"] = rng.choice(_SEARCH)
+    elif landing == "social":
+        ctx["referrer"] = rng.choice(_SOCIAL)
+    elif landing == "email":
+        ctx["utm"] = {"source": "newsletter", "medium": "email", "campaign": "morning-briefing"}
+    elif landing == "internal":
+        ctx["referrer"] = f"https://{NEWS_HOST}/section/{topic}"
+    return ctx
+
+
+def _draw(rng: random.Random, table: tuple[list[int], list[float]]) -> int | None:
+    arts, cum = table
+    if not arts:
+        return None
+    return arts[bisect(cum, rng.random() * cum[-1])]
+
+
+def _news_visit(
+    u: _Reader, room: _Newsroom, t: float, rng: random.Random, with_context: bool
+) -> list[dict[str, Any]]:
+    """One visit of reader ``u`` starting at ``t``: a landing, then several reads."""
+    v = SCHEMA_VERSION
+    uid = u.uid
+    u.k += 1
+    sid = f"{uid}.{u.k}"
+    u.drift(rng, room)
+    per_topic, top = room.tables(t)
+    names = room.topics
+    meta = room.meta
+    read = u.read
+    out: list[dict[str, Any]] = []
+    landing = _NEWS_LANDING_NAMES[bisect(_NEWS_LANDING_CUM, rng.random() * _NEWS_LANDING_CUM[-1])]
+    topic = u.topic(rng)
+    if u.dnp and u.k == 1:
+        out.append({"v": v, "type": DO_NOT_PERSONALIZE, "user": uid, "ts": int(t * 1000) / 1000,
+                    "dnp": True})  # fmt: skip
+    previous: int | None = None
+    first: dict[str, Any] = {"v": v, "type": PAGE_VIEW, "user": uid, "ts": int(t * 1000) / 1000,
+                             "session": sid}  # fmt: skip
+    if landing in ("social", "search", "email"):  # straight onto an article
+        pick = _draw(rng, top) if landing != "search" and rng.random() < 0.5 else None
+        if pick is None:
+            pick = _draw(rng, per_topic[topic])
+        if pick is not None:
+            previous = pick
+    elif landing == "internal" or rng.random() < 0.2:
+        first["category"] = names[topic]  # a section page
+    if previous is not None:
+        it, primary, topics, published = meta[previous]
+        first.update(type=PRODUCT_VIEW, item=it, category=primary, topics=topics,
+                     published=published, dwell=_reading_s(rng))  # fmt: skip
+        read.add(previous)
+    if with_context:
+        first["context"] = _news_context(u, rng, landing, names[topic])
+    out.append(first)
+    t += first.get("dwell", 5.0 + rng.random() * 10.0)
+    n_reads = min(15, int(rng.expovariate(1.0 / (READS_PER_VISIT - 1.0))) + 1)
+    if previous is not None:
+        n_reads -= 1
+    for _ in range(n_reads):
+        pick = None
+        for _try in range(6):
+            r = rng.random()
+            if r < P_IMPORTANT:
+                pick = _draw(rng, top)
+            elif previous is not None and r < P_IMPORTANT + P_RELATED:
+                pick = _draw(rng, per_topic[room.topic_ids[previous][0]])
+            elif rng.random() < P_INTEREST:
+                pick = _draw(rng, per_topic[u.topic(rng)])
+            else:
+                cum = room.topic_cum
+                pick = _draw(rng, per_topic[bisect(cum, rng.random() * cum[-1])])
+            if pick is not None and pick not in read:
+                break
+            pick = None
+        if pick is None:
+            break
+        t += 2.0 + rng.random() * 12.0
+        if rng.random() < 0.12:  # through a section page
+            out.append({"v": v, "type": PAGE_VIEW, "user": uid, "ts": int(t * 1000) / 1000,
+                        "session": sid, "category": names[room.topic_ids[pick][0]]})  # fmt: skip
+            t += 3.0 + rng.random() * 8.0
+        it, primary, topics, published = meta[pick]
+        dwell = _reading_s(rng)
+        out.append({"v": v, "type": PRODUCT_VIEW, "user": uid, "ts": int(t * 1000) / 1000,
+                    "session": sid, "item": it, "category": primary, "topics": topics,
+                    "published": published, "dwell": dwell})  # fmt: skip
+        read.add(pick)
+        previous = pick
+        t += dwell
+    if len(read) > 400:  # old reads can no longer be drawn anyway: keep the set small
+        horizon = t - room.horizon_s
+        u.read = {n for n in read if room.published[n] >= horizon}
+    return out
+
+
+def _reading_s(rng: random.Random) -> float:
+    """Seconds spent on an article: log-normal, median 40 s, a long tail of careful reads."""
+    return round(min(1_800.0, 40.0 * math.exp(rng.gauss(0.0, 0.8))), 1)
+
+
+def generate_news_records(
+    n_users: int,
+    n_articles: int | None = None,
+    n_topics: int = 12,
+    sessions_per_user: float = 6.0,
+    seed: int = 0,
+    start_ts: float = DEFAULT_START_TS,
+    with_context: bool = True,
+    days: float = 4.0,
+    half_life_h: float = HALF_LIFE_H,
+) -> Iterator[dict[str, Any]]:
+    """A seeded reading stream of a news site as schema-v1 JSON objects, in time order.
+
+    :param n_articles: articles (``a1`` ... in publish order); default 120 a day, published
+        from a day before ``start_ts`` to the end of the span.
+    :param n_topics: topics (the first of :data:`NEWS_TOPICS`, then ``topic16`` ...).
+    :param sessions_per_user: mean visits per reader over the span.
+    :param half_life_h: hours after which an article is read half as often (important stories
+        2.5 times longer).
+
+    See the module docstring for what the readers do. About 25 events per reader with the
+    defaults.
+
+    >>> recs = list(generate_news_records(20, seed=1))
+    >>> read = [r for r in recs if r["type"] == "product_view"]
+    >>> all(r["published"] <= r["ts"] and r["category"] == r["topics"][0] for r in read)
+    True
+    """
+    if n_users < 0 or n_topics < 1 or sessions_per_user < 1 or days <= 0 or half_life_h <= 0:
+        raise ValueError("need n_users >= 0, n_topics >= 1, sessions_per_user >= 1, days > 0 "
+                         "and half_life_h > 0")  # fmt: skip
+    span = days * 86_400.0
+    if n_articles is None:
+        n_articles = int(ARTICLES_PER_DAY * (days + 1.0))
+    if n_articles < 1:
+        raise ValueError(f"need n_articles >= 1, got {n_articles}")
+    rng = random.Random(seed)
+    room = _Newsroom(n_articles, n_topics, start_ts - 86_400.0, start_ts + span, half_life_h, rng)
+    readers = (_Reader(n, room, rng, sessions_per_user) for n in range(1, n_users + 1))
+    yield from _interleave(
+        readers, lambda u, ts: _news_visit(u, room, ts, rng, with_context), rng, start_ts, span
+    )
+
+
 def write_jsonl(events: Iterable[Event | Mapping[str, Any]], path: str | Path) -> int:
     """Write events (or schema-v1 dicts such as :func:`generate_records` yields) as JSON
     lines to ``path`` (replacing it); the number of lines written."""
@@ -833,33 +1208,61 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m rtp.tools.synth",
         description="Write a seeded synthetic clickstream (rtp schema-v1 JSON lines).",
     )
-    p.add_argument("--users", type=int, required=True, help="shoppers (~20 events each)")
+    p.add_argument("--users", type=int, required=True,
+                   help="shoppers (~20 events each) or readers (~25 events each)")  # fmt: skip
     p.add_argument("--out", required=True, help="the JSONL file to write (replaced)")
+    p.add_argument("--kind", choices=KINDS, default="shop",
+                   help="shop: an online shop (default); news: a news site's readers")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--items", type=int, default=5_000, help="catalogue size (default 5000)")
-    p.add_argument("--categories", type=int, default=24, help="categories (default 24)")
-    p.add_argument("--sessions", type=float, default=3.0, help="mean visits per user")
-    p.add_argument("--days", type=float, default=8.0, help="time span (default 8 days)")
+    p.add_argument("--items", type=int, default=None,
+                   help="catalogue size (shop: 5000) or articles (news: 120 a day)")  # fmt: skip
+    p.add_argument("--categories", type=int, default=None,
+                   help="categories (shop: 24) or topics (news: 12)")  # fmt: skip
+    p.add_argument("--sessions", type=float, default=None,
+                   help="mean visits per user (shop: 3, news: 6)")  # fmt: skip
+    p.add_argument("--days", type=float, default=None, help="time span (shop: 8 days, news: 4)")
     p.add_argument("--start", type=float, default=DEFAULT_START_TS, help="first day, unix s")
     p.add_argument("--no-context", action="store_true", help="no user agent, IP or referrer")
+    p.add_argument("--context-effect", type=float, default=1.0,
+                   help="shop: strength of the context effects (0 = none; default 1)")  # fmt: skip
+    p.add_argument("--country-field", action="store_true",
+                   help="shop: also write the country code as context.country")  # fmt: skip
+    p.add_argument("--half-life", type=float, default=HALF_LIFE_H,
+                   help="news: hours for an article's readership to halve (default 4)")  # fmt: skip
     p.add_argument("--bad-lines", action="store_true", help="append the malformed records")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m rtp.tools.synth --users N --out FILE.jsonl [--seed S]``."""
+    """``python -m rtp.tools.synth --users N --out FILE.jsonl [--kind news] [--seed S]``."""
     args = _parse_args(argv)
     t0 = time.perf_counter()
-    records = generate_records(
-        args.users,
-        n_items=args.items,
-        n_categories=args.categories,
-        sessions_per_user=args.sessions,
-        seed=args.seed,
-        start_ts=args.start,
-        with_context=not args.no_context,
-        days=args.days,
-    )
+    records: Iterator[dict[str, Any]]
+    if args.kind == "news":
+        records = generate_news_records(
+            args.users,
+            n_articles=args.items,
+            n_topics=12 if args.categories is None else args.categories,
+            sessions_per_user=6.0 if args.sessions is None else args.sessions,
+            seed=args.seed,
+            start_ts=args.start,
+            with_context=not args.no_context,
+            days=4.0 if args.days is None else args.days,
+            half_life_h=args.half_life,
+        )
+    else:
+        records = generate_records(
+            args.users,
+            n_items=5_000 if args.items is None else args.items,
+            n_categories=24 if args.categories is None else args.categories,
+            sessions_per_user=3.0 if args.sessions is None else args.sessions,
+            seed=args.seed,
+            start_ts=args.start,
+            with_context=not args.no_context,
+            days=8.0 if args.days is None else args.days,
+            context_effect=args.context_effect,
+            country_field=args.country_field,
+        )
     last = [args.start]
 
     def tracked() -> Iterator[dict[str, Any]]:
@@ -876,8 +1279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
     size = Path(args.out).stat().st_size
     print(
-        f"wrote {n:,} events of {args.users:,} users to {args.out} ({size / 1e6:.1f} MB) "
-        f"in {seconds:.2f} s ({n / seconds if seconds > 0 else 0:,.0f} events/s)",
+        f"wrote {n:,} {args.kind} events of {args.users:,} users to {args.out} "
+        f"({size / 1e6:.1f} MB) in {seconds:.2f} s "
+        f"({n / seconds if seconds > 0 else 0:,.0f} events/s)",
         file=sys.stderr,
     )
     return 0
