@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from rtp.capture import events as ev
-from rtp.capture.adapters import ADAPTERS, Adapter, diginetica_key, get_adapter, utc_time
+from rtp.capture.adapters import (
+    ADAPTERS,
+    Adapter,
+    diginetica_key,
+    get_adapter,
+    parse_otto,
+    safe_parse,
+    utc_time,
+)
 from rtp.capture.events import Event, Rejection
 from rtp.errors import SourceError
 from tests.conftest import shared_sample
@@ -233,6 +241,8 @@ REJECTIONS = [
     ("taobao", b"1,,3,pv,1511658000", ev.MISSING_FIELD),
     ("taobao", LONG + b",2,3,pv,1511658000", ev.INVALID_FIELD),
     ("taobao", HUGE, ev.OVERSIZED),
+    ("taobao", b"1,2,3,pv," + b"9" * 200, ev.INVALID_FIELD),  # beyond any float
+    ("taobao", b"1,2,3,pv,nan", ev.INVALID_FIELD),
     ("otto", b'{"session": 1, "events": [', ev.INVALID_JSON),
     ("otto", b"[1, 2]", ev.INVALID_JSON),
     (
@@ -256,12 +266,45 @@ REJECTIONS = [
         ev.INVALID_FIELD,
     ),
     ("otto", b'{"session": 1, "events": [7]}', ev.INVALID_JSON),
+    (
+        "otto",
+        b'{"session": 1, "events": [{"aid": 5, "ts": 1659304800025, "type": ["clicks"]}]}',
+        ev.UNKNOWN_TYPE,
+    ),
+    (
+        "otto",
+        b'{"session": 1, "events": [{"aid": 5, "ts": 1659304800025, "type": {"a": 1}}]}',
+        ev.UNKNOWN_TYPE,
+    ),
+    (
+        "otto",
+        b'{"session": 1, "events": [{"aid": 5, "ts": true, "type": "clicks"}]}',
+        ev.INVALID_FIELD,
+    ),
+    (
+        "otto",
+        b'{"session": 1, "events": [{"aid": [5], "ts": 1659304800025, "type": "clicks"}]}',
+        ev.INVALID_FIELD,
+    ),
+    (
+        "otto",
+        b'{"session": 1, "events": [{"aid": 5, "ts": 1659304800025, "type": '
+        + b"[" * 300
+        + b"]" * 300
+        + b"}]}",  # too deep for orjson to write back: the rejection says so instead
+        ev.UNKNOWN_TYPE,
+    ),
+    ("otto", b'{"session": [1], "events": 5}', ev.INVALID_JSON),
     ("rees46", b"2019-10-01 00:00:00 UTC,view,1,2,,brand,1.0,3", ev.INVALID_CSV),
     ("rees46", b"2019-10-01 00:00:00 UTC,like,1,2,,brand,1.0,3,s", ev.UNKNOWN_TYPE),
     ("rees46", b"2019-10-01 00:00:00,view,1,2,,brand,1.0,3,s", ev.INVALID_FIELD),  # no zone
     ("rees46", b"2019-13-01 00:00:00 UTC,view,1,2,,brand,1.0,3,s", ev.INVALID_FIELD),
     ("rees46", b"2019-10-01 00:00:00 UTC,view,1,2,,brand,cheap,3,s", ev.INVALID_PRICE),
     ("rees46", b"2019-10-01 00:00:00 UTC,view,1,2,,brand,-5,3,s", ev.INVALID_PRICE),
+    ("rees46", b"2019-10-01 00:00:00 UTC,view,1,2,,brand,nan,3,s", ev.INVALID_PRICE),
+    ("rees46", b"2019-10-01 00:00:00 UTC,view,1,2,,brand,1e999,3,s", ev.INVALID_PRICE),
+    ("rees46", "2019-10-01 00:00:00.²Z,view,1,2,,b,1.0,3,s".encode(), ev.INVALID_FIELD),
+    ("rees46", b'2019-10-01 00:00:00 UTC,view,1,2,a\rb,"brand",1.0,3,s', ev.INVALID_CSV),
     ("rees46", b"2019-10-01 00:00:00 UTC,view,1,2,,brand,1.0,,s", ev.MISSING_FIELD),
     ("rees46", b"2019-10-01 00:00:00 UTC,view,," + b"2,,brand,1.0,3,s", ev.MISSING_FIELD),
     ("diginetica", b"1;NA;81766;526309", ev.INVALID_CSV),
@@ -269,16 +312,22 @@ REJECTIONS = [
     ("diginetica", b"1;NA;81766;soon;2016-05-09", ev.INVALID_FIELD),
     ("diginetica", b"1;NA;81766;526309;09.05.2016", ev.INVALID_FIELD),
     ("diginetica", b"1;NA;;526309;2016-05-09", ev.MISSING_FIELD),
+    ("diginetica", b"9" * 200 + b";NA;81766;526309;2016-05-09", ev.INVALID_FIELD),
+    ("diginetica", b"1;NA;81766;" + b"9" * 400 + b";2016-05-09", ev.INVALID_FIELD),
     ("yoochoose", b"1,2014-04-07T10:51:09.277Z,214536502", ev.INVALID_CSV),
     ("yoochoose", b"1\t214536502", ev.INVALID_CSV),
     ("yoochoose", b"1,yesterday,214536502,0", ev.INVALID_FIELD),
     ("yoochoose", b"1\t214536502\tnoon", ev.INVALID_FIELD),
+    ("yoochoose", b"1\t214536502\tnan", ev.INVALID_FIELD),
+    ("yoochoose", b"1\t214536502\t-inf", ev.INVALID_FIELD),
+    ("yoochoose", b"1\t214536502\t1e999", ev.INVALID_FIELD),
     ("yoochoose", b"1,2014-04-06T18:44:58.314Z,214537888,lots,1", ev.INVALID_PRICE),
     ("yoochoose", b",2014-04-07T10:51:09.277Z,214536502,0", ev.MISSING_FIELD),
     ("retailrocket", b"1433221332117,257597,view", ev.INVALID_CSV),
     ("retailrocket", b"1433221332117,257597,like,355908,", ev.UNKNOWN_TYPE),
     ("retailrocket", b"2015-06-02,257597,view,355908,", ev.INVALID_FIELD),
     ("retailrocket", b"1433221332117,,view,355908,", ev.MISSING_FIELD),
+    ("retailrocket", b"9" * 400 + b",257597,view,355908,", ev.INVALID_FIELD),  # OverflowError
     ("jsonl", b'{"type":"product_view","user":"u","ts":1511658000}', ev.MISSING_FIELD),
     (
         "jsonl",
@@ -287,6 +336,10 @@ REJECTIONS = [
     ),
     ("jsonl", b'{"type":"product_view","user":"u","ts":"soon","item":"i"}', ev.INVALID_FIELD),
     ("jsonl", b'{"pad":"' + b"x" * ev.MAX_RECORD_BYTES + b'"}', ev.OVERSIZED),
+    ("jsonl", b'{"type":["click"],"user":"u","ts":1511658000}', ev.UNKNOWN_TYPE),
+    ("jsonl", b'{"v":2,"type":"click","user":"u","ts":1511658000}', ev.UNSUPPORTED_VERSION),
+    ("jsonl", b'{"type":"click","user":"u","ts":1511658000,"session":[1]}', ev.INVALID_FIELD),
+    ("jsonl", b'{"type":"click","user":"u","ts":1511658000,"dwell":1e12}', ev.INVALID_FIELD),
 ]
 
 
@@ -295,9 +348,10 @@ def test_rejection_reasons(fmt: str, line: bytes, expected: str) -> None:
     assert reason(fmt, line) == expected
 
 
-def test_every_reason_but_the_clock_is_covered() -> None:
+def test_every_reason_but_the_clock_and_the_safety_net_is_covered() -> None:
     covered = {r for _, _, r in REJECTIONS}
-    assert covered == set(ev.REASONS) - {ev.TIMESTAMP_OUT_OF_RANGE}  # the source's clock's
+    # the source's clock's, and the safety net's (tests below)
+    assert covered == set(ev.REASONS) - {ev.TIMESTAMP_OUT_OF_RANGE, ev.INTERNAL_ERROR}
     assert {f for f, _, _ in REJECTIONS} == set(NAMES)
 
 
@@ -386,3 +440,127 @@ def test_parse_never_raises_and_counts_add_up(fmt: str) -> None:
         assert e.type in ev.EVENT_TYPES and e.user and isinstance(e.ts, (int, float))
     for r in rejections:
         assert r.reason in ev.REASONS
+
+
+# --- users on rejections --------------------------------------------------------------------
+
+USERS = [
+    ("taobao", b"42,2,3,like,1511658000", "42"),
+    ("taobao", b"42,2,3,pv,soon", "42"),
+    ("taobao", b"42,,3,pv,1511658000", "42"),
+    ("taobao", b"42,2,3,pv,1511658000,extra", "42"),
+    ("taobao", b"42", None),
+    ("taobao", LONG + b",2,3,pv,1511658000", None),  # the user id itself is bad
+    ("otto", b'{"session": 7, "events": [{"aid": 1, "ts": 1659304800025, "type": "x"}]}', "7"),
+    ("otto", b'{"session": "s7", "events": [{"aid": 1, "ts": "x", "type": "clicks"}]}', "s7"),
+    ("otto", b'{"session": 7, "events": {}}', "7"),
+    ("otto", b'{"session": [7], "events": [{"aid": 1, "ts": 1, "type": "clicks"}]}', None),
+    ("rees46", b"2019-10-01 00:00:00 UTC,like,1,2,,brand,1.0,42,s", "42"),
+    ("rees46", b"2019-10-01 00:00:00 UTC,view,1,2,,brand,cheap,42,s", "42"),
+    ("rees46", b"2019-10-01 00:00:00,view,1,2,,brand,1.0,42,s", "42"),
+    ("diginetica", b"1;42;;526309;2016-05-09", "42"),
+    ("diginetica", b"1;NA;81766;526309;09.05.2016", "s1"),
+    ("diginetica", b"x;42;81766;526309;2016-05-09", "42"),
+    ("yoochoose", b"42,yesterday,214536502,0", "42"),
+    ("yoochoose", b"42,2014-04-06T18:44:58.314Z,214537888,lots,1", "42"),
+    ("yoochoose", b"42\t214536502\tnan", "42"),
+    ("retailrocket", b"1433221332117,42,like,355908,", "42"),
+    ("retailrocket", b"soon,42,view,355908,", "42"),
+    ("jsonl", b'{"type":"teleport","user":"42","ts":1511658000}', "42"),
+    ("jsonl", b'{"type":"click","anon":7,"ts":"soon"}', "7"),
+    ("jsonl", b"{not json", None),
+]
+
+
+@pytest.mark.parametrize(("fmt", "line", "user"), USERS)
+def test_rejections_carry_the_user_when_it_could_be_read(
+    fmt: str, line: bytes, user: str | None
+) -> None:
+    r = one(fmt, line)
+    assert isinstance(r, Rejection), r
+    assert r.user == user
+    assert ("user" in r.to_dict()) is (user is not None)
+
+
+def test_every_format_has_a_user_on_some_rejection() -> None:
+    assert {f for f, _, u in USERS if u is not None} == set(NAMES)
+
+
+# --- no IP address in a rejection -----------------------------------------------------------
+
+
+def test_adapter_rejections_hold_no_ip_address() -> None:
+    ip = b"81.2.69.160"
+    lines = {
+        "jsonl": b'{"type":"teleport","user":"u","ts":1511658000,"context":{"ip":"' + ip + b'"}}',
+        "otto": b'{"session":1,"events":[{"aid":1,"ts":1659304800025,"type":"x","ip":"'
+        + ip
+        + b'"}]}',
+        "taobao": ip + b",2,3,like,1511658000",
+        "rees46": b"2019-10-01 00:00:00 UTC,like,1,2,,brand,1.0," + ip + b",s",
+        "diginetica": b"1;" + ip + b";;526309;2016-05-09",
+        "yoochoose": b"1,2014-04-07T10:51:09.277Z," + ip,
+        "retailrocket": b"1433221332117," + ip + b",like,355908,",
+    }
+    for fmt, line in lines.items():
+        r = one(fmt, line)
+        assert isinstance(r, Rejection), (fmt, r)
+        assert ip not in r.raw and b"GB" in r.raw, (fmt, r.raw)
+        assert ip.decode() not in r.detail, (fmt, r.detail)
+
+
+# --- the safety net -------------------------------------------------------------------------
+
+
+def parse_otto_with_a_bug(
+    line: bytes, pos: str, events: list[Event], rejections: list[Rejection]
+) -> int:
+    """A parser with a bug: it appends the line's records, then raises on an ``ip=`` in it."""
+    read = parse_otto(line, pos, events, rejections)
+    if b"ip=" in line:
+        address = line.split(b"ip=")[1].split(b'"')[0].decode()
+        raise ValueError(f"cannot route {address}")
+    return read
+
+
+def test_safe_parse_passes_through_when_nothing_raises() -> None:
+    line = b"543462,1715,1464116,pv,1511658000"
+    events: list[Event] = []
+    rejections: list[Rejection] = []
+    assert safe_parse(get_adapter("taobao").parse, line, "f:1", events, rejections) == 1
+    assert len(events) == 1 and not rejections and events[0].user == "543462"
+    assert safe_parse(get_adapter("taobao").parse, b"", "f:2", events, rejections) == 0
+    assert safe_parse(get_adapter("taobao").parse, b"1,2", "f:3", events, rejections) == 1
+    assert len(events) == 1 and [r.reason for r in rejections] == [ev.INVALID_CSV]
+
+
+OTTO_OK = b'{"session": 1, "events": [{"aid": 1, "ts": 1659304800000, "type": "clicks"}]}'
+OTTO_BUG = (
+    b'{"session": 9, "events": [{"aid": 1, "ts": 1659304800000, "type": "clicks"},'
+    b' {"aid": 2, "ts": 1659304801000, "type": "teleports"}], "x": "ip=81.2.69.160"}'
+)
+
+
+def test_safe_parse_turns_an_exception_into_one_rejection() -> None:
+    events = [Event("click", "earlier", 1.0)]
+    rejections = [Rejection(ev.INVALID_CSV, "earlier", "f:0")]
+    read = safe_parse(parse_otto_with_a_bug, OTTO_BUG, "f:1", events, rejections)
+    assert read == 1  # the line is one record: its partial results are taken back
+    assert [e.user for e in events] == ["earlier"]
+    assert len(rejections) == 2
+    r = rejections[1]
+    assert (r.reason, r.pos, r.detail) == (ev.INTERNAL_ERROR, "f:1", "ValueError: cannot route GB")
+    assert b"81.2.69.160" not in r.raw and b"ip=GB" in r.raw
+
+
+def test_safe_parse_keeps_the_counts_over_a_file() -> None:
+    two = OTTO_OK.replace(b"}]}", b'}, {"aid": 2, "ts": 1659304800001, "type": "carts"}]}')
+    events: list[Event] = []
+    rejections: list[Rejection] = []
+    read = sum(
+        safe_parse(parse_otto_with_a_bug, line, f"f:{n}", events, rejections)
+        for n, line in enumerate([OTTO_OK, OTTO_BUG, two], 1)
+    )
+    assert read == 1 + 1 + 2 == len(events) + len(rejections)
+    assert [e.pos for e in events] == ["f:1#1", "f:3#1", "f:3#2"]
+    assert [(r.reason, r.pos) for r in rejections] == [(ev.INTERNAL_ERROR, "f:2")]

@@ -206,3 +206,47 @@ def test_enrich_all_returns_same_list(enricher: Enricher) -> None:
     events = [ev(ua=IPHONE_SAFARI, ip="8.8.8.8"), ev()]
     assert enricher.enrich_all(events) is events
     assert events[0].device == "mobile" and events[0].ip is None
+
+
+# --- a country given by the producer (context.country) --------------------------------------
+
+
+def test_given_country_is_kept_without_an_ip_and_sets_the_local_hour() -> None:
+    en = Enricher(default_utc_offset_h=0.0)
+    raw = b'{"v":1,"type":"page_view","user":"u1","ts":1511658000,"context":{"country":"jp"}}'
+    e = parse_json(raw, "s:1-0")
+    assert isinstance(e, Event) and e.country == "JP"
+    en.enrich(e)
+    assert e.country == "JP"
+    assert (e.hour, e.weekday) == _expected_local(TS, COUNTRY_UTC_OFFSET_H["JP"])
+    assert e.referral == "direct"  # some context, no referrer: as with the IP it replaced
+
+
+def test_given_country_is_the_same_as_the_ip_it_replaced() -> None:
+    """The live stream stores context.country instead of context.ip: same enrichment."""
+    en = Enricher()
+    with_ip = ev(ip="133.242.0.1")
+    with_country = ev(country=iptocc.country_code("133.242.0.1"))
+    en.enrich(with_ip)
+    en.enrich(with_country)
+    for name in ("country", "hour", "weekday", "referral", "device"):
+        assert getattr(with_country, name) == getattr(with_ip, name), name
+
+
+def test_ip_country_wins_and_an_unknown_ip_keeps_the_given_one() -> None:
+    en = Enricher()
+    e = ev(ip="81.2.69.160", country="FR")
+    en.enrich(e)
+    assert e.country == "GB" and e.ip is None
+    e = ev(ip="10.0.0.1", country="FR", ua=CHROME_DESKTOP)
+    en.enrich(e)
+    assert e.country == "FR" and e.ip is None
+    assert (e.hour, e.weekday) == _expected_local(TS, COUNTRY_UTC_OFFSET_H["FR"])
+
+
+def test_enriching_twice_keeps_the_country() -> None:
+    en = Enricher()
+    e = ev(ip="8.8.8.8")
+    en.enrich(e)
+    en.enrich(e)
+    assert e.country == "US"

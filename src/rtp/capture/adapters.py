@@ -7,7 +7,16 @@ Each :class:`Adapter` turns one line (bytes, no trailing newline) into events an
 ``read`` is the number of *records* on the line (0 for a header or a blank line, 1 for a CSV
 row, one per nested event of an OTTO session) and every record read is appended as exactly one
 :class:`~rtp.capture.events.Event` or one :class:`~rtp.capture.events.Rejection`, so
-``read == accepted + rejected`` always holds. Parsing never raises on bad data.
+``read == accepted + rejected`` always holds. Parsing never raises on bad data: any bytes on a
+line, and any JSON value in any field of a JSON format, give events or rejections (with the
+reason codes of :mod:`rtp.capture.events`). A rejection carries the record's user id when it
+could be read (``Rejection.user``), and never an IP address (``Rejection`` scrubs them).
+
+:func:`safe_parse` is the safety net around any adapter, for the sources: should a parser still
+raise on a record (a bug), the line becomes one ``internal_error`` rejection (whatever the parser
+had appended for it is taken back) and the flow goes on::
+
+    read = safe_parse(adapter.parse, line, "UserBehavior.csv:17", events, rejections)
 
 ================  ==========================================================  ===========
 name              one line                                                    time order
@@ -22,8 +31,8 @@ name              one line                                                    ti
 ================  ==========================================================  ===========
 
 Files of a format that is not in time order are sorted by :attr:`Adapter.sort_key` before
-replay (``rtp.flow.sources.FilesSource`` does it). Timestamps are not range-checked here: the
-source's :class:`~rtp.capture.events.StreamClock` does that.
+replay (``rtp.flow.sources.FilesSource`` does it). Timestamps are not range-checked here
+(beyond being finite numbers): the source's :class:`~rtp.capture.events.StreamClock` does that.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from rtp.capture.events import (
     INVALID_JSON,
     INVALID_PRICE,
     MAX_ID_CHARS,
+    MAX_INT_ID,
     MAX_RECORD_BYTES,
     MISSING_FIELD,
     OVERSIZED,
@@ -52,6 +62,8 @@ from rtp.capture.events import (
     UNKNOWN_TYPE,
     Event,
     Rejection,
+    brief,
+    internal_error,
     parse_json,
     parse_ts,
     validate_price,
@@ -69,8 +81,12 @@ __all__ = [
     "by_time",
     "diginetica_key",
     "get_adapter",
+    "safe_parse",
     "utc_time",
 ]
+
+_NAN = float("nan")
+_MAX_INT_TS = 10**15  # |unix seconds or milliseconds| beyond this is garbage (and may overflow)
 
 
 def by_time(event: Event) -> tuple[Any, ...]:
@@ -137,7 +153,10 @@ def utc_time(text: str) -> float | None:
             while end < len(tail) and tail[end].isdigit():
                 end += 1
             if end > 1:
-                frac = float(tail[:end])
+                try:
+                    frac = float(tail[:end])
+                except ValueError:  # digits float() does not read ("²" is a digit)
+                    return None
             tail = tail[end:]
         if tail in _UTC_SUFFIXES:
             day = _midnight(text[:10])
@@ -151,10 +170,39 @@ def utc_time(text: str) -> float | None:
     return parse_ts(text)
 
 
-def _reject(rejections: list[Rejection], reason: str, detail: str, pos: str, line: bytes) -> int:
-    """Append the record's rejection and count the record."""
-    rejections.append(Rejection(reason, detail, pos, line))
+def _reject(
+    rejections: list[Rejection],
+    reason: str,
+    detail: str,
+    pos: str,
+    line: bytes,
+    user: str | None = None,
+) -> int:
+    """Append the record's rejection (with ``user`` if it is a plausible id) and count it."""
+    if user is not None and not 0 < len(user) <= MAX_ID_CHARS:
+        user = None
+    rejections.append(Rejection(reason, detail, pos, line, user=user))
     return 1
+
+
+def safe_parse(
+    parse: ParseFn, line: bytes, pos: str, events: list[Event], rejections: list[Rejection]
+) -> int:
+    """``parse(line, pos, events, rejections)``, or, should it raise (a bug), one
+    ``internal_error`` rejection for the line in place of whatever it appended: the caller's
+    counts still add up (``read == accepted + rejected``) and the flow goes on.
+
+    The cost on the normal path is two ``len`` calls and a ``try`` (free in CPython 3.11).
+    """
+    n_events = len(events)
+    n_rejections = len(rejections)
+    try:
+        return parse(line, pos, events, rejections)
+    except Exception as e:
+        del events[n_events:]
+        del rejections[n_rejections:]
+        rejections.append(internal_error(e, pos, line))
+        return 1
 
 
 def _decode(line: bytes, pos: str, rejections: list[Rejection]) -> str | None:
@@ -169,18 +217,21 @@ def _decode(line: bytes, pos: str, rejections: list[Rejection]) -> str | None:
         return None
 
 
-def _check_ids(pos: str, line: bytes, rejections: list[Rejection], **ids: str) -> int:
+def _check_ids(
+    pos: str, line: bytes, rejections: list[Rejection], user: str | None, **ids: str
+) -> int:
     """Slow path for long lines or empty ids: 1 (and the rejection) if an id is bad, else 0.
 
     ``ids`` are given in order of importance; each must be non-empty except ``category`` and
-    ``user`` (callers pass only what is required) and at most ``MAX_ID_CHARS`` long.
+    ``user`` (callers pass only what is required) and at most ``MAX_ID_CHARS`` long. ``user``
+    is the record's user id for the rejection, if plausible.
     """
     for name, value in ids.items():
         if not value:
-            return _reject(rejections, MISSING_FIELD, f"{name} is empty", pos, line)
+            return _reject(rejections, MISSING_FIELD, f"{name} is empty", pos, line, user)
         if len(value) > MAX_ID_CHARS:
             detail = f"{name} {value[:40]!r}... is longer than {MAX_ID_CHARS} characters"
-            return _reject(rejections, INVALID_FIELD, detail, pos, line)
+            return _reject(rejections, INVALID_FIELD, detail, pos, line, user)
     return 0
 
 
@@ -194,16 +245,19 @@ def _split_csv(text: str, sep: str) -> list[str]:
         return []
 
 
-def _price(text: str, pos: str, line: bytes, rejections: list[Rejection]) -> float | None:
+def _price(
+    text: str, pos: str, line: bytes, rejections: list[Rejection], user: str | None
+) -> float | None:
     """A validated price, or ``None`` after appending the record's rejection."""
     try:
         price = float(text)
     except ValueError:
-        _reject(rejections, INVALID_PRICE, f"price {text[:40]!r} is not a number", pos, line)
+        detail = f"price {text[:40]!r} is not a number"
+        _reject(rejections, INVALID_PRICE, detail, pos, line, user)
         return None
-    why = validate_price(price)
+    why = validate_price(price)  # also NaN and infinities ("nan", "1e999")
     if why:
-        _reject(rejections, INVALID_PRICE, why, pos, line)
+        _reject(rejections, INVALID_PRICE, why, pos, line, user)
         return None
     return price
 
@@ -248,21 +302,27 @@ def parse_taobao(line: bytes, pos: str, events: list[Event], rejections: list[Re
     if len(f) != 5:
         if not text.strip():
             return 0
-        return _reject(rejections, INVALID_CSV, f"{len(f)} fields, expected 5", pos, line)
+        detail = f"{len(f)} fields, expected 5"
+        return _reject(rejections, INVALID_CSV, detail, pos, line, f[0] if len(f) > 1 else None)
     user, item, category, behavior, ts = f
     etype = _TAOBAO_TYPES.get(behavior)
     if etype is None:
         if line.startswith(_TAOBAO_HEADER):
             return 0
-        return _reject(rejections, UNKNOWN_TYPE, f"behavior {behavior[:40]!r}", pos, line)
+        return _reject(rejections, UNKNOWN_TYPE, f"behavior {behavior[:40]!r}", pos, line, user)
     try:
         t = int(ts)
     except ValueError:
-        return _reject(rejections, INVALID_FIELD, f"timestamp {ts[:40]!r} is no integer", pos, line)
-    if (long or not user or not item) and _check_ids(
-        pos, line, rejections, user_id=user, item_id=item, category_id=category or "-"
-    ):
-        return 1
+        detail = f"timestamp {ts[:40]!r} is no integer"
+        return _reject(rejections, INVALID_FIELD, detail, pos, line, user)
+    if long or not user or not item:
+        if _check_ids(
+            pos, line, rejections, user, user_id=user, item_id=item, category_id=category or "-"
+        ):
+            return 1
+        if not -_MAX_INT_TS < t < _MAX_INT_TS:  # only a long line holds so many digits
+            detail = f"timestamp {ts[:40]!r}... is absurd"
+            return _reject(rejections, INVALID_FIELD, detail, pos, line, user)
     event = Event(etype, user, t, item, category or None)
     event.pos = pos  # cheaper than the keyword argument on this hot path
     events.append(event)
@@ -277,7 +337,10 @@ _OTTO_TYPES = {"clicks": PRODUCT_VIEW, "carts": ADD_TO_CART, "orders": PURCHASE}
 def _otto_record(ev: Any, user: str | None, pos: str) -> Event | Rejection:
     """One nested OTTO event ``{"aid": int, "ts": ms, "type": "clicks"|"carts"|"orders"}``."""
     if type(ev) is dict:
-        etype = _OTTO_TYPES.get(ev.get("type"))  # type: ignore[arg-type]
+        try:
+            etype = _OTTO_TYPES.get(ev.get("type"))  # type: ignore[arg-type]
+        except TypeError:  # an array or an object as the type: the slow path says so
+            etype = None
         aid = ev.get("aid")
         ts = ev.get("ts")
         if (
@@ -288,22 +351,30 @@ def _otto_record(ev: Any, user: str | None, pos: str) -> Event | Rejection:
         ):
             return Event(etype, user, ts / 1000.0, str(aid), None, None, None, user, pos=pos)
     # Slow path: say what is wrong (or accept a string aid).
-    raw = orjson.dumps(ev)
+    try:
+        raw = orjson.dumps(ev)
+    except TypeError:  # nested deeper than orjson writes
+        raw = b"(an event nested too deep to show)"
     if user is None:
-        return Rejection(INVALID_FIELD, "the session id is not an integer or a short id", pos, raw)
+        detail = "the session id is not an integer or a short id"
+        return Rejection(INVALID_FIELD, detail, pos, raw)
     if type(ev) is not dict:
-        return Rejection(INVALID_JSON, "an event is not a JSON object", pos, raw)
-    etype = _OTTO_TYPES.get(ev.get("type"))  # type: ignore[arg-type]
+        return Rejection(INVALID_JSON, "an event is not a JSON object", pos, raw, user=user)
+    kind = ev.get("type")
+    etype = _OTTO_TYPES.get(kind) if type(kind) is str else None
     if etype is None:
-        return Rejection(UNKNOWN_TYPE, f"type {ev.get('type')!r}"[:200], pos, raw)
+        return Rejection(UNKNOWN_TYPE, f"type {brief(kind)}", pos, raw, user=user)
     aid = ev.get("aid")
-    if type(aid) is not int and not (type(aid) is str and 0 < len(aid) <= MAX_ID_CHARS):
+    if not (type(aid) is int and -MAX_INT_ID < aid < MAX_INT_ID) and not (
+        type(aid) is str and 0 < len(aid) <= MAX_ID_CHARS
+    ):
         reason = MISSING_FIELD if aid is None else INVALID_FIELD
-        return Rejection(reason, f"aid {aid!r} is not an id"[:200], pos, raw)
+        return Rejection(reason, f"aid {brief(aid)} is not an id", pos, raw, user=user)
     ts = ev.get("ts")
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or ts - ts != 0.0:
         reason = MISSING_FIELD if ts is None else INVALID_FIELD
-        return Rejection(reason, f"ts {ts!r} is not unix milliseconds"[:200], pos, raw)
+        detail = f"ts {brief(ts)} is not unix milliseconds"
+        return Rejection(reason, detail, pos, raw, user=user)
     return Event(etype, user, ts / 1000.0, str(aid), session=user, pos=pos)
 
 
@@ -320,15 +391,22 @@ def parse_otto(line: bytes, pos: str, events: list[Event], rejections: list[Reje
         d = orjson.loads(line)
     except orjson.JSONDecodeError as e:
         return _reject(rejections, INVALID_JSON, str(e)[:200], pos, line)
-    evs = d.get("events") if type(d) is dict else None
-    if type(evs) is not list:
+    if type(d) is not dict:
         return _reject(rejections, INVALID_JSON, "not an OTTO session {session, events}", pos, line)
     sid = d.get("session")
-    user = str(sid) if type(sid) is int else sid if type(sid) is str else None
-    if user is not None and not 0 < len(user) <= MAX_ID_CHARS:
-        user = None
+    user = str(sid) if type(sid) is int and -MAX_INT_ID < sid < MAX_INT_ID else None
+    if type(sid) is str and 0 < len(sid) <= MAX_ID_CHARS:
+        user = sid
+    evs = d.get("events")
+    if type(evs) is not list:
+        detail = "not an OTTO session {session, events}"
+        return _reject(rejections, INVALID_JSON, detail, pos, line, user)
     for k, ev in enumerate(evs, 1):
-        result = _otto_record(ev, user, f"{pos}#{k}")
+        try:
+            result = _otto_record(ev, user, f"{pos}#{k}")
+        except Exception as e:  # a bug: this record is lost, not the line or the flow
+            result = internal_error(e, f"{pos}#{k}", line)
+            result.user = user
         if type(result) is Event:
             events.append(result)
         else:
@@ -359,22 +437,23 @@ def parse_rees46(line: bytes, pos: str, events: list[Event], rejections: list[Re
     if len(f) != 9:
         if not text.strip():
             return 0
-        return _reject(rejections, INVALID_CSV, f"{len(f)} fields, expected 9", pos, line)
+        detail = f"{len(f)} fields, expected 9"
+        return _reject(rejections, INVALID_CSV, detail, pos, line, f[7] if len(f) > 7 else None)
     when, kind, item, category_id, category_code, _brand, price_s, user, session = f
     etype = _REES46_TYPES.get(kind)
     if etype is None:
-        return _reject(rejections, UNKNOWN_TYPE, f"event_type {kind[:40]!r}", pos, line)
+        return _reject(rejections, UNKNOWN_TYPE, f"event_type {kind[:40]!r}", pos, line, user)
     ts = utc_time(when)
     if ts is None:
-        return _reject(rejections, INVALID_FIELD, f"event_time {when[:40]!r}", pos, line)
+        return _reject(rejections, INVALID_FIELD, f"event_time {when[:40]!r}", pos, line, user)
     category = category_code or category_id or None
     if (len(line) > MAX_ID_CHARS or not user or not item) and _check_ids(
-        pos, line, rejections, user_id=user, product_id=item, category=category or "-"
+        pos, line, rejections, user, user_id=user, product_id=item, category=category or "-"
     ):
         return 1
     price = None
     if price_s:
-        price = _price(price_s, pos, line, rejections)
+        price = _price(price_s, pos, line, rejections, user)
         if price is None:
             return 1
     if len(session) > MAX_ID_CHARS:
@@ -403,22 +482,26 @@ def parse_diginetica(
     if len(f) != 5:
         if not text.strip():
             return 0
-        return _reject(rejections, INVALID_CSV, f"{len(f)} fields, expected 5", pos, line)
+        who = f[1] if len(f) > 1 and f[1] != "NA" else None
+        return _reject(rejections, INVALID_CSV, f"{len(f)} fields, expected 5", pos, line, who)
     session_s, user, item, timeframe, day = f
+    anonymous = not user or user == "NA"
     try:
         session = str(int(session_s))
         offset_ms = int(timeframe)
     except ValueError:
         detail = "session_id and timeframe must be integers"
-        return _reject(rejections, INVALID_FIELD, detail, pos, line)
+        return _reject(rejections, INVALID_FIELD, detail, pos, line, None if anonymous else user)
+    who = "s" + session if anonymous else user  # the user id, for a rejection
     midnight = _midnight(day)
     if midnight is None:
-        return _reject(rejections, INVALID_FIELD, f"eventdate {day[:40]!r}", pos, line)
-    if (len(line) > MAX_ID_CHARS or not item) and _check_ids(
-        pos, line, rejections, item_id=item, user_id=user or "-"
-    ):
-        return 1
-    anonymous = not user or user == "NA"
+        return _reject(rejections, INVALID_FIELD, f"eventdate {day[:40]!r}", pos, line, who)
+    if len(line) > MAX_ID_CHARS or not item:
+        if _check_ids(pos, line, rejections, who, item_id=item, user_id=user or "-"):
+            return 1
+        if len(session) >= MAX_ID_CHARS or not -_MAX_INT_TS < offset_ms < _MAX_INT_TS:
+            detail = "session_id or timeframe is absurdly long"
+            return _reject(rejections, INVALID_FIELD, detail, pos, line)
     events.append(
         Event(
             PRODUCT_VIEW,
@@ -464,12 +547,14 @@ def parse_yoochoose(line: bytes, pos: str, events: list[Event], rejections: list
     if "\t" in text:
         f = text.split("\t")
         if len(f) != 3:
-            return _reject(rejections, INVALID_CSV, f"{len(f)} tab fields, expected 3", pos, line)
+            detail = f"{len(f)} tab fields, expected 3"
+            return _reject(rejections, INVALID_CSV, detail, pos, line, f[0])
         session, item, when = f
         try:
-            ts: float | None = float(when)
+            seconds = float(when)
         except ValueError:
-            ts = None
+            seconds = _NAN
+        ts: float | None = seconds if seconds - seconds == 0.0 else None  # not NaN, not inf
     else:
         f = text.split(",")
         if len(f) == 4:
@@ -479,7 +564,7 @@ def parse_yoochoose(line: bytes, pos: str, events: list[Event], rejections: list
             session, when, item, price_s, _quantity = f
             etype = PURCHASE
             if price_s:
-                price = _price(price_s, pos, line, rejections)
+                price = _price(price_s, pos, line, rejections, session)
                 if price is None:
                     return 1
                 price = price or None  # 0 means unknown
@@ -487,12 +572,12 @@ def parse_yoochoose(line: bytes, pos: str, events: list[Event], rejections: list
             if not text.strip():
                 return 0
             detail = f"{len(f)} fields, expected 4 (clicks) or 5 (buys)"
-            return _reject(rejections, INVALID_CSV, detail, pos, line)
+            return _reject(rejections, INVALID_CSV, detail, pos, line, f[0] if len(f) > 1 else None)
         ts = utc_time(when)
     if ts is None:
-        return _reject(rejections, INVALID_FIELD, f"time {when[:40]!r}", pos, line)
+        return _reject(rejections, INVALID_FIELD, f"time {when[:40]!r}", pos, line, session)
     if (len(line) > MAX_ID_CHARS or not session or not item) and _check_ids(
-        pos, line, rejections, SessionId=session, ItemId=item, Category=category or "-"
+        pos, line, rejections, session, SessionId=session, ItemId=item, Category=category or "-"
     ):
         return 1
     events.append(Event(etype, session, ts, item, category, price, None, session, pos=pos))
@@ -517,17 +602,19 @@ def parse_retailrocket(
     if len(f) != 5:
         if not text.strip():
             return 0
-        return _reject(rejections, INVALID_CSV, f"{len(f)} fields, expected 5", pos, line)
+        detail = f"{len(f)} fields, expected 5"
+        return _reject(rejections, INVALID_CSV, detail, pos, line, f[1] if len(f) > 2 else None)
     ts_s, user, kind, item, _transaction = f
     etype = _RETAILROCKET_TYPES.get(kind)
     if etype is None:
-        return _reject(rejections, UNKNOWN_TYPE, f"event {kind[:40]!r}", pos, line)
+        return _reject(rejections, UNKNOWN_TYPE, f"event {kind[:40]!r}", pos, line, user)
     try:
         ts = int(ts_s) / 1000.0
-    except ValueError:
-        return _reject(rejections, INVALID_FIELD, f"timestamp {ts_s[:40]!r} is not ms", pos, line)
+    except (ValueError, OverflowError):  # OverflowError: more digits than a float holds
+        detail = f"timestamp {ts_s[:40]!r} is not ms"
+        return _reject(rejections, INVALID_FIELD, detail, pos, line, user)
     if (len(line) > MAX_ID_CHARS or not user or not item) and _check_ids(
-        pos, line, rejections, visitorid=user, itemid=item
+        pos, line, rejections, user, visitorid=user, itemid=item
     ):
         return 1
     events.append(Event(etype, user, ts, item, pos=pos))

@@ -16,7 +16,8 @@ field           values                                                no ``conte
 ``browser``     ua-parser's family (``Chrome``, ``Mobile Safari``,    ``None``
                 ``Googlebot``...), ``Other`` if unrecognised
 ``os``          ua-parser's OS family (``Windows``, ``iOS``...)       ``None``
-``country``     ISO 3166-1 alpha-2 from the IP (offline, ``iptocc``)  ``None``
+``country``     ISO 3166-1 alpha-2 from the IP (offline, ``iptocc``),  ``None``
+                else ``context.country`` as the producer gave it
 ``referral``    ``paid``, ``email``, ``social``, ``search``,          ``None`` (not observed,
                 ``internal``, ``direct``, ``other``                   rather than ``direct``)
 ``hour``        local hour 0..23                                      from the default offset
@@ -24,11 +25,13 @@ field           values                                                no ``conte
 ==============  ====================================================  ======================
 
 ``None`` always means "not observed": ``device``, ``browser`` and ``os`` stay ``None`` without
-a user agent, ``country`` without an IP. An event with some context (a UA, a channel...) but
-neither referrer nor UTM parameters is ``direct``.
+a user agent, ``country`` without an IP or a given country (the live stream's producer resolves
+``context.ip`` to ``context.country`` before storing the event: that country is kept, and sets
+the local hour, as an IP's would). An event with some context (a UA, a channel, a country...)
+but neither referrer nor UTM parameters is ``direct``.
 
 Cost is what matters here (every event passes through): most public datasets carry no context,
-so such an event costs five attribute tests and one cached hour lookup. User agents repeat
+so such an event costs six attribute tests and one cached hour lookup. User agents repeat
 heavily and parsing one costs 50-400 µs, so parses are kept in an LRU cache keyed on the UA
 string; referrers are classified through an LRU cache too. Country lookups are *not* cached:
 ``iptocc`` answers in ~0.06-0.12 µs, no faster than a cache hit (measured), so a cache would only
@@ -245,12 +248,16 @@ class Enricher:
     # -- the hot path -------------------------------------------------------------------------
 
     def enrich(self, event: Event) -> None:
-        """Fill ``device, browser, os, country, referral, hour, weekday``; drop ``event.ip``."""
+        """Fill ``device, browser, os, country, referral, hour, weekday``; drop ``event.ip``.
+
+        A country already on the event (``context.country``) stays when there is no IP, or
+        when the IP's country is unknown.
+        """
         ua = event.ua
         ip = event.ip
         referrer = event.referrer
         utm = event.utm
-        if ua is None and ip is None and referrer is None and utm is None:
+        if ua is None and ip is None and referrer is None and utm is None and event.country is None:
             if event.channel is not None:
                 event.referral = "direct"
             key = int(event.ts + self._default_offset_s) // 3_600
@@ -261,11 +268,11 @@ class Enricher:
             return
         if ua is not None:
             event.device, event.browser, event.os = self._ua(ua)
-        country = None
+        country = event.country  # given by the producer (context.country), or None
         if ip is not None:
-            country = country_of(ip)
+            country = country_of(ip) or country
             event.ip = None
-        event.country = country
+            event.country = country
         referral = referral_from_utm(utm) if utm else None
         if referral is None:
             # an unclassifiable campaign without a referrer is "other", nothing at all "direct"

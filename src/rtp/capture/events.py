@@ -9,22 +9,60 @@ An event is one thing a user did. On the wire it is one JSON object (schema vers
                  "referrer": "https://www.google.com/", "utm": {"source": "newsletter",
                  "medium": "email"}, "channel": "web"}}
 
-- ``user`` or ``anon`` (an anonymous id) is required; ``session`` is optional (rtp splits sessions
-  by an inactivity gap in event time when it is absent).
+- ``v`` is absent or exactly ``1`` (anything else: ``unsupported_version``).
+- ``user`` or ``anon`` (an anonymous id) is required: a string of 1..128 characters or an
+  integer. ``session`` is optional, and a short id of the same kind when given (rtp splits
+  sessions by an inactivity gap in event time when it is absent).
 - ``ts`` is event time: unix seconds (int or float), unix milliseconds (values above 1e11) or an
-  ISO-8601 string with a timezone.
+  ISO-8601 string with a timezone. NaN and infinities are not times.
+- ``item`` and ``category`` are short ids; ``price`` a number in 0..1,000,000; ``query`` a
+  string of at most 256 characters (required by a ``search``).
 - ``back`` marks back-navigation (the browser's back button or swipe), ``dwell`` seconds spent on
-  the page (help pages, scroll depth), ``dnp`` the do-not-personalize flag.
+  the page (help pages, scroll depth: a finite number in 0..86,400), ``dnp`` the
+  do-not-personalize flag.
+- ``context`` is an object (or absent) of strings ``ua``, ``ip``, ``referrer``, ``channel``, an
+  object ``utm`` of string (or integer) values, and ``country``: an ISO 3166-1 alpha-2 code
+  already resolved by the producer (``rtp.store.streams.append`` replaces ``context.ip`` by it
+  before anything is stored). :class:`~rtp.capture.enrich.Enricher` keeps a given country when
+  there is no IP to resolve.
 - ``forget`` and ``dnp`` are control events: they carry only a user and ask the flow to delete
   the user's data / to stop personalizing for them, in order with the user's other events.
 
 Parsing never raises on bad data: every record becomes an :class:`Event` or a :class:`Rejection`
-with a reason code and the record's source position.
+with a reason code and the record's source position. Any JSON value in any field is handled
+(arrays or objects where a string belongs, ``bool`` posing as a number, huge integers, NaN).
+
+Rejection reason codes (:data:`REASONS`, stable: dashboards count them):
+
+=========================  ====================================================================
+``invalid_json``           not JSON, or not a JSON object (an OTTO line: not a session)
+``invalid_csv``            a CSV line of the wrong shape, or not UTF-8
+``unknown_type``           an event type (or a data set's behaviour) rtp does not know
+``missing_field``          a required field is absent or empty
+``invalid_field``          a field of the wrong type, or out of its range
+``timestamp_out_of_range`` event time outside 2000..2100, too late or in the future
+                           (:class:`StreamClock`, in the sources)
+``invalid_price``          a price that is not a number in 0..1,000,000
+``oversized``              a record over :data:`MAX_RECORD_BYTES`
+``unsupported_version``    a schema version ``v`` other than 1
+``internal_error``         a parser raised on the record (a bug): the safety net
+                           (:func:`internal_error`, ``rtp.capture.adapters.safe_parse``) turned
+                           the exception into this rejection so that the flow goes on
+=========================  ====================================================================
+
+A :class:`Rejection` keeps at most :data:`RAW_PREFIX` bytes of the record, with every IPv4 and
+IPv6 address in it (and in its detail) replaced by the address's country code, or ``-`` when
+unknown: dead letters never hold an IP address. It carries the record's ``user`` when that
+could be read, so that forgetting a user also finds their dead letters.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import re
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -76,6 +114,8 @@ INVALID_FIELD = "invalid_field"
 TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
 INVALID_PRICE = "invalid_price"
 OVERSIZED = "oversized"
+UNSUPPORTED_VERSION = "unsupported_version"
+INTERNAL_ERROR = "internal_error"
 REASONS = (
     INVALID_JSON,
     INVALID_CSV,
@@ -85,18 +125,27 @@ REASONS = (
     TIMESTAMP_OUT_OF_RANGE,
     INVALID_PRICE,
     OVERSIZED,
+    UNSUPPORTED_VERSION,
+    INTERNAL_ERROR,
 )
 
 MAX_RECORD_BYTES = 16 * 1024
 MAX_ID_CHARS = 128
+MAX_INT_ID = 10**38  # integer ids: at most 38 digits (a string of them stays a short id)
 MAX_QUERY_CHARS = 256
 MAX_PRICE = 1_000_000.0
+MAX_DWELL_S = 86_400.0
+RAW_PREFIX = 1024  # bytes of a rejected record kept in its dead letter
 MIN_TS = 946_684_800.0  # 2000-01-01
 MAX_TS = 4_102_444_800.0  # 2100-01-01
 
 
 class Event:
-    """One accepted behavioural event. Enrichment fills the derived fields and drops ``ip``."""
+    """One accepted behavioural event. Enrichment fills the derived fields and drops ``ip``.
+
+    ``country`` may be given (``context.country``, already resolved by the producer); the
+    enricher replaces it by the IP's country when there is an IP it can resolve.
+    """
 
     __slots__ = (
         "type",
@@ -147,6 +196,7 @@ class Event:
         referrer: str | None = None,
         utm: dict[str, str] | None = None,
         channel: str | None = None,
+        country: str | None = None,
     ) -> None:
         self.type = type
         self.user = user
@@ -169,7 +219,7 @@ class Event:
         self.device: str | None = None
         self.browser: str | None = None
         self.os: str | None = None
-        self.country: str | None = None
+        self.country = country
         self.referral: str | None = None
         self.hour: int = -1
         self.weekday: int = -1
@@ -194,6 +244,7 @@ class Event:
                 ("referrer", self.referrer),
                 ("utm", self.utm),
                 ("channel", self.channel),
+                ("country", self.country),
             )
             if v is not None
         }
@@ -216,25 +267,48 @@ class Event:
 
 
 class Rejection:
-    """A record that is not an event: why, where it came from, and (a prefix of) what it was."""
+    """A record that is not an event: why, where it came from, and (a prefix of) what it was.
 
-    __slots__ = ("reason", "detail", "pos", "raw")
+    ``raw`` keeps the first :data:`RAW_PREFIX` bytes of the record and ``detail`` says what is
+    wrong; every IP address in either is replaced by its country code (``-`` when unknown)
+    here, so no dead letter holds one. ``user`` is the record's user id when it could be read
+    (``None`` otherwise): forgetting a user deletes their dead letters too.
+    """
 
-    def __init__(self, reason: str, detail: str, pos: str, raw: bytes | str = b"") -> None:
+    __slots__ = ("reason", "detail", "pos", "raw", "user")
+
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        pos: str,
+        raw: bytes | str = b"",
+        *,
+        user: str | None = None,
+    ) -> None:
         self.reason = reason
-        self.detail = detail
         self.pos = pos
-        if isinstance(raw, str):
-            raw = raw.encode("utf-8", "replace")
-        self.raw = raw[:1024]
+        self.user = user
+        if type(raw) is not bytes:
+            raw = _as_bytes(raw)
+        raw = raw[:_RAW_SCAN]
+        if (b"." in raw or b":" in raw) and _IP_HINT.search(raw) is not None:
+            raw = scrub_ips(raw)
+        self.raw = raw[:RAW_PREFIX]
+        if ("." in detail or ":" in detail) and _IP_HINT.search(_utf8(detail)) is not None:
+            detail = scrub_ips(_utf8(detail)).decode("utf-8", "replace")
+        self.detail = detail
 
     def to_dict(self) -> dict[str, str]:
-        return {
+        d = {
             "reason": self.reason,
             "detail": self.detail,
             "pos": self.pos,
             "raw": self.raw.decode("utf-8", "replace"),
         }
+        if self.user is not None:
+            d["user"] = self.user
+        return d
 
     def __repr__(self) -> str:
         return f"Rejection({self.reason!r}, {self.detail!r}, pos={self.pos!r})"
@@ -245,6 +319,81 @@ class Rejection:
         return self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def internal_error(exc: BaseException, pos: str, raw: bytes | str = b"") -> Rejection:
+    """The ``internal_error`` rejection of a record whose parser raised ``exc``."""
+    try:
+        message = str(exc)
+    except Exception:  # an exception whose str() raises too
+        message = "<no message>"
+    return Rejection(INTERNAL_ERROR, f"{type(exc).__name__}: {message}"[:300], pos, raw)
+
+
+# --- no IP address in a dead letter -----------------------------------------------------------
+
+_RAW_SCAN = 16 * RAW_PREFIX  # scrubbed before the cut: a replacement is at most 8x shorter
+# Something that may be an address: a digit, a dot, a digit; or two colons in a run of hex.
+_IP_HINT = re.compile(rb"[0-9]\.[0-9]|:[0-9A-Fa-f.]*:")
+_IP_CANDIDATE = re.compile(
+    rb"(?<![0-9A-Fa-f.:])[0-9A-Fa-f.]*:[0-9A-Fa-f.:]*:[0-9A-Fa-f.:]*"  # a run with 2+ colons
+    rb"|(?<![0-9])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9])"  # a dotted quad
+)
+_IPV4 = re.compile(rb"(?<![0-9])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9])")
+_country_of: Callable[[str], str | None] | None = None
+
+
+def _country_code(address: str) -> bytes:
+    global _country_of
+    if _country_of is None:
+        from rtp.capture.enrich import country_of  # enrich imports this module
+
+        _country_of = country_of
+    cc = _country_of(address)
+    return cc.encode() if cc is not None and cc.isascii() else b"-"
+
+
+def _replace_ipv4(m: re.Match[bytes]) -> bytes:
+    octets = [int(o) for o in m.group().split(b".")]
+    if max(octets) > 255:
+        return m.group()  # not an address (999.1.1.1)
+    return _country_code(".".join(map(str, octets)))  # leading zeros dropped
+
+
+def _replace_ip(m: re.Match[bytes]) -> bytes:
+    text = m.group()
+    if b":" not in text:
+        return _replace_ipv4(m)
+    core = text.rstrip(b".")
+    try:
+        address = ipaddress.IPv6Address(core.decode("ascii"))
+    except ValueError:
+        if b"::" in text or text.count(b":") >= 7:
+            return b"-"  # looks like an IPv6 address run into something else: drop it whole
+        return _IPV4.sub(_replace_ipv4, text)  # a time (10:51:09), or ::ffff:1.2.3.4-ish
+    v4 = address.ipv4_mapped
+    return _country_code(str(v4 if v4 is not None else address)) + text[len(core) :]
+
+
+def scrub_ips(raw: bytes) -> bytes:
+    """``raw`` with every IPv4 and IPv6 address replaced by its country code (``-`` if unknown).
+
+    >>> scrub_ips(b'{"ip":"81.2.69.160","x":"[2001:db8::1]:443"}')
+    b'{"ip":"GB","x":"[-]:443"}'
+    """
+    return _IP_CANDIDATE.sub(_replace_ip, raw)
+
+
+def _as_bytes(raw: object) -> bytes:
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "replace")
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        return bytes(raw)
+    return b""
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "backslashreplace")
 
 
 class StreamClock:
@@ -284,107 +433,214 @@ class StreamClock:
 
 
 def parse_ts(value: Any) -> float | None:
-    """Event time in unix seconds from seconds, milliseconds or an ISO-8601 string."""
+    """Event time in unix seconds from seconds, milliseconds or an ISO-8601 string; ``None``
+    for anything else (``bool``, NaN, infinities, a string without a timezone...)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        ts = float(value)
+        try:
+            ts = float(value)
+        except OverflowError:  # an integer beyond any float
+            return None
+        if ts - ts != 0.0:  # NaN or an infinity
+            return None
         return ts / 1000.0 if ts > 1e11 else ts
     if isinstance(value, str):
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" UTC", "+00:00"))
-        except ValueError:
+            if dt.tzinfo is None:
+                return None
+            return dt.timestamp()
+        except (ValueError, OverflowError):
             return None
-        if dt.tzinfo is None:
-            return None
-        return dt.timestamp()
     return None
+
+
+def _utf8_ok(text: str) -> bool:
+    """Whether ``text`` encodes to UTF-8 (no lone surrogates: a Python caller's strings)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _ident(value: Any) -> str | None:
-    if isinstance(value, bool) or value is None:
+    """A short id (a string of 1..128 characters, or an integer) as a string, else ``None``."""
+    if type(value) is str:
+        if 0 < len(value) <= MAX_ID_CHARS and (value.isascii() or _utf8_ok(value)):
+            return value
         return None
-    if isinstance(value, int):
+    if type(value) is int and -MAX_INT_ID < value < MAX_INT_ID:
         return str(value)
-    if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS:
-        return value
     return None
+
+
+def brief(value: Any) -> str:
+    """A short description of any decoded value for a rejection's detail (never raises: no
+    ``repr`` of a deep array or of a 5,000-digit integer)."""
+    t = type(value)
+    if t is str:
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    if t is int:
+        return repr(value) if -MAX_INT_ID < value < MAX_INT_ID else "a huge integer"
+    if t is float or t is bool or value is None:
+        return repr(value)
+    if t is list:
+        return f"an array ({len(value)} items)"
+    if t is dict:
+        return f"an object ({len(value)} keys)"
+    return f"a {t.__name__}"
+
+
+def _text(value: Any) -> str | None:
+    """A context string, ``None`` when absent; raises ``TypeError`` for anything else."""
+    if value is None or (type(value) is str and (value.isascii() or _utf8_ok(value))):
+        return value
+    raise TypeError
 
 
 def validate_price(price: Any) -> str | None:
     """``None`` for an acceptable price, else why not."""
     if isinstance(price, bool) or not isinstance(price, (int, float)):
-        return f"price {price!r} is not a number"
+        return f"price {brief(price)} is not a number"
     if price != price or price < 0 or price > MAX_PRICE:
-        return f"price {price!r} is negative or absurd (0..{MAX_PRICE:.0f})"
+        return f"price {brief(price)} is negative or absurd (0..{MAX_PRICE:.0f})"
     return None
 
 
 def from_dict(d: Any, pos: str, raw: bytes = b"") -> Event | Rejection:
-    """Validate one decoded schema-v1 object."""
+    """Validate one decoded schema-v1 object: an :class:`Event`, or a :class:`Rejection` with
+    the reason (``internal_error`` if validation itself raised, which is a bug)."""
+    try:
+        return _from_dict(d, pos, raw)
+    except Exception as e:  # the safety net: one record, never the flow
+        rejection = internal_error(e, pos, raw)
+        with contextlib.suppress(Exception):  # best effort
+            rejection.user = _ident(d.get("user") if d.get("user") is not None else d.get("anon"))
+        return rejection
+
+
+def _from_dict(d: Any, pos: str, raw: bytes) -> Event | Rejection:
     if not isinstance(d, dict):
         return Rejection(INVALID_JSON, "record is not a JSON object", pos, raw)
-    etype = d.get("type")
-    if etype not in EVENT_TYPES:
-        return Rejection(UNKNOWN_TYPE, f"unknown event type {etype!r}", pos, raw)
     anonymous = False
     user = d.get("user")
     if user is None:
         user = d.get("anon")
         anonymous = user is not None
+    uid = _ident(user)  # read first: a rejection carries it when it is valid
+    v = d.get("v", SCHEMA_VERSION)
+    if type(v) is not int or v != SCHEMA_VERSION:
+        detail = f"schema version {brief(v)} is not {SCHEMA_VERSION}"
+        return Rejection(UNSUPPORTED_VERSION, detail, pos, raw, user=uid)
+    etype = d.get("type")
+    if type(etype) is not str or etype not in EVENT_TYPES:
+        return Rejection(UNKNOWN_TYPE, f"unknown event type {brief(etype)}", pos, raw, user=uid)
     if user is None:
         return Rejection(MISSING_FIELD, "neither 'user' nor 'anon' is given", pos, raw)
-    uid = _ident(user)
     if uid is None:
-        return Rejection(INVALID_FIELD, f"user id {user!r} is not a short string", pos, raw)
-    if "ts" not in d and etype not in CONTROL_TYPES:
-        return Rejection(MISSING_FIELD, "'ts' is missing", pos, raw)
-    ts = parse_ts(d.get("ts", 0.0)) if "ts" in d else 0.0
-    if ts is None:
-        return Rejection(INVALID_FIELD, f"ts {d.get('ts')!r} is not a time", pos, raw)
+        detail = f"user id {brief(user)} is not a short string"
+        return Rejection(INVALID_FIELD, detail, pos, raw)
+    if "ts" in d:
+        ts = parse_ts(d["ts"])
+        if ts is None:
+            detail = f"ts {brief(d['ts'])} is not a time"
+            return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
+    elif etype in CONTROL_TYPES:
+        ts = 0.0
+    else:
+        return Rejection(MISSING_FIELD, "'ts' is missing", pos, raw, user=uid)
     item = d.get("item")
     if item is not None:
         item = _ident(item)
         if item is None:
-            return Rejection(INVALID_FIELD, f"item {d.get('item')!r} is not a short id", pos, raw)
+            detail = f"item {brief(d['item'])} is not a short id"
+            return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
     elif etype in ITEM_TYPES:
-        return Rejection(MISSING_FIELD, f"a {etype} needs 'item'", pos, raw)
+        return Rejection(MISSING_FIELD, f"a {etype} needs 'item'", pos, raw, user=uid)
     category = d.get("category")
     if category is not None:
         category = _ident(category)
         if category is None:
-            return Rejection(INVALID_FIELD, f"category {d.get('category')!r} is invalid", pos, raw)
+            detail = f"category {brief(d['category'])} is invalid"
+            return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
     price = d.get("price")
     if price is not None:
         why = validate_price(price)
         if why:
-            return Rejection(INVALID_PRICE, why, pos, raw)
+            return Rejection(INVALID_PRICE, why, pos, raw, user=uid)
         price = float(price)
     query = d.get("query")
     if query is not None:
-        if not isinstance(query, str) or len(query) > MAX_QUERY_CHARS:
-            return Rejection(INVALID_FIELD, "query is not a string of <= 256 chars", pos, raw)
+        if (
+            type(query) is not str
+            or len(query) > MAX_QUERY_CHARS
+            or not (query.isascii() or _utf8_ok(query))
+        ):
+            detail = f"query {brief(query)} is not a string of <= 256 chars"
+            return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
         query = " ".join(query.lower().split())
     if etype == SEARCH and not query:
-        return Rejection(MISSING_FIELD, "a search needs 'query'", pos, raw)
+        return Rejection(MISSING_FIELD, "a search needs 'query'", pos, raw, user=uid)
     dwell = d.get("dwell")
     if dwell is not None:
-        if isinstance(dwell, bool) or not isinstance(dwell, (int, float)) or dwell < 0:
-            return Rejection(INVALID_FIELD, f"dwell {dwell!r} is not seconds", pos, raw)
+        if (
+            isinstance(dwell, bool)
+            or not isinstance(dwell, (int, float))
+            or not 0 <= dwell <= MAX_DWELL_S  # also NaN
+        ):
+            detail = f"dwell {brief(dwell)} is not seconds in 0..{MAX_DWELL_S:.0f}"
+            return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
         dwell = float(dwell)
     session = d.get("session")
     if session is not None:
         session = _ident(session)
-    ctx = d.get("context") or {}
+        if session is None:
+            detail = f"session {brief(d['session'])} is not a short id"
+            return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
+    ctx = d.get("context")
+    if ctx is None:
+        return Event(
+            etype,
+            uid,
+            ts,
+            item,
+            category,
+            price,
+            query,
+            session,
+            anonymous=anonymous,
+            back=d.get("back") is True,
+            dwell=dwell,
+            dnp=d.get("dnp") is True,
+            pos=pos,
+        )
     if not isinstance(ctx, dict):
-        return Rejection(INVALID_FIELD, "context is not an object", pos, raw)
+        return Rejection(INVALID_FIELD, "context is not an object", pos, raw, user=uid)
+    try:
+        ua = _text(ctx.get("ua"))
+        ip = _text(ctx.get("ip"))
+        referrer = _text(ctx.get("referrer"))
+        channel = _text(ctx.get("channel"))
+    except TypeError:
+        detail = "context.ua, .ip, .referrer and .channel must be strings"
+        return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
+    country = ctx.get("country")
+    if country is not None:
+        if type(country) is not str or len(country) != 2 or not country.isascii():
+            detail = f"context.country {brief(country)} is not an ISO 3166-1 alpha-2 code"
+            return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
+        country = country.upper()
+        if not country.isalpha():
+            detail = f"context.country {brief(country)} is not an ISO 3166-1 alpha-2 code"
+            return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
     utm = ctx.get("utm")
-    if utm is not None and not isinstance(utm, dict):
-        return Rejection(INVALID_FIELD, "context.utm is not an object", pos, raw)
-
-    def _s(v: Any) -> str | None:
-        return v if isinstance(v, str) else None
-
+    if utm is not None:
+        utm = _utm(utm)
+        if utm is None:
+            detail = "context.utm is not an object of strings"
+            return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
     return Event(
         etype,
         uid,
@@ -399,12 +655,33 @@ def from_dict(d: Any, pos: str, raw: bytes = b"") -> Event | Rejection:
         dwell=dwell,
         dnp=d.get("dnp") is True,
         pos=pos,
-        ua=_s(ctx.get("ua")),
-        ip=_s(ctx.get("ip")),
-        referrer=_s(ctx.get("referrer")),
+        ua=ua,
+        ip=ip,
+        referrer=referrer,
         utm=utm,
-        channel=_s(ctx.get("channel")),
+        channel=channel,
+        country=country,
     )
+
+
+def _utm(value: Any) -> dict[str, str] | None:
+    """UTM parameters as strings (integers become strings, ``null`` values are dropped), or
+    ``None`` if ``value`` is not an object of such values."""
+    if not isinstance(value, dict):
+        return None
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if type(k) is not str or not (k.isascii() or _utf8_ok(k)):
+            return None
+        if type(v) is str:
+            if not (v.isascii() or _utf8_ok(v)):
+                return None
+            out[k] = v
+        elif type(v) is int and -MAX_INT_ID < v < MAX_INT_ID:
+            out[k] = str(v)
+        elif v is not None:
+            return None
+    return out
 
 
 def parse_json(raw: bytes, pos: str) -> Event | Rejection:
