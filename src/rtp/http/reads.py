@@ -1,0 +1,181 @@
+"""Decision reads over async Redis, with :class:`rtp.store.client.Client`'s own logic.
+
+``Client`` is the public read API, but it is synchronous. The HTTP app reads the keys a call
+needs with ``redis.asyncio`` in one round trip (the decision document and the fallback list in
+one ``MGET``), then runs ``Client.decision`` on a :class:`_Snapshot` of those values, so the
+answer is exactly what a Python backend would get. Should ``Client`` ask for a key the snapshot
+does not hold (a product page without ``item`` needs the user's last item first), the key is
+fetched and the call repeated.
+
+:func:`fallback` is the non-personalized answer for a visitor rtp has never seen (or forgot):
+the flow's trending list at ``{prefix}meta:fallback``, marked ``"mode": "fallback"``.
+:func:`rerank` reorders search results with :func:`rtp.store.client.rerank_scores` and adds a
+reason per item from the user's session context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from rtp.config import Settings
+from rtp.decisions.reasons import item_reason
+from rtp.store.client import Client, rerank_scores
+
+__all__ = ["fallback", "read_decision", "rerank"]
+
+FALLBACK_REASON = "popular right now"
+_NO_DATA_REASON = "our selection (nothing learned yet)"
+_LIST_PLACEMENTS = ("home", "product", "recent")
+
+
+class _Miss(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class _Snapshot:
+    """The few Redis values one call needs, with the redis-py read methods ``Client`` uses."""
+
+    def __init__(self, values: dict[str, bytes | None]) -> None:
+        self.values = values
+
+    def get(self, key: str) -> bytes | None:
+        if key in self.values:
+            return self.values[key]
+        raise _Miss(key)
+
+    def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self.get(k) for k in keys]
+
+
+async def read_decision(
+    aio: aioredis.Redis,
+    settings: Settings,
+    user: str,
+    placement: str,
+    item: str | None = None,
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """``Client.decision(user, placement, item)`` and the fallback item ids, in one round trip
+    (two for a product page without ``item``)."""
+    p = settings.key_prefix
+    keys = [f"{p}d:{user}", f"{p}meta:fallback"]
+    if placement == "product" and item is not None:
+        keys.append(f"{p}n:{item}")
+    values: list[Any] = await aio.mget(keys)
+    snap = _Snapshot(dict(zip(keys, values, strict=True)))
+    fallback_ids = _ids(snap.values.get(keys[1]))
+    client = Client(snap, settings)  # type: ignore[arg-type]
+    for _ in range(4):
+        try:
+            return client.decision(user, placement, item), fallback_ids
+        except _Miss as miss:
+            value: Any = await aio.get(miss.key)
+            snap.values[miss.key] = value
+    return None, fallback_ids  # pragma: no cover - Client reads at most two keys
+
+
+def _ids(raw: bytes | None) -> list[str]:
+    if not raw:
+        return []
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return []
+    return [str(i) for i in doc] if isinstance(doc, list) else []
+
+
+def fallback(placement: str, ids: Sequence[str], n: int, item: str | None = None) -> dict[str, Any]:
+    """The non-personalized answer for a placement, marked ``"mode": "fallback"``."""
+    reason = FALLBACK_REASON if ids else _NO_DATA_REASON
+    out: dict[str, Any] = {"placement": placement, "mode": "fallback", "reason": reason}
+    if placement in _LIST_PLACEMENTS:
+        chosen = [i for i in ids if i != item][:n]
+        out["items"] = [[i, 0.0] for i in chosen]
+        out["why"] = ["pop"] * len(chosen)
+        out["reasons"] = [item_reason("pop")] * len(chosen)
+        if item is not None:
+            out["for"] = item
+    elif placement == "hero":
+        out["theme"] = "default"
+    elif placement == "nav":
+        out["categories"] = []
+    else:  # offer, assist and anything else: show nothing
+        out["show"] = False
+        out["code"] = "fallback"
+        out["reason"] = "nothing to show a visitor we do not know yet"
+    return out
+
+
+async def rerank(
+    aio: aioredis.Redis, settings: Settings, user: str, query: str, items: Sequence[str]
+) -> tuple[list[dict[str, Any]], str]:
+    """Items reordered by the user's context, each with its score and reason, and the mode
+    (``personalized``, or ``original`` for an unknown or do-not-personalize user). One round
+    trip: the decision document, the ``dnp`` flag and the items' category and price."""
+    p = settings.key_prefix
+    keys = [str(i) for i in items]
+    async with aio.pipeline(transaction=False) as pipe:
+        pipe.get(f"{p}d:{user}")
+        pipe.sismember(f"{p}dnp", user)
+        if keys:
+            pipe.hmget(f"{p}items", keys)
+        replies = await pipe.execute()
+    raw, dnp = replies[0], replies[1]
+    meta: list[bytes | None] = list(replies[2]) if keys else []
+    doc = orjson.loads(raw) if raw else None
+    if dnp or not isinstance(doc, dict) or not isinstance(doc.get("ctx"), dict):
+        why = "your search order" if dnp or doc is None else "no browsing in this visit yet"
+        return [{"id": i, "score": 0.0, "reason": why} for i in keys], "original"
+    scores = rerank_scores(doc, query, keys, meta)
+    order = sorted(range(len(keys)), key=scores.__getitem__, reverse=True)
+    ctx: dict[str, Any] = doc["ctx"]
+    reasons = _Reasons(doc, ctx)
+    out = [
+        {"id": keys[n], "score": round(scores[n], 4), "reason": reasons.of(keys[n], meta[n])}
+        for n in order
+    ]
+    return out, "personalized"
+
+
+class _Reasons:
+    """The strongest context signal behind an item's rerank score, as a sentence."""
+
+    def __init__(self, doc: dict[str, Any], ctx: dict[str, Any]) -> None:
+        self.cart = set(ctx.get("cart") or ())
+        self.recent = set(ctx.get("recent") or ())
+        cats = [str(c[0]) for c in ctx.get("categories") or () if c]
+        self.top = cats[:3]
+        home = doc.get("home")
+        self.home = set(home.get("items") or ()) if isinstance(home, dict) else set()
+        band = ctx.get("price")
+        self.band = (float(band[0]), float(band[1])) if band and len(band) == 2 else None
+        recent = list(ctx.get("recent") or ())
+        self.last = str(recent[0]) if recent else None
+
+    def of(self, item: str, meta: bytes | None) -> str:
+        if item in self.cart:
+            return "still in your cart"
+        if item in self.recent:
+            return "you viewed this earlier in this visit"
+        cat, price = "", -1.0
+        if meta:
+            c, _, pr = meta.partition(b"|")
+            cat = c.decode("utf-8", "replace")
+            try:
+                price = float(pr) if pr else -1.0
+            except ValueError:
+                price = -1.0
+        if cat and cat in self.top:
+            if self.last:
+                return f"because you viewed {self.last} ({cat})"
+            return f"you are browsing {cat}"
+        if item in self.home:
+            return "recommended for you"
+        if self.band and self.band[0] <= price <= self.band[1]:
+            return "in your price range"
+        return "matches your search"
