@@ -185,8 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_forget)
 
     from rtp.experiments.report import add_cli
+    from rtp.http.cli import add_cli as add_http
 
     add_cli(sub)
+    add_http(sub)
     return parser
 
 
