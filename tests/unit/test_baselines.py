@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rtp.capture.events import Event
-from rtp.evaluation.baselines import STAN, SessionKNN, run_baseline
+from rtp.evaluation.baselines import STAN, SessionKNN, run_baseline, source_is
 from rtp.evaluation.metrics import EvalRecord, Prequential, paired_lift
 from tests.conftest import shared_sample
 
@@ -173,6 +173,47 @@ def test_run_baseline_protocol_and_gap_sessions() -> None:
     assert r["cart_purchase"]["targets"] == 1
     assert r["hr@1"]["value"] == pytest.approx(0.0)  # a, a, c never first
     assert r["mrr@3"]["value"] == pytest.approx((1 / 2 + 1 / 2 + 1 / 3) / 3)
+
+
+def test_is_target_learns_everything_and_scores_only_targets() -> None:
+    ev = [
+        Event("product_view", "u1", T0, "w", pos="warm.jsonl:1"),
+        Event("product_view", "u1", T0 + 10, "a", pos="test.jsonl:1"),  # same session as w
+        Event("product_view", "u2", T0 + 12, "z", pos="warm.jsonl:2"),
+        Event("product_view", "u2", T0 + 14, "y", pos="warm.jsonl:3"),  # learned, not scored
+        Event("product_view", "u1", T0 + 20, "c", pos="test.jsonl:2"),
+    ]
+    model = Recorder()
+    result = run_baseline(model, ev, ks=(1, 3), is_target=source_is("test.jsonl"))
+    assert result.keys() == ["test.jsonl:1", "test.jsonl:2"]
+    assert result.targets_by_source() == {"test.jsonl": 2}
+    assert [entry for entry in model.log if entry[0] == "recommend"] == [
+        ("recommend", "u:u1#1", ("w",)),
+        ("recommend", "u:u1#1", ("w", "a")),
+    ]
+    assert [entry[2] for entry in model.log if entry[0] == "observe"] == [
+        ("w",), ("a",), ("z",), ("y",), ("c",)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("make", [SessionKNN, STAN], ids=["sknn", "stan"])
+def test_is_target_equals_the_warmup_form(make: type[SessionKNN] | type[STAN]) -> None:
+    """One stream with a predicate scores exactly what warm-up + test scores."""
+    sessions = past_sessions(40)
+    stream = [
+        Event("product_view", f"u{n}", T0 + n * 100 + j, item, session=f"s{n}",
+              pos=f"{'warm' if n < 60 else 'test'}.jsonl:{n}.{j}")
+        for n, items in enumerate(sessions)
+        for j, item in enumerate(items)
+    ]  # fmt: skip
+    warm = [e for e in stream if e.pos.startswith("warm")]
+    test = [e for e in stream if e.pos.startswith("test")]
+    old = run_baseline(make(), test, warmup=warm)
+    new = run_baseline(make(), stream, is_target=source_is("test.jsonl"))
+    assert new.keys() == old.keys() and len(new) > 20
+    assert new.categories().tolist() == old.categories().tolist()
+    assert new.targets_by_source() == {"test.jsonl": len(old)}
+    assert run_baseline(make(), stream, is_target=lambda e: False).keys() == []
 
 
 # --- real samples -------------------------------------------------------------------------------

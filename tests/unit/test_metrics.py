@@ -10,7 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rtp.evaluation.metrics import EvalRecord, Prequential, paired_lift, plot_series
+from rtp.evaluation.metrics import (
+    MAX_BUCKETS,
+    NICE_BUCKETS_S,
+    SMOOTH_BUCKETS,
+    EvalRecord,
+    Prequential,
+    _plot_lines,
+    _ylim,
+    moving_average,
+    nice_bucket_s,
+    paired_lift,
+    plot_series,
+    source_of,
+)
 
 
 def rec(
@@ -262,3 +275,106 @@ def test_plot_series_writes_png(tmp_path: Path) -> None:
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 10_000
+
+
+# --- buckets fit to the span, smoothing, sources ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "span_s",
+    [600.0, 3_600.0, 3 * 3_600.0, 86_400.0, 8 * 86_400.0, 30 * 86_400.0, 365 * 86_400.0],
+)
+def test_bucket_width_is_nice_and_fits_the_span(span_s: float) -> None:
+    width = nice_bucket_s(span_s)
+    assert width in NICE_BUCKETS_S
+    assert 40 <= span_s / width < MAX_BUCKETS  # between ~50 and 150 buckets
+    smaller = [w for w in NICE_BUCKETS_S if w < width]
+    assert not smaller or span_s / smaller[-1] >= MAX_BUCKETS  # the finest that fits
+
+
+def test_bucket_width_by_data_length() -> None:
+    assert nice_bucket_s(6 * 3_600.0) == 300.0  # hours of data: minutes
+    assert nice_bucket_s(9 * 86_400.0) == 7_200.0  # days: hours
+    assert nice_bucket_s(60 * 86_400.0) == 43_200.0  # two months: half days
+    assert nice_bucket_s(20 * 365 * 86_400.0) == 56 * 86_400.0  # beyond the table: 4-week steps
+
+
+def test_moving_average_weighted_by_targets_with_gaps() -> None:
+    buckets = np.array([0, 1, 2, 5, 6], dtype=np.int64)  # 3 and 4 are empty
+    weights = np.array([10.0, 0.0, 30.0, 1.0, 3.0])
+    sums = np.array([5.0, 0.0, 3.0, 1.0, 0.0])
+    got = moving_average(buckets, weights, sums, window=3)
+    # bucket 0: (0,1) -> 5/10; 1: (0,1,2) -> 8/40; 2: (1,2) -> 3/30; 5: (5,6) -> 1/4; 6: 1/4
+    assert got.tolist() == pytest.approx([0.5, 0.2, 0.1, 0.25, 0.25])
+    assert moving_average(buckets, weights, sums, window=1).tolist()[1] != pytest.approx(0.2)
+    assert moving_average(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)).size == 0
+    with pytest.raises(ValueError):
+        moving_average(buckets, weights, sums, window=0)
+
+
+def test_series_fit_raw_counts_and_smooth_curve() -> None:
+    p = Prequential(ks=(1, 5))
+    t0 = 1_700_006_400.0  # a multiple of 3600 and of 300
+    for i in range(360):  # six hours, one target a minute, except a silent hour
+        if 120 <= i < 180:
+            continue
+        p.add(rec(0 if i % 4 == 0 else (3 if i % 4 == 1 else -1), f"f.jsonl:{i}", ts=t0 + 60 * i))
+    s = p.series()
+    assert s["bucket_s"] == 300.0  # six hours: 5-minute buckets
+    assert len(s["t"]) == 60  # 72 buckets, 12 of them silent: gaps, not zeros
+    assert all(t1 - t0_ >= 300 for t0_, t1 in zip(s["t"], s["t"][1:], strict=False))
+    assert 0 not in s["targets"]
+    assert s["targets"][0] == 5 and s["hits@1"][0] == 2 and s["hits@5"][0] == 3
+    assert s["hr@5"][0] == pytest.approx(3 / 5)
+    smooth = s["smooth"]
+    assert smooth["window"] == SMOOTH_BUCKETS
+    assert len(smooth["hr@5"]) == len(smooth["mrr@5"]) == len(s["t"])
+    hits = sum(s["hits@5"])
+    assert hits / sum(s["targets"]) == pytest.approx(0.5)
+    # the smoothed curve varies far less than the raw buckets
+    assert np.std(smooth["hr@5"]) < np.std(s["hr@5"]) / 2
+    assert p.series(bucket_s=3_600.0)["bucket_s"] == 3_600.0
+    assert Prequential(bucket_s=600).series()["bucket_s"] == 600.0
+
+
+def test_targets_by_source_counts_files_and_merges() -> None:
+    a, b = Prequential(ks=(5,)), Prequential(ks=(5,))
+    for i in range(3):
+        a.add(rec(0, f"warm.jsonl:{i + 1}"))
+    for i in range(2):
+        a.add(rec(0, f"test.jsonl:{i + 1}"))
+        b.add(rec(-1, f"test.jsonl:{i + 10}"))
+    b.add(rec(-1, "k"))  # a key without a source
+    assert a.targets_by_source() == {"test.jsonl": 2, "warm.jsonl": 3}
+    a.merge(b)
+    assert a.report(n_boot=0)["targets_by_source"] == {"": 1, "test.jsonl": 4, "warm.jsonl": 3}
+    assert source_of("data/x:y.csv:12") == "data/x:y.csv"
+    assert pickle.loads(pickle.dumps(a)).targets_by_source() == a.targets_by_source()
+
+
+def test_plot_lines_break_at_empty_buckets() -> None:
+    p = Prequential(ks=(20,), bucket_s=600)
+    t0 = 1_700_000_400.0
+    for i, dt in enumerate([10, 20, 700, 2_000, 2_100]):  # buckets 0, 0, 1, 3, 3
+        p.add(rec(i % 2 * 3, f"e{i}", ts=t0 + dt))
+    days, hr, _, line_days, line_hr, _ = _plot_lines(p.series(), 20, 3)
+    assert len(days) == 3 and len(hr) == 3
+    assert len(line_days) == 4 and math.isnan(line_hr[2])  # a break between buckets 1 and 3
+    # a report from before the smooth curve existed is smoothed at plot time
+    old = {key: v for key, v in p.series().items() if key not in ("smooth", "hits@20")}
+    np.testing.assert_allclose(_plot_lines(old, 20, 3)[4], line_hr, equal_nan=True)
+
+
+def test_plot_handles_gaps_and_extremes(tmp_path: Path) -> None:
+    p = Prequential(ks=(20,))
+    t0 = 1_511_654_400.0
+    for i in range(2_000):
+        if 700 <= i < 1_100:  # a quiet night
+            continue
+        p.add(rec(0 if i % 3 == 0 else -1, f"e{i}", ts=t0 + 60 * i))
+    p.add(rec(0, "lone", ts=t0 + 60 * 2_000 + 86_400))  # one target a day later: a 1.0 dot
+    out = plot_series({"realtime": p.report(n_boot=50)}, tmp_path / "gaps.png", k=20)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _ylim([0.3, 0.35] * 50 + [1.0], [0.32, 0.34]) == pytest.approx(
+        (0.3 - 0.004, 0.35 + 0.004), abs=0.01
+    )
