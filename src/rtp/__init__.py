@@ -44,7 +44,7 @@ __all__ = [
 
 _LAZY = {
     "Client": ("rtp.store.client", "Client"),
-    "Engine": ("rtp.engine.shard", "Engine"),
+    "Engine": ("rtp.engine.facade", "Engine"),
     "build_flow": ("rtp.flow.dataflow", "build_flow"),
     "replay": ("rtp.tools.replay", "replay"),
     "evaluate": ("rtp.tools.evaluate", "evaluate"),

@@ -30,18 +30,33 @@ class Settings:
     dead_letter_stream: str = "rtp:deadletter"
     dead_letter_file: str | None = None  # JSONL of rejections, if set
 
+    # Live stream
+    stream: str = "rtp:events"  # partitions are {stream}:0 .. {stream}:{n-1}
+    stream_partitions: int = 4  # a user's events always go to the same partition
+    max_backlog: int = 500_000  # entries a partition may hold before producers are refused
+
     # Flow
-    shards: int = 1  # shards per process; see rtp.engine.shard for why one is the default
+    workers: int = 0  # Bytewax workers in the cluster (0: read from the command line, else 1)
+    shards: int = 0  # user and item shards (0: one per worker); results never depend on it
     batch_lines: int = 2_000  # records a file source reads per batch
+    tick_records: int = 2_000  # a replay's model tick: this many source records
+    tick_s: float = 1.0  # the live stream's model tick: this much capture time
+    model_lag_ticks: int = 1  # decisions at tick t use the models of tick t - this (>= 1)
     max_lag_s: float = 86_400.0  # events further behind the stream are rejected
     max_ahead_s: float = 86_400.0
-    hold_profiles: bool = False  # under Bytewax recovery (``--recovery`` sets it; see engine.py)
+    hold_profiles: bool = False  # under Bytewax recovery (``--recovery`` sets it; see users.py)
     degrade_lag_s: float = 5.0  # wall-clock lag behind capture that switches to fallback decisions
     recover_lag_s: float = 1.0  # ...and back to ranking below this
 
     # Enrichment
     site_hosts: str = ""  # comma-separated hosts of your own site: their referrers are internal
     default_utc_offset_h: float = 0.0  # local time for events whose country is unknown
+
+    # Models and memory
+    covisit_half_life_s: float = 6 * 3_600.0
+    item_ttl_s: float = 7 * 86_400.0  # items untouched this long (event time) are forgotten
+    idle_ttl_s: float = 86_400.0  # idle users leave memory after this (their profile stays)
+    edge_model: bool = True  # learn the edge model (first-page decisions from context)
 
     # Session and profile
     session_gap_s: float = 1_800.0

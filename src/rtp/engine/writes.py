@@ -38,6 +38,7 @@ class Writes:
         "decisions",
         "profiles",
         "items",
+        "items_removed",
         "neighbours",
         "meta",
         "forget",
@@ -51,6 +52,7 @@ class Writes:
         self.decisions: list[tuple[str, bytes]] = []  # (user, value) -> P d:{user}
         self.profiles: list[tuple[str, bytes]] = []  # (user, value) -> P p:{user}
         self.items: dict[str, bytes] = {}  # item -> b"category|price" into P items
+        self.items_removed: list[str] = []  # items the item step evicted: out of P items
         self.neighbours: dict[str, bytes] = {}  # item -> its product list -> P n:{item}
         self.meta: list[tuple[str, bytes]] = []  # (name, value) -> P meta:{name}
         self.forget: list[str] = []  # users whose every key is deleted
@@ -59,11 +61,27 @@ class Writes:
         self.users: list[str] = []  # into the users HyperLogLog
         self.evals: list[Any] = []  # evaluation records (only in `rtp evaluate`; not stored)
 
+    def extend(self, other: Writes) -> Writes:
+        """Append ``other``'s writes after this one's (same order as writing both)."""
+        self.decisions.extend(other.decisions)
+        self.profiles.extend(other.profiles)
+        self.items.update(other.items)
+        self.items_removed.extend(other.items_removed)
+        self.neighbours.update(other.neighbours)
+        self.meta.extend(other.meta)
+        self.forget.extend(other.forget)
+        self.dnp_add.extend(other.dnp_add)
+        self.dnp_remove.extend(other.dnp_remove)
+        self.users.extend(other.users)
+        self.evals.extend(other.evals)
+        return self
+
     def __len__(self) -> int:
         return (
             len(self.decisions)
             + len(self.profiles)
             + len(self.items)
+            + len(self.items_removed)
             + len(self.neighbours)
             + len(self.meta)
             + len(self.forget)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -112,6 +113,26 @@ class BanditTuner:
         if self.n_pulls % self.record_every == 0:
             self._record()
         return arm
+
+    def choose_for(self, key: str) -> str:
+        """The arm this bandit picks for ``key`` (e.g. a user's session), without changing its
+        state: the policy's randomness is drawn from a generator seeded by ``key``, so every
+        copy of the bandit (one per worker) picks the same arm for the same key."""
+        rng = random.Random(zlib.crc32(key.encode("utf-8", "surrogatepass")) ^ self.seed)
+        policy = self._policy
+        arms = self.arms
+        for arm in arms:
+            if policy._counts[arm] < policy.burn_in:
+                return arm
+        if self.policy == "thompson":
+            rewards = policy._rewards
+            return max(arms, key=lambda a: rng.betavariate(rewards[a].alpha, rewards[a].beta))
+        saved = policy._rng
+        policy._rng = rng
+        try:
+            return str(policy._pull(arms))
+        finally:
+            policy._rng = saved
 
     def reward(self, arm: str, value: float) -> None:
         """Report the reward of a decision made with ``arm``."""

@@ -2,18 +2,31 @@
 
 ::
 
-    source ─► Batch ─┬─► rejections ───────────────────────────────► dead letter (Redis, JSONL)
-                     └─► enrich + split by shard ─► engine (stateful_batch, keyed by shard)
-                                                        └─► Writes ─► Redis sink
+    source ─► Batch ─┬─► rejections ─────────────────────────────────────► dead letters
+                     └─► enrich, split by user shard (every shard gets every batch's watermark)
+                            │
+                            ▼
+                   users (keyed by user shard) ──► Writes: d:{user}, p:{user} ──────► Redis
+                     │ item records      │ ranking examples, bandit rewards, sessions
+                     ▼                   ▼
+                   items (item shard)   global (one key) ──► Writes: n:{item}, items, meta
+                     │                   │
+                     └──► model log (tick parts) ◄┘ ──► read back by every user shard's view;
+                                                        the sources wait for it (the gate)
 
 Items crossing Bytewax steps are whole batches (a source batch, one shard's part of it, one
-``Writes``), never single events: Bytewax's per-item cost is paid per batch, and the Python in
-the engine sets the throughput.
+shard's signals), never single events: Bytewax's per-item cost is paid per batch.
+
+Keys: user shard ``j`` and item shard ``j`` use the key Bytewax routes to worker ``j``
+(:mod:`rtp.flow.routing`), one of each per worker; the global step is one key. Nothing decided
+depends on the number of workers or shards, or on how Bytewax batches (see
+``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import bytewax.operators as op
@@ -22,53 +35,157 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
-from rtp.capture.events import Event
 from rtp.config import Settings
-from rtp.engine.shard import REALTIME, Engine, shard_of, tune_gc
+from rtp.engine.hooks import REALTIME, Hook
+from rtp.engine.items import ItemShard
+from rtp.engine.log import GLOBAL, ModelLog, item_writer
+from rtp.engine.merge import GlobalMerge
+from rtp.engine.messages import GlobalSignals, ItemSignals, UserBatch
+from rtp.engine.shards import user_shard_of
+from rtp.engine.users import Output, UserShard
 from rtp.engine.writes import Writes
+from rtp.errors import ConfigError
+from rtp.flow.routing import shard_keys
+
+STATE_VERSION = 2
+"""The version of every step's recovery snapshot (``{"v": 2, "kind": ..., "state": ...}``)."""
 
 
-class ShardBatch:
-    """One shard's events from one source batch, with the counts the report adds up."""
+def tune_gc() -> None:
+    """The engine makes many small objects that live for a whole session; CPython's default
+    thresholds run full collections far too often for that (measured in BENCHMARKS.md)."""
+    import gc
 
-    __slots__ = ("shard", "events", "lag_ref", "read", "rejected")
+    gc.set_threshold(100_000, 50, 100)
 
-    def __init__(
-        self, shard: str, events: list[Event], lag_ref: float | None, read: int, rejected: int
-    ) -> None:
+
+def workers_from_argv(argv: Sequence[str] | None = None) -> int:
+    """The cluster's worker count as ``python -m bytewax.run``/``bytewax.testing`` were told
+    (``-w``, ``-p``, ``-a``), 1 when none is given."""
+    args = list(sys.argv if argv is None else argv)
+    per_process, processes = 1, 1
+    for i, a in enumerate(args[:-1]):
+        nxt = args[i + 1]
+        if a in ("-w", "--workers-per-process"):
+            per_process = int(nxt)
+        elif a in ("-p", "--processes"):
+            processes = int(nxt)
+        elif a in ("-a", "--addresses"):
+            processes = len([x for x in nxt.split(";") if x])
+    return max(1, per_process * processes)
+
+
+class Layout:
+    """How many user and item shards there are, and their Bytewax keys."""
+
+    def __init__(self, workers: int, shards: int = 0) -> None:
+        if workers < 1:
+            raise ConfigError(f"a flow needs at least one worker, not {workers}")
+        self.workers = workers
+        self.shards = shards or workers
+        keys = shard_keys(workers)
+        if self.shards == workers:
+            self.keys = list(keys)
+        else:
+            self.keys = [f"s{j}" for j in range(self.shards)]
+        self.writers = [item_writer(i) for i in range(self.shards)] + [GLOBAL]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Layout:
+        return cls(settings.workers or workers_from_argv(), settings.shards)
+
+
+def gate_factory(
+    log_factory: Callable[[], ModelLog], writers: list[str], lag: int
+) -> Callable[[], Callable[[int], bool]]:
+    """Makes a source partition's gate: tick ``t`` may go out once every writer of the model
+    log has published tick ``t - lag``."""
+
+    def make() -> Callable[[int], bool]:
+        mlog = log_factory()
+        known = [-1]
+
+        def gate(tick: int) -> bool:
+            need = tick - lag
+            if known[0] >= need:
+                return True
+            known[0] = mlog.progress(writers)
+            return known[0] >= need
+
+        return gate
+
+    return make
+
+
+class _Users(StatefulBatchLogic[UserBatch, Output, Any]):
+    def __init__(self, shard: UserShard, mlog: ModelLog) -> None:
         self.shard = shard
-        self.events = events
-        self.lag_ref = lag_ref
-        self.read = read
-        self.rejected = rejected
+        self.mlog = mlog
+
+    def on_batch(self, values: list[UserBatch]) -> tuple[list[Output], bool]:
+        out: list[Output] = []
+        process = self.shard.process
+        for b in values:  # one source batch at a time: batching never changes a decision
+            out.extend(process(b, self.mlog))
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Output], bool]:
+        return self.shard.finish(self.mlog), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> Any:
+        self.shard.snapshot_taken()
+        return {"v": STATE_VERSION, "kind": "users", "state": self.shard}
 
 
-class EngineLogic(StatefulBatchLogic[ShardBatch, Writes, Engine]):
-    """Bytewax wrapper of :class:`rtp.engine.shard.Engine`; the engine itself is the snapshot."""
+class _Items(StatefulBatchLogic[ItemSignals, Writes, Any]):
+    def __init__(self, shard: ItemShard, mlog: ModelLog) -> None:
+        self.shard = shard
+        self.mlog = mlog
 
-    def __init__(self, engine: Engine, loader: Callable[[list[str]], Any] | None) -> None:
-        self.engine = engine
-        engine.loader = loader
+    def on_batch(self, values: list[ItemSignals]) -> tuple[list[Writes], bool]:
+        out = []
+        for msg in values:
+            w = self.shard.on_signals(msg, self.mlog)
+            if w is not None and len(w):
+                out.append(w)
+        return out, StatefulBatchLogic.RETAIN
 
-    def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[Writes], bool]:
-        eng = self.engine
-        eng.shard = values[0].shard
-        events = values[0].events if len(values) == 1 else [e for v in values for e in v.events]
-        lag_ref = None
-        for v in values:
-            eng.stats["read"] = eng.stats.get("read", 0) + v.read
-            eng.stats["rejected"] = eng.stats.get("rejected", 0) + v.rejected
-            if v.lag_ref is not None:
-                lag_ref = v.lag_ref if lag_ref is None else min(lag_ref, v.lag_ref)
-        w = eng.process(events, lag_ref)
-        return ([w], StatefulBatchLogic.RETAIN)
+    def on_eof(self) -> tuple[list[Writes], bool]:
+        w = self.shard.finish(self.mlog)
+        return ([w] if w is not None and len(w) else []), StatefulBatchLogic.RETAIN
 
-    def on_eof(self) -> tuple[Iterable[Writes], bool]:
-        return ([self.engine.finish()], StatefulBatchLogic.RETAIN)
+    def snapshot(self) -> Any:
+        return {"v": STATE_VERSION, "kind": "items", "state": self.shard}
 
-    def snapshot(self) -> Engine:
-        self.engine.snapshot_taken()
-        return self.engine
+
+class _Global(StatefulBatchLogic[GlobalSignals, Writes, Any]):
+    def __init__(self, merge: GlobalMerge, mlog: ModelLog) -> None:
+        self.merge = merge
+        self.mlog = mlog
+
+    def on_batch(self, values: list[GlobalSignals]) -> tuple[list[Writes], bool]:
+        out = []
+        for msg in values:
+            w = self.merge.on_signals(msg, self.mlog)
+            if w is not None and len(w):
+                out.append(w)
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Writes], bool]:
+        w = self.merge.finish(self.mlog)
+        return ([w] if w is not None and len(w) else []), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> Any:
+        return {"v": STATE_VERSION, "kind": "global", "state": self.merge}
+
+
+def _resumed(state: Any, kind: str) -> Any:
+    if not isinstance(state, dict) or state.get("v") != STATE_VERSION or state.get("kind") != kind:
+        raise ConfigError(
+            f"the recovery store holds a {kind} snapshot of another rtp version: start a new "
+            "recovery directory (python -m bytewax.recovery DIR N)"
+        )
+    return state["state"]
 
 
 def build_flow(
@@ -77,25 +194,36 @@ def build_flow(
     sink: Sink[Writes],
     dead_letter: Sink[list[Any]] | None = None,
     *,
+    parts: Sequence[str],
+    model_log: Callable[[], ModelLog],
     loader_factory: Callable[[], Callable[[list[str]], Any]] | None = None,
     enricher: Any = None,
     mode: str = REALTIME,
-    refresh_s: float = 86_400.0,
-    evaluate: bool = False,
+    hooks_factory: Callable[[], list[Hook]] | None = None,
     experiments: Any = None,
-    bandits_factory: Callable[[], list[Any]] | None = None,
+    bandits_factory: Callable[[], dict[str, Any]] | None = None,
+    edge_factory: Callable[[], Any] | None = None,
     run: str = "default",
-    track_lag: bool = True,
     name: str = "rtp",
-    engine_kwargs: dict[str, Any] | None = None,
+    layout: Layout | None = None,
+    keep_idle: bool = False,
 ) -> Dataflow:
-    """The rtp dataflow from ``source`` (any source of :class:`rtp.flow.sources.Batch`) to ``sink``.
+    """The rtp dataflow from ``source`` (any source of :class:`rtp.flow.sources.Batch`) to
+    ``sink``.
 
-    ``loader_factory`` makes, once per shard, the function that reads returning users' profiles
-    (``rtp.store.store.Store.load_users``); ``None`` starts every user fresh (evaluation).
+    :param parts: the source's partition names (a user shard waits for every one's watermark).
+    :param model_log: makes the model log (``rtp.engine.log.local_log`` for workers that are
+        threads of one process, ``rtp.store.modellog.RedisModelLog`` otherwise).
+    :param loader_factory: makes, once per user shard, the function that reads returning users'
+        profiles (``rtp.store.store.Store.load_users``); ``None`` starts every user fresh.
+    :param hooks_factory: makes the user step's hooks (evaluation, batch serving, metrics).
     """
     tune_gc()
-    shards = max(1, settings.shards)
+    layout = layout or Layout.from_settings(settings)
+    n = layout.shards
+    ukeys = layout.keys
+    ikeys = layout.keys
+    part_names = list(parts)
     if enricher is None:
         from rtp.capture.enrich import Enricher
 
@@ -104,6 +232,17 @@ def build_flow(
             default_utc_offset_h=settings.default_utc_offset_h,
         )
     enrich = enricher.enrich_all
+    lag = max(1, settings.model_lag_ticks)
+    gate = gate_factory(model_log, layout.writers, lag)
+    if hasattr(source, "gate"):
+        source.gate = gate
+    if hasattr(source, "progress") and getattr(source, "ack", None) == "progress":
+
+        def progress() -> Callable[[], int]:
+            mlog = model_log()
+            return lambda: mlog.progress(layout.writers)
+
+        source.progress = progress
 
     flow = Dataflow(name)
     batches = op.input("events", flow, source)
@@ -113,48 +252,145 @@ def build_flow(
         )
         op.output("dead_letter", rejected, dead_letter)
 
-    def split(b: Any) -> list[tuple[str, ShardBatch]]:
+    def split(b: Any) -> list[tuple[str, UserBatch]]:
         events = b.events
-        enrich(events)
-        lag_ref = b.lag_ref if track_lag else None
+        if events:
+            enrich(events)
         n_rej = len(b.rejections)
-        if shards == 1:
-            return [("0", ShardBatch("0", events, lag_ref, b.read, n_rej))]
-        parts: dict[int, list[Event]] = {}
+        if n == 1:
+            return [(ukeys[0], UserBatch(events, b.tick, b.part, b.wm, b.high, b.read, n_rej,
+                                         b.lag_ref))]  # fmt: skip
+        per: list[list[Any]] = [[] for _ in range(n)]
         for e in events:
-            parts.setdefault(shard_of(e.user, shards), []).append(e)
-        out = [(str(k), ShardBatch(str(k), v, lag_ref, 0, 0)) for k, v in parts.items()]
-        if out:
-            first = out[0][1]
-            first.read, first.rejected = b.read, n_rej
-        elif b.read:
-            out.append(("0", ShardBatch("0", [], lag_ref, b.read, n_rej)))
+            per[user_shard_of(e.user, n)].append(e)
+        out = []
+        for j in range(n):
+            read, rej = (b.read, n_rej) if j == 0 else (0, 0)
+            out.append((ukeys[j], UserBatch(per[j], b.tick, b.part, b.wm, b.high, read, rej,
+                                            b.lag_ref)))  # fmt: skip
         return out
 
     keyed = op.flat_map("enrich_and_shard", batches, split)
 
-    def builder(resume: Engine | None) -> EngineLogic:
+    def users_builder(resume: Any) -> _Users:
+        mlog = model_log()
         if resume is not None:
-            engine = resume
+            shard: UserShard = _resumed(resume, "users")
         else:
-            engine = Engine(
+            key_index = 0  # replaced below: the key is not passed to builders
+            shard = UserShard(
                 settings,
+                key_index,
+                n,
+                n,
+                part_names,
                 mode=mode,
-                refresh_s=refresh_s,
-                evaluate=evaluate,
+                hooks=hooks_factory() if hooks_factory else (),
                 experiments=experiments,
-                bandits=bandits_factory() if bandits_factory else (),
                 run=run,
-                **(engine_kwargs or {}),
+                keep_idle=keep_idle,
             )
-        return EngineLogic(engine, loader_factory() if loader_factory else None)
+        if loader_factory is not None:
+            shard.loader = loader_factory()
+        return _Users(shard, mlog)
 
-    out = op.stateful_batch("engine", keyed, builder)
-    writes = op.map("writes", out, _value)
+    # Bytewax builders do not receive the key: bind it through a per-key wrapper stream.
+    keyed_idx = op.map("user_shard_index", keyed, lambda kv: (kv[0], (ukeys.index(kv[0]), kv[1])))
+
+    def users_step_builder(resume: Any) -> _IndexedUsers:
+        return _IndexedUsers(users_builder(resume))
+
+    users = op.stateful_batch("users", keyed_idx, users_step_builder)
+
+    def pick_writes(kv: tuple[str, Output]) -> Writes | None:
+        kind, value = kv[1]
+        return value if kind == "w" else None
+
+    def pick_items(kv: tuple[str, Output]) -> tuple[str, ItemSignals] | None:
+        kind, value = kv[1]
+        if kind != "i":
+            return None
+        i, sig = value
+        return (ikeys[i], (i, sig))
+
+    def pick_global(kv: tuple[str, Output]) -> tuple[str, GlobalSignals] | None:
+        kind, value = kv[1]
+        return (GLOBAL, value) if kind == "g" else None
+
+    user_writes = op.filter_map("user_writes", users, pick_writes)
+    item_in = op.filter_map("item_signals", users, pick_items)
+    global_in = op.filter_map("global_signals", users, pick_global)
+
+    def items_builder(resume: Any) -> _IndexedItems:
+        return _IndexedItems(settings, n, model_log(), resume)
+
+    items = op.stateful_batch("items", item_in, items_builder)
+
+    def global_builder(resume: Any) -> _Global:
+        mlog = model_log()
+        if resume is not None:
+            merge: GlobalMerge = _resumed(resume, "global")
+            merge.republish(mlog)
+        else:
+            merge = GlobalMerge(
+                settings,
+                n,
+                bandits=bandits_factory() if bandits_factory else None,
+                edge=edge_factory() if edge_factory else None,
+            )
+        return _Global(merge, mlog)
+
+    glob = op.stateful_batch("global", global_in, global_builder)
+    item_writes = op.map("item_writes", items, lambda kv: kv[1])
+    global_writes = op.map("global_writes", glob, lambda kv: kv[1])
+    writes = op.merge("writes", user_writes, item_writes, global_writes)
     op.output("store", writes, sink)
     return flow
 
 
-def _value(kv: tuple[str, Writes]) -> Writes:
-    engine_shard, w = kv
-    return w
+class _IndexedUsers(StatefulBatchLogic[tuple[int, UserBatch], Output, Any]):
+    """The user step's logic, told its shard index by its first item (builders get no key)."""
+
+    def __init__(self, inner: _Users) -> None:
+        self.inner = inner
+
+    def on_batch(self, values: list[tuple[int, UserBatch]]) -> tuple[list[Output], bool]:
+        shard = self.inner.shard
+        if values:
+            shard.shard = values[0][0]
+        return self.inner.on_batch([b for _, b in values])
+
+    def on_eof(self) -> tuple[list[Output], bool]:
+        return self.inner.on_eof()
+
+    def snapshot(self) -> Any:
+        return self.inner.snapshot()
+
+
+class _IndexedItems(StatefulBatchLogic[tuple[int, ItemSignals], Writes, Any]):
+    """The item step's logic, built on its first item (it needs its shard index)."""
+
+    def __init__(self, settings: Settings, user_shards: int, mlog: ModelLog, resume: Any) -> None:
+        self.settings = settings
+        self.user_shards = user_shards
+        self.mlog = mlog
+        self.inner: _Items | None = None
+        if resume is not None:
+            shard: ItemShard = _resumed(resume, "items")
+            shard.republish(mlog)
+            self.inner = _Items(shard, mlog)
+
+    def on_batch(self, values: list[tuple[int, ItemSignals]]) -> tuple[list[Writes], bool]:
+        if self.inner is None:
+            i = values[0][0]
+            n = self.user_shards
+            self.inner = _Items(ItemShard(self.settings, i, n, n), self.mlog)
+        return self.inner.on_batch([m for _, m in values])
+
+    def on_eof(self) -> tuple[list[Writes], bool]:
+        if self.inner is None:
+            return [], StatefulBatchLogic.RETAIN
+        return self.inner.on_eof()
+
+    def snapshot(self) -> Any:
+        return self.inner.snapshot() if self.inner is not None else None

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import IO
+import pickle
+from typing import IO, Any
 
 import orjson
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -25,7 +26,7 @@ from rtp.engine.writes import Writes
 from rtp.errors import StoreUnavailable
 from rtp.store.store import Store
 
-__all__ = ["RedisSink", "DeadLetterSink"]
+__all__ = ["RedisSink", "DeadLetterSink", "EvalSink", "collect_evals"]
 
 log = logging.getLogger("rtp.flow.sinks")
 
@@ -113,3 +114,47 @@ class DeadLetterSink(DynamicSink[list[Rejection]]):
             os.makedirs(parent, exist_ok=True)
             file = open(path, "ab", buffering=0)  # noqa: SIM115 (closed by the partition)
         return _DeadLetterPartition(store, file)
+
+
+class _EvalPartition(StatelessSinkPartition[Writes]):
+    def __init__(self, r: Any, key: str) -> None:
+        self.r = r
+        self.key = key
+
+    def write_batch(self, items: list[Writes]) -> None:
+        blobs = [pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL) for w in items for p in w.evals]
+        if blobs:
+            self.r.rpush(self.key, *blobs)
+
+    def close(self) -> None:
+        self.r.close()
+
+
+class EvalSink(DynamicSink[Writes]):
+    """Where an evaluation on several processes leaves its scores: every worker's
+    :class:`rtp.evaluation.metrics.Prequential`, pickled, on the Redis list ``key``
+    (:func:`collect_evals` reads them back). Decisions are not stored in an evaluation."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
+        self.key = key
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[Writes]:
+        import redis
+
+        return _EvalPartition(redis.Redis.from_url(self.url), self.key)
+
+
+def collect_evals(url: str, key: str) -> list[Any]:
+    """The scores an :class:`EvalSink` collected (and the list deleted)."""
+    import redis
+
+    r = redis.Redis.from_url(url)
+    try:
+        blobs = r.lrange(key, 0, -1)
+        r.delete(key)
+    finally:
+        r.close()
+    return [pickle.loads(b) for b in blobs]  # type: ignore[union-attr]

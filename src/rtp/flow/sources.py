@@ -1,18 +1,31 @@
-"""Bytewax sources: files of a public format (replay) and the live Redis stream.
+"""Bytewax sources: files of a public format (replay), the partitioned live Redis stream, Kafka.
 
-Every source emits :class:`Batch` items, one per ``next_batch`` call, so Bytewax's per-item
-overhead is paid per batch of thousands of records rather than per event. Each batch keeps
-the count invariant ``read == len(events) + len(rejections)``.
+Every source emits :class:`Batch` items, one per ``next_batch`` call, so Bytewax's per-item cost
+is paid per batch of thousands of records. Each batch keeps ``read == len(events) +
+len(rejections)``.
 
-- :class:`FilesSource` replays files in order through an :mod:`rtp.capture.adapters` format. Formats
-  that are not in event-time order are parsed whole, file by file, and sorted first.
-- :class:`RedisStreamSource` reads the live stream that :func:`rtp.store.streams.append` writes.
-- :func:`kafka_batches` feeds rtp from Kafka through Bytewax's own Kafka connector.
+**Ticks.** Every batch belongs to one *tick* of its partition: the unit in which the models are
+published (:mod:`rtp.engine.log`). A replay counts ticks in source records
+(``Settings.tick_records``), the live stream in capture time (``Settings.tick_s``, from the
+entry ids), Kafka in message time. A batch never spans two ticks, and its ``wm`` (watermark)
+says that no event of an earlier tick will follow from its partition.
 
-All of them check event times with a :class:`~rtp.capture.events.StreamClock`: an event far outside
-the stream becomes a ``timestamp_out_of_range`` rejection. Control events (``forget``,
-``dnp``) carry no meaningful time and bypass the clock. Sources resume exactly after the last
-emitted batch under Bytewax recovery.
+**The gate.** Before emitting a batch of tick ``t`` a partition checks that the models of tick
+``t - lag`` are published (every item shard's and the global step's progress); until then it
+emits a marker (an empty batch carrying the new watermark, so the steps can finish tick
+``t - 1``) and waits without blocking. So decisions never depend on timing, and a source can
+never run ahead of the models: that is the flow's backpressure.
+
+- :class:`FilesSource` replays files in order through a :mod:`rtp.capture.adapters` format
+  (formats not in event-time order are parsed whole, file by file, and sorted first).
+- :class:`RedisStreamSource` reads the live stream's partitions (``rtp.store.streams``) through a
+  consumer group: a restart resumes where the group stands, entries are acknowledged once
+  processed and trimmed only below that, and entries trimmed unread are counted as a gap.
+- :func:`kafka_batches` feeds the flow from Kafka through Bytewax's own Kafka connector.
+
+All of them check event times with a :class:`~rtp.capture.events.StreamClock`, and parse every
+record through :func:`rtp.capture.adapters.safe_parse`: a record that breaks a parser becomes an
+``internal_error`` dead letter and the flow goes on. Snapshots are versioned dictionaries.
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ from typing import IO, TYPE_CHECKING, Any
 import redis
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from rtp.capture.adapters import Adapter, get_adapter
+from rtp.capture.adapters import Adapter, get_adapter, safe_parse
 from rtp.capture.events import (
     CONTROL_TYPES,
     INVALID_FIELD,
@@ -39,6 +52,7 @@ from rtp.capture.events import (
     StreamClock,
     parse_json,
 )
+from rtp.engine.messages import INF_TICK
 from rtp.errors import SourceError
 from rtp.store import streams
 
@@ -47,33 +61,33 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Batch",
-    "FilesSnapshot",
     "FilesSource",
+    "Gate",
     "RedisStreamSource",
+    "SNAPSHOT_VERSION",
     "expand_paths",
     "kafka_batches",
 ]
 
 log = logging.getLogger(__name__)
 
+SNAPSHOT_VERSION = 2
 ProgressFn = Callable[[int, int], None]
-FilesSnapshot = tuple[str, int, int, float, int, str]
-"""``(mode, file index, position, clock high-water mark, line number, file name)``.
-
-``mode`` is ``"bytes"`` (``position`` is the byte offset after the last emitted batch) or
-``"sorted"`` (``position`` is the index of the next record of the sorted file)."""
+Gate = Callable[[int], bool]
+"""``gate(tick) -> bool``: may a batch of ``tick`` go out now (are its models published)?"""
 
 
 class Batch:
-    """What a source emits: the records of one read, parsed.
+    """What a source emits: the records of one read, parsed, all of one tick.
 
-    ``read`` counts records (``len(events) + len(rejections)``); ``read_at`` is the wall-clock
-    time of the read and ``lag_ref`` the wall-clock time the newest record was captured (the
-    Redis entry id's time for the live stream; ``read_at`` for files), so
-    ``time.time() - lag_ref`` is how far the flow is behind its producers.
+    ``read`` counts records (``len(events) + len(rejections)``); ``tick`` is the batch's tick,
+    ``wm`` its partition's watermark after it, ``high`` the partition's event-time high-water
+    mark; ``lag_ref`` the wall-clock capture time of the newest record (live only; ``None`` in
+    a replay, which has no capture lag), so ``time.time() - lag_ref`` is how far the flow is
+    behind its producers.
     """
 
-    __slots__ = ("events", "rejections", "read", "part", "read_at", "lag_ref")
+    __slots__ = ("events", "rejections", "read", "part", "read_at", "lag_ref", "tick", "wm", "high")
 
     def __init__(
         self,
@@ -83,18 +97,24 @@ class Batch:
         part: str,
         read_at: float,
         lag_ref: float | None = None,
+        tick: int = 0,
+        wm: int = 0,
+        high: float = 0.0,
     ) -> None:
         self.events = events
         self.rejections = rejections
         self.read = read
         self.part = part
         self.read_at = read_at
-        self.lag_ref = read_at if lag_ref is None else lag_ref
+        self.lag_ref = lag_ref
+        self.tick = tick
+        self.wm = wm
+        self.high = high
 
     def __repr__(self) -> str:
         return (
-            f"Batch(part={self.part!r}, read={self.read}, events={len(self.events)}, "
-            f"rejections={len(self.rejections)})"
+            f"Batch(part={self.part!r}, tick={self.tick}, wm={self.wm}, read={self.read}, "
+            f"events={len(self.events)}, rejections={len(self.rejections)})"
         )
 
 
@@ -114,12 +134,135 @@ def _clock_filter(
             why = check(e.ts)
             if why is not None:
                 del events[i]
-                rejections.append(Rejection(TIMESTAMP_OUT_OF_RANGE, why, e.pos, raw))
+                rejections.append(Rejection(TIMESTAMP_OUT_OF_RANGE, why, e.pos, raw, user=e.user))
                 continue
         i += 1
 
 
-# --- files ----------------------------------------------------------------------------------
+def _high(events: list[Event], high: float) -> float:
+    for e in events:
+        if e.ts > high and e.type not in CONTROL_TYPES:
+            high = e.ts
+    return high
+
+
+# --- stopping ---------------------------------------------------------------------------------
+
+_stop = [False]
+
+
+def request_stop() -> None:
+    """End every source of this process at its next read (a clean stop: SIGINT, SIGTERM)."""
+    _stop[0] = True
+
+
+def stop_requested() -> bool:
+    return _stop[0]
+
+
+def reset_stop() -> None:
+    _stop[0] = False
+
+
+# --- the gate ---------------------------------------------------------------------------------
+
+
+class GatedPartition(StatefulSourcePartition[Batch, Any]):
+    """Holds each batch until its tick may go out (see the module docstring); emits a marker
+    when the tick advances and a final marker (watermark past every tick) at the end.
+
+    The inner partition's batches must be of one tick each, in non-decreasing tick order.
+    The snapshot is the inner one taken before the held batch, so a resume neither repeats nor
+    skips a batch.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        part: str,
+        gate: Gate | None,
+        poll_s: float = 0.002,
+        start_tick: int = -1,
+        start_high: float = 0.0,
+    ) -> None:
+        self.inner = inner
+        self.part = part
+        self.gate = gate
+        self.poll = timedelta(seconds=poll_s)
+        self.held: Batch | None = None
+        self.pre: Any = inner.snapshot()
+        self.marked = start_tick
+        self.high = start_high
+        self.ended = False
+        self.awake: datetime | None = None
+        self.waits = 0
+
+    def next_batch(self) -> list[Batch]:
+        self.awake = None
+        if _stop[0] and not self.ended:
+            # stopping: a held batch stays unsent (the snapshot and the live stream's consumer
+            # group both keep it for the next run); the steps finish what they hold
+            self.ended = True
+            return [Batch([], [], 0, self.part, time.time(), None, self.marked, INF_TICK,
+                          self.high)]  # fmt: skip
+        if self.held is None:
+            if self.ended:
+                raise StopIteration
+            self.pre = self.inner.snapshot()
+            try:
+                got = self.inner.next_batch()
+            except StopIteration:
+                self.ended = True
+                return [Batch([], [], 0, self.part, time.time(), None, self.marked, INF_TICK,
+                              self.high)]  # fmt: skip
+            if not got:
+                awake = getattr(self.inner, "next_awake", None)
+                self.awake = awake() if awake is not None else None
+                return []
+            self.held = got[0]
+        b = self.held
+        if not b.events or self.gate is None or b.tick <= self.marked or self.gate(b.tick):
+            self.held = None
+            b.wm = b.tick
+            if b.high < self.high:
+                b.high = self.high
+            self.high = b.high
+            self.marked = max(self.marked, b.tick)
+            return [b]
+        if self.marked < b.tick:
+            # the tick advances: tell the steps that everything before it is out, then wait
+            self.marked = b.tick
+            return [Batch([], [], 0, self.part, time.time(), None, b.tick, b.tick, self.high)]
+        self.waits += 1
+        self.awake = datetime.now(timezone.utc) + self.poll
+        return []
+
+    def next_awake(self) -> datetime | None:
+        return self.awake
+
+    def snapshot(self) -> Any:
+        inner = self.pre if self.held is not None or self.ended else self.inner.snapshot()
+        return {"v": SNAPSHOT_VERSION, "inner": inner, "marked": self.marked, "high": self.high}
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+
+def _unwrap(resume: Any) -> tuple[Any, int, float]:
+    """The inner snapshot, marked tick and high-water mark of a gated snapshot."""
+    if resume is None:
+        return None, -1, 0.0
+    if not isinstance(resume, dict) or resume.get("v") != SNAPSHOT_VERSION:
+        raise SourceError(
+            f"the recovery state was written by another rtp version (source snapshot "
+            f"{resume!r:.80}): start a new recovery directory"
+        )
+    return resume["inner"], int(resume["marked"]), float(resume["high"])
+
+
+# --- files ------------------------------------------------------------------------------------
 
 
 def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -140,7 +283,7 @@ def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     return out
 
 
-class FilesSource(FixedPartitionedSource[Batch, FilesSnapshot]):
+class FilesSource(FixedPartitionedSource[Batch, Any]):
     """Replay files of one format, in order, as :class:`Batch` items (one partition).
 
     :arg paths: files and/or directories (a directory's files replay in sorted name order).
@@ -150,8 +293,11 @@ class FilesSource(FixedPartitionedSource[Batch, FilesSnapshot]):
     :arg sort: sort each file by the adapter's ``sort_key`` before replay; ``None`` sorts the
         formats that are not in time order. A sorted file is read and parsed whole in memory.
     :arg max_lag_s: events further behind the stream's newest time are rejected.
-    :arg max_ahead_s: events further ahead of it are rejected.
+    :arg max_ahead_s: events further ahead of the wall clock are rejected.
     :arg on_progress: called after every batch with ``(bytes_done, bytes_total)``.
+    :arg speed: pace the replay at ``speed`` times event time.
+    :arg tick_records: the replay's tick, in source lines (records, when sorting).
+    :arg gate: makes the gate of a partition (``None``: no gate, e.g. a source read alone).
     """
 
     PART = "files"
@@ -166,9 +312,13 @@ class FilesSource(FixedPartitionedSource[Batch, FilesSnapshot]):
         max_ahead_s: float = 86_400.0,
         on_progress: ProgressFn | None = None,
         speed: float | None = None,
+        tick_records: int = 2_000,
+        gate: Callable[[], Gate] | None = None,
     ) -> None:
         if batch_lines < 1:
             raise SourceError(f"batch_lines must be at least 1, not {batch_lines}")
+        if tick_records < 1:
+            raise SourceError(f"tick_records must be at least 1, not {tick_records}")
         self.paths = expand_paths(paths)
         self.adapter = get_adapter(fmt) if isinstance(fmt, str) else fmt
         self.sort = (not self.adapter.time_ordered) if sort is None else sort
@@ -179,34 +329,54 @@ class FilesSource(FixedPartitionedSource[Batch, FilesSnapshot]):
         if speed is not None and speed <= 0:
             raise SourceError(f"speed must be positive, not {speed}")
         self.speed = speed
+        self.tick_records = tick_records
+        self.gate = gate
 
     def list_parts(self) -> list[str]:
         return [self.PART]
 
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: Any
-    ) -> StatefulSourcePartition[Batch, Any]:
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> GatedPartition:
+        inner_state, marked, high = _unwrap(resume_state)
+        inner: Any
         if self.speed is not None:
-            return PacedPartition(self, resume_state, self.speed)
-        return FilesPartition(self, resume_state)
+            inner = PacedPartition(self, inner_state, self.speed)
+        else:
+            inner = FilesPartition(self, inner_state)
+        gate = self.gate() if self.gate is not None else None
+        return GatedPartition(inner, self.PART, gate, start_tick=marked, start_high=high)
+
+    def read_all(self) -> Iterable[Batch]:
+        """Every batch of the replay, without Bytewax and without the gate."""
+        part = FilesPartition(self, None)
+        try:
+            while True:
+                try:
+                    yield from part.next_batch()
+                except StopIteration:
+                    return
+        finally:
+            part.close()
 
 
-class FilesPartition(StatefulSourcePartition[Batch, FilesSnapshot]):
-    """The one partition of a :class:`FilesSource` (see :data:`FilesSnapshot` for its state)."""
+class FilesPartition(StatefulSourcePartition[Batch, Any]):
+    """The one partition of a :class:`FilesSource`; its snapshot is a dict (file, position,
+    line, units read, clock)."""
 
-    def __init__(self, source: FilesSource, resume: FilesSnapshot | None) -> None:
+    def __init__(self, source: FilesSource, resume: dict[str, Any] | None) -> None:
         self._paths = source.paths
         self._adapter = source.adapter
         self._parse = source.adapter.parse
         self._sort = source.sort
         self._mode = "sorted" if source.sort else "bytes"
         self._batch_lines = source.batch_lines
+        self._tick_units = source.tick_records
         self._on_progress = source.on_progress
         self._clock = StreamClock(source.max_lag_s, source.max_ahead_s)
         self._sizes = [p.stat().st_size if p.exists() else 0 for p in self._paths]
         self._index = 0
         self._position = 0  # byte offset, or record index when sorting
         self._lineno = 0
+        self._units = 0  # lines (records, when sorting) consumed over every file: the tick clock
         self._done = False
         self._fh: IO[bytes] | None = None
         self._records: list[Event | Rejection] | None = None  # the sorted file
@@ -214,20 +384,22 @@ class FilesPartition(StatefulSourcePartition[Batch, FilesSnapshot]):
         if resume is not None:
             self._resume(resume)
 
-    def _resume(self, state: FilesSnapshot) -> None:
-        mode, index, position, high, lineno, name = state
+    def _resume(self, state: dict[str, Any]) -> None:
+        mode, index, position = state["mode"], state["index"], state["position"]
         if mode != self._mode:
             raise SourceError(
                 f"the recovery state was taken in {mode!r} mode, this run is in {self._mode!r} "
                 "mode: replay with the same sort setting or start a new recovery directory"
             )
+        name = state["name"]
         if index >= len(self._paths) or self._paths[index].name != name:
             names = [p.name for p in self._paths]
             if name not in names:
                 raise SourceError(f"the recovery state's file {name!r} is not in the input")
             index = names.index(name)
-        self._index, self._position, self._lineno = index, position, lineno
-        self._clock.high = high
+        self._index, self._position, self._lineno = index, position, state["lineno"]
+        self._units = state["units"]
+        self._clock.high = state["clock"]
 
     # -- reading --
 
@@ -238,7 +410,9 @@ class FilesPartition(StatefulSourcePartition[Batch, FilesSnapshot]):
         events: list[Event] = []
         rejections: list[Rejection] = []
         read = 0
-        budget = self._batch_lines
+        tick = self._units // self._tick_units
+        # a batch never crosses a tick boundary
+        budget = min(self._batch_lines, (tick + 1) * self._tick_units - self._units)
         while budget > 0:
             if self._sort:
                 n, got = self._read_sorted(budget, events, rejections)
@@ -246,6 +420,7 @@ class FilesPartition(StatefulSourcePartition[Batch, FilesSnapshot]):
                 n, got = self._read_lines(budget, events, rejections)
             read += got
             budget -= n
+            self._units += n
             if budget > 0:  # this file is exhausted
                 if self._index + 1 >= len(self._paths):
                     # Stay on the last file, at its end: a resumed replay reads what was
@@ -259,7 +434,8 @@ class FilesPartition(StatefulSourcePartition[Batch, FilesSnapshot]):
             if self._done:
                 raise StopIteration
             return []
-        return [Batch(events, rejections, read, FilesSource.PART, read_at)]
+        high = _high(events, self._clock.high)
+        return [Batch(events, rejections, read, FilesSource.PART, read_at, None, tick, tick, high)]
 
     def _read_lines(
         self, budget: int, events: list[Event], rejections: list[Rejection]
@@ -279,7 +455,7 @@ class FilesPartition(StatefulSourcePartition[Batch, FilesSnapshot]):
             lineno += 1
             line = raw.rstrip(b"\r\n")
             n = len(events)
-            read += parse(line, f"{name}:{lineno}", events, rejections)
+            read += safe_parse(parse, line, f"{name}:{lineno}", events, rejections)
             added = len(events) - n
             if added == 1:  # the common case, inlined: one event per line
                 e = events[n]
@@ -287,7 +463,9 @@ class FilesPartition(StatefulSourcePartition[Batch, FilesSnapshot]):
                     why = check(e.ts)
                     if why is not None:
                         events.pop()
-                        rejections.append(Rejection(TIMESTAMP_OUT_OF_RANGE, why, e.pos, line))
+                        rejections.append(
+                            Rejection(TIMESTAMP_OUT_OF_RANGE, why, e.pos, line, user=e.user)
+                        )
             elif added:
                 _clock_filter(clock, events, n, rejections, line)
         consumed = lineno - self._lineno
@@ -311,7 +489,9 @@ class FilesPartition(StatefulSourcePartition[Batch, FilesSnapshot]):
                 if r.type not in CONTROL_TYPES:
                     why = check(r.ts)
                     if why is not None:
-                        rejections.append(Rejection(TIMESTAMP_OUT_OF_RANGE, why, r.pos, raws[i]))
+                        rejections.append(
+                            Rejection(TIMESTAMP_OUT_OF_RANGE, why, r.pos, raws[i], user=r.user)
+                        )
                         continue
                 events.append(r)
             else:
@@ -331,7 +511,7 @@ class FilesPartition(StatefulSourcePartition[Batch, FilesSnapshot]):
         for lineno, raw in enumerate(path.read_bytes().split(b"\n"), 1):  # noqa: B007
             line = raw.rstrip(b"\r")
             n = len(events)
-            parse(line, f"{name}:{lineno}", events, rejections)
+            safe_parse(parse, line, f"{name}:{lineno}", events, rejections)
             if len(events) > n:
                 lines.extend([line] * (len(events) - n))
         self._lineno = lineno
@@ -366,31 +546,41 @@ class FilesPartition(StatefulSourcePartition[Batch, FilesSnapshot]):
                 done += self._sizes[self._index]
         return done, max(total, done)
 
-    def snapshot(self) -> FilesSnapshot:
-        name = self._paths[self._index].name
-        return (self._mode, self._index, self._position, self._clock.high, self._lineno, name)
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "mode": self._mode,
+            "index": self._index,
+            "position": self._position,
+            "lineno": self._lineno,
+            "units": self._units,
+            "clock": self._clock.high,
+            "name": self._paths[self._index].name,
+        }
 
     def close(self) -> None:
         self._close_file()
 
 
-class PacedPartition(StatefulSourcePartition[Batch, tuple[FilesSnapshot, int]]):
+class PacedPartition(StatefulSourcePartition[Batch, Any]):
     """A :class:`FilesPartition` replayed at ``speed`` times event time (``--speed``).
 
     It reads a batch ahead and releases its events as the wall clock reaches their event time
     (scaled by ``speed``), waking Bytewax at the next one's due time. Its snapshot is the file
     position before the batch it is releasing plus how many of its events went out, so a resumed
     replay neither repeats nor skips one. The batch's rejections and read count go out with its
-    first part.
+    first part. A paced replay has a capture lag (``lag_ref`` is the release time), so it
+    rehearses the live path's degraded mode.
     """
 
-    def __init__(self, source: FilesSource, resume: tuple[FilesSnapshot, int] | None, speed: float):
-        inner_state, skip = resume if resume is not None else (None, 0)
+    def __init__(self, source: FilesSource, resume: dict[str, Any] | None, speed: float):
+        inner_state, skip = (resume["inner"], resume["skip"]) if resume is not None else (None, 0)
         self.inner = FilesPartition(source, inner_state)
         self.speed = speed
         self.pre = self.inner.snapshot()
         self.skip = skip
         self.held: list[Event] = []
+        self.tick = 0
+        self.high = 0.0
         self.i = 0
         self.anchor: tuple[float, float] | None = None
         self.awake: datetime | None = None
@@ -404,7 +594,7 @@ class PacedPartition(StatefulSourcePartition[Batch, tuple[FilesSnapshot, int]]):
             if not got:
                 return []
             b = got[0]
-            self.held, self.i = b.events, 0
+            self.held, self.i, self.tick, self.high = b.events, 0, b.tick, b.high
             if self.skip:  # resumed inside this batch: its first part went out before
                 self.i, self.skip = min(self.skip, len(self.held)), 0
             else:
@@ -427,34 +617,45 @@ class PacedPartition(StatefulSourcePartition[Batch, tuple[FilesSnapshot, int]]):
         self.i = j
         if j == i and not rejections and not read:
             return []
-        return [Batch(held[i:j], rejections, read, FilesSource.PART, now)]
+        part = held[i:j]
+        high = _high(part, 0.0) or self.high
+        return [Batch(part, rejections, read, FilesSource.PART, now, now, self.tick, self.tick,
+                      high)]  # fmt: skip
 
     def next_awake(self) -> datetime | None:
         return self.awake
 
-    def snapshot(self) -> tuple[FilesSnapshot, int]:
+    def snapshot(self) -> dict[str, Any]:
         if self.i < len(self.held):
-            return (self.pre, self.i)
-        return (self.inner.snapshot(), 0)
+            return {"inner": self.pre, "skip": self.i}
+        return {"inner": self.inner.snapshot(), "skip": 0}
 
     def close(self) -> None:
         self.inner.close()
 
 
-# --- the live Redis stream ------------------------------------------------------------------
+# --- the live Redis stream --------------------------------------------------------------------
 
 
-def _entry_ms(entry_id: bytes) -> float:
-    """Capture time (unix seconds) of a stream entry id ``<ms>-<seq>``."""
-    return int(entry_id.split(b"-", 1)[0]) / 1000.0
+def _entry_ms(entry_id: bytes) -> int:
+    """Capture time (unix milliseconds) of a stream entry id ``<ms>-<seq>``."""
+    return int(entry_id.split(b"-", 1)[0])
 
 
-class RedisStreamSource(FixedPartitionedSource[Batch, str]):
-    """Read rtp's live event stream(s) in Redis, one partition per stream.
+class RedisStreamSource(FixedPartitionedSource[Batch, Any]):
+    """Read the live stream's partitions (``rtp.store.streams``), one source partition each,
+    through the consumer group ``group``.
 
-    Non-blocking ``XREAD COUNT batch_size`` from the last id read (the snapshot; ``"0-0"`` at
-    first). An entry with :data:`rtp.store.streams.EOF_FIELD` ends the partition. A Redis outage is
-    waited out (with backoff) without losing the position.
+    :arg url: the Redis URL.
+    :arg stream: a stream name (its partitions are read from ``{stream}:config``), or a list of
+        partition stream names.
+    :arg tick_s: the tick in capture time (entry ids).
+    :arg lateness_s: how long an idle partition waits before declaring a tick over.
+    :arg gate: makes the gate of a partition (``None``: no gate).
+    :arg ack: acknowledge and trim what the flow has processed (``"progress"``: once the models
+        of its tick are published; ``"snapshot"``: once a Bytewax snapshot holds it, under
+        recovery; ``None``: never, for a source read on its own).
+    :arg clock: the wall clock (tests inject one).
     """
 
     def __init__(
@@ -466,9 +667,24 @@ class RedisStreamSource(FixedPartitionedSource[Batch, str]):
         max_ahead_s: float = 86_400.0,
         poll_ms: float = 2.0,
         timeout_s: float = 2.0,
+        *,
+        group: str = "rtp",
+        tick_s: float = 1.0,
+        lateness_s: float = 0.05,
+        gate: Callable[[], Gate] | None = None,
+        ack: str | None = "progress",
+        progress: Callable[[], Callable[[], int]] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
-        self.streams = [stream] if isinstance(stream, str) else list(stream)
+        if isinstance(stream, str):
+            r = redis.Redis.from_url(url, socket_timeout=timeout_s)
+            try:
+                self.streams = streams.read_config(r, stream, cache=False).names()
+            finally:
+                r.close()
+        else:
+            self.streams = list(stream)
         if not self.streams:
             raise SourceError("RedisStreamSource needs at least one stream")
         self.batch_size = batch_size
@@ -476,93 +692,298 @@ class RedisStreamSource(FixedPartitionedSource[Batch, str]):
         self.max_ahead_s = max_ahead_s
         self.poll_ms = poll_ms
         self.timeout_s = timeout_s
+        self.group = group
+        self.tick_ms = max(1, int(tick_s * 1000))
+        self.lateness_ms = int(lateness_s * 1000)
+        self.gate = gate
+        self.ack = ack
+        self.progress = progress
+        self.clock = clock
 
     def list_parts(self) -> list[str]:
         return list(self.streams)
 
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: str | None
-    ) -> RedisStreamPartition:
-        return RedisStreamPartition(self, for_part, resume_state)
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> GatedPartition:
+        inner_state, marked, high = _unwrap(resume_state)
+        inner = RedisStreamPartition(self, for_part, inner_state)
+        gate = self.gate() if self.gate is not None else None
+        return GatedPartition(inner, for_part, gate, poll_s=self.poll_ms / 1000.0,
+                              start_tick=marked, start_high=high)  # fmt: skip
 
 
-class RedisStreamPartition(StatefulSourcePartition[Batch, str]):
-    """One stream of a :class:`RedisStreamSource`; its state is the last entry id read."""
+class RedisStreamPartition(StatefulSourcePartition[Batch, Any]):
+    """One partition stream of a :class:`RedisStreamSource`.
+
+    Reads through the consumer group (its own delivered-but-unacknowledged entries first, after
+    a restart), tags each batch with the tick of its newest entry, advances an idle partition's
+    tick with the wall clock, and acknowledges and trims what was processed. Its snapshot is the
+    last entry id emitted. A Redis outage is waited out with backoff (log lines at most every
+    few seconds) without losing the position; an EOF entry (tests) ends the partition.
+    """
 
     _BACKOFF_MAX_S = 2.0
+    _ACK_EVERY_S = 0.05
 
-    def __init__(self, source: RedisStreamSource, stream: str, last_id: str | None) -> None:
+    def __init__(self, source: RedisStreamSource, stream: str, state: Any) -> None:
+        self._source = source
         self._stream = stream
-        self._last = last_id or "0-0"
+        self._group = source.group
+        self._consumer = f"{source.group}-{stream}"
         self._count = source.batch_size
         self._poll = timedelta(milliseconds=source.poll_ms)
+        self._tick_ms = source.tick_ms
+        self._lateness_ms = source.lateness_ms
         self._clock = StreamClock(source.max_lag_s, source.max_ahead_s)
+        self._now = source.clock
         self._r = redis.Redis.from_url(
             source.url,
             socket_timeout=source.timeout_s,
             socket_connect_timeout=source.timeout_s,
         )
+        self._last = "0-0"
+        self._tick = -1
+        self._high = 0.0
+        if state is not None:
+            self._last = state["last"]
+            self._tick = state["tick"]
+            self._high = state["high"]
+            self._clock.high = state["clock"]
+        self._pending_first = True  # re-read our own delivered-but-unacked entries first
         self._awake: datetime | None = None
         self._backoff = 0.0
+        self._last_warning = 0.0
         self._done = False
+        self._ready = False
+        self._unacked: list[tuple[int, bytes]] = []  # (tick, entry id) emitted, not acknowledged
+        self._snapshots: list[str] = []
+        self._progress = source.progress() if source.progress is not None else None
+        self._last_ack = 0.0
+        self._last_gap_check = 0.0
+        self.gaps = 0
+
+    # -- Redis with backoff --
+
+    def _outage(self, e: Exception) -> list[Batch]:
+        self._backoff = min(max(self._backoff * 2, 0.05), self._BACKOFF_MAX_S)
+        now = time.monotonic()
+        if now - self._last_warning > 5.0:
+            self._last_warning = now
+            log.warning("live stream %s: Redis unavailable (%s); waiting, position kept at %s",
+                        self._stream, e, self._last)  # fmt: skip
+        self._awake = datetime.now(timezone.utc) + timedelta(seconds=self._backoff)
+        self._ready = False
+        return []
+
+    def _setup(self) -> None:
+        try:
+            self._r.xgroup_create(self._stream, self._group, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+        if self._last != "0-0":
+            # resumed from a snapshot: read on from there, whatever the group delivered since
+            self._r.xgroup_setid(self._stream, self._group, self._last)
+            self._pending_first = False
+        self._ready = True
+
+    # -- reading --
 
     def next_batch(self) -> list[Batch]:
         if self._done:
             raise StopIteration
         try:
-            reply: Any = self._r.xread({self._stream: self._last}, count=self._count)
+            if not self._ready:
+                self._setup()
+            self._acknowledge()
+            entries = self._read()
         except (redis.ConnectionError, redis.TimeoutError) as e:
-            self._backoff = min(max(self._backoff * 2, 0.05), self._BACKOFF_MAX_S)
-            log.warning("redis stream %s: %s; retrying in %.2fs", self._stream, e, self._backoff)
-            self._awake = datetime.now(timezone.utc) + timedelta(seconds=self._backoff)
-            return []
-        self._backoff = 0.0
-        if not reply:
-            self._awake = datetime.now(timezone.utc) + self._poll
-            return []
+            return self._outage(e)
+        if self._backoff:
+            log.warning("live stream %s: Redis is back; reading on from %s", self._stream,
+                        self._last)  # fmt: skip
+            self._backoff = 0.0
+        if not entries:
+            return self._idle()
+        return self._emit(entries)
+
+    def _read(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        entries: list[Any] = []
+        if self._pending_first:
+            reply: Any = self._r.xreadgroup(
+                self._group, self._consumer, {self._stream: "0"}, count=self._count
+            )
+            entries = [(i, f) for i, f in (reply[0][1] if reply else []) if f]
+            if not entries:
+                self._pending_first = False
+        if not entries:
+            reply = self._r.xreadgroup(
+                self._group, self._consumer, {self._stream: ">"}, count=self._count
+            )
+            entries = reply[0][1] if reply else []
+        now = time.monotonic()
+        if now - self._last_gap_check > 5.0:
+            self._last_gap_check = now
+            self._check_gap()
+        return entries
+
+    def _idle(self) -> list[Batch]:
+        """No entry: let the tick advance with the wall clock (a quiet partition must not hold
+        the others back)."""
+        tick = (int(self._now() * 1000) - self._lateness_ms) // self._tick_ms
+        self._awake = datetime.now(timezone.utc) + self._poll
+        if tick > self._tick:
+            self._tick = tick
+            return [Batch([], [], 0, self._stream, time.time(), None, tick, tick, self._high)]
+        return []
+
+    def _emit(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Batch]:
         self._awake = None
-        read_at = time.time()
         events: list[Event] = []
         rejections: list[Rejection] = []
-        newest = b""
         prefix = self._stream + ":"
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = reply[0][1]
+        last = b""
         for entry_id, fields in entries:
             raw = fields.get(streams.EVENT_FIELD)
             if raw is None:
                 if streams.EOF_FIELD in fields:
-                    self._last = entry_id.decode()
                     self._done = True
+                    last = last or entry_id
                     break
                 pos = prefix + entry_id.decode()
                 detail = f"the entry has no {streams.EVENT_FIELD.decode()!r} field"
                 flat = b" ".join(k + b"=" + v for k, v in fields.items())
                 rejections.append(Rejection(INVALID_FIELD, detail, pos, flat))
             else:
-                result = parse_json(raw, prefix + entry_id.decode())
-                if type(result) is Event:
-                    events.append(result)
+                pos = prefix + entry_id.decode()
+                got = _safe_json(raw, pos)
+                if type(got) is Event:
+                    events.append(got)
                     _clock_filter(self._clock, events, len(events) - 1, rejections, raw)
                 else:
-                    rejections.append(result)  # type: ignore[arg-type]
-            newest = entry_id
-            self._last = entry_id.decode()
-        if not newest:
-            raise StopIteration  # an EOF entry came first
+                    rejections.append(got)  # type: ignore[arg-type]
+            last = entry_id
+        if not last:
+            return []
+        # the batch's tick is its newest entry's (never earlier than the partition's)
+        tick = max(_entry_ms(last) // self._tick_ms, self._tick)
+        self._tick = tick
+        self._last = last.decode()
+        ids = [i for i, _ in entries if _id_tuple(i) <= _id_tuple(last)]
+        self._unacked.extend((tick, i) for i in ids)
         read = len(events) + len(rejections)
-        return [Batch(events, rejections, read, self._stream, read_at, _entry_ms(newest))]
+        self._high = _high(events, self._high)
+        if not read:
+            return []
+        lag_ref = _entry_ms(last) / 1000.0
+        return [Batch(events, rejections, read, self._stream, time.time(), lag_ref, tick, tick,
+                      self._high)]  # fmt: skip
+
+    # -- acknowledging and trimming --
+
+    def _acknowledge(self) -> None:
+        """Acknowledge (and trim below) the entries whose processing is settled: their tick's
+        models are published (every step has processed them), or, under recovery, a snapshot
+        that holds them has been followed by another."""
+        if not self._unacked:
+            return
+        now = time.monotonic()
+        if now - self._last_ack < self._ACK_EVERY_S:
+            return
+        self._last_ack = now
+        mode = self._source.ack
+        n = 0
+        if mode == "progress" and self._progress is not None:
+            done = self._progress()
+            while n < len(self._unacked) and self._unacked[n][0] <= done:
+                n += 1
+        elif mode == "snapshot" and len(self._snapshots) >= 2:
+            safe = _id_tuple(self._snapshots[-2])
+            del self._snapshots[:-1]
+            while n < len(self._unacked) and _id_tuple(self._unacked[n][1]) <= safe:
+                n += 1
+        if not n:
+            return
+        ids = [i for _, i in self._unacked[:n]]
+        pipe = self._r.pipeline(transaction=False)
+        pipe.xack(self._stream, self._group, *ids)
+        pipe.xtrim(self._stream, minid=_next_id(ids[-1]), approximate=False)
+        pipe.execute()
+        del self._unacked[:n]
+
+    def _check_gap(self) -> None:
+        """Entries trimmed before this group read them (a producer's MAXLEN, a manual trim) are
+        a gap: counted, logged, never silent; reading goes on from the oldest entry left."""
+        try:
+            groups: Any = self._r.xinfo_groups(self._stream)
+            info: Any = self._r.xinfo_stream(self._stream)
+        except redis.ResponseError:
+            return
+        mine = next((g for g in groups if _text(g.get("name")) == self._group), None)
+        first = info.get("first-entry")
+        if mine is None or not first:
+            return
+        delivered = mine.get("last-delivered-id") or b"0-0"
+        first_id = first[0]
+        if _id_tuple(first_id) <= _id_tuple(_next_id(delivered)):
+            return
+        added = int(info.get("entries-added") or 0)
+        entries_read = mine.get("entries-read")
+        length = int(info.get("length") or 0)
+        missed = added - int(entries_read) - length if entries_read is not None else -1
+        self.gaps += 1
+        log.error("live stream %s: entries were trimmed before the flow read them (after %s, "
+                  "up to %s; %s events): recorded as a gap in %s:gaps", self._stream,
+                  _text(delivered), _text(first_id), missed if missed >= 0 else "unknown",
+                  self._stream)  # fmt: skip
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hincrby(f"{self._stream}:gaps", "gaps", 1)
+        if missed > 0:
+            pipe.hincrby(f"{self._stream}:gaps", "events", missed)
+        pipe.xgroup_setid(self._stream, self._group, _prev_id(first_id))
+        pipe.execute()
 
     def next_awake(self) -> datetime | None:
         return self._awake
 
-    def snapshot(self) -> str:
-        return self._last
+    def snapshot(self) -> dict[str, Any]:
+        self._snapshots.append(self._last)
+        return {"last": self._last, "tick": self._tick, "high": self._high,
+                "clock": self._clock.high}  # fmt: skip
 
     def close(self) -> None:
         self._r.close()
 
 
-# --- Kafka ----------------------------------------------------------------------------------
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _id_tuple(entry_id: bytes | str) -> tuple[int, int]:
+    s = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = s.partition("-")
+    return (int(ms), int(seq or 0))
+
+
+def _next_id(entry_id: bytes | str) -> str:
+    ms, seq = _id_tuple(entry_id)
+    return f"{ms}-{seq + 1}"
+
+
+def _prev_id(entry_id: bytes | str) -> str:
+    ms, seq = _id_tuple(entry_id)
+    return f"{ms}-{seq - 1}" if seq else f"{ms - 1}-{(1 << 64) - 1}"
+
+
+def _safe_json(raw: bytes, pos: str) -> Event | Rejection:
+    try:
+        return parse_json(raw, pos)
+    except Exception as e:  # a bug in the parser: a dead letter, not a dead flow
+        from rtp.capture.events import internal_error
+
+        return internal_error(e, pos, raw)
+
+
+# --- Kafka ------------------------------------------------------------------------------------
 
 
 def kafka_batches(
@@ -575,49 +996,84 @@ def kafka_batches(
     tail: bool = True,
     max_lag_s: float = 86_400.0,
     max_ahead_s: float = 86_400.0,
+    tick_s: float = 1.0,
+    gate: Callable[[], Gate] | None = None,
     add_config: dict[str, str] | None = None,
 ) -> Stream[Batch]:
     """A stream of :class:`Batch` from Kafka topics of schema-v1 JSON messages.
 
-    A thin wrapper over Bytewax's own ``bytewax.connectors.kafka.KafkaSource`` (install
-    ``confluent-kafka``; it is imported only here): Kafka partitions are the source's
-    partitions and Bytewax recovery keeps their offsets. Each batch of messages the connector
-    emits becomes one :class:`Batch` (``pos`` is ``topic:partition:offset``; ``lag_ref`` the
-    message timestamp)::
-
-        flow = Dataflow("rtp")
-        batches = kafka_batches(flow, "kafka", ["localhost:9092"], ["rtp-events"])
-        # ... then the same steps as after ``op.input("in", flow, RedisStreamSource(...))``
-
-    The stream clock is per worker and starts afresh after a restart.
+    Bytewax's own connector (``bytewax.connectors.kafka.KafkaSource``; install
+    ``bytewax[kafka]``, imported only here) reads the topics partition by partition, each Kafka
+    partition a source partition whose offsets Bytewax recovery keeps. Each partition is gated
+    like the other sources and ticks by message time. ``pos`` is ``topic:partition:offset``.
     """
     import bytewax.operators as op
     from bytewax.connectors.kafka import KafkaSource
 
-    source = KafkaSource(
+    class _GatedKafka(KafkaSource):  # type: ignore[misc]
+        def build_part(self, step_id: str, for_part: str, resume_state: Any) -> GatedPartition:
+            inner_state, marked, high = _unwrap(resume_state)
+            inner = _KafkaPartition(
+                super().build_part(step_id, for_part, inner_state),
+                for_part,
+                StreamClock(max_lag_s, max_ahead_s),
+                max(1, int(tick_s * 1000)),
+            )
+            return GatedPartition(inner, for_part, gate() if gate is not None else None,
+                                  start_tick=marked, start_high=high)  # fmt: skip
+
+    source = _GatedKafka(
         list(brokers), list(topics), tail=tail, batch_size=batch_size, add_config=add_config
     )
-    messages = op.input(step_id, flow, source)
-    clock = StreamClock(max_lag_s, max_ahead_s)
+    return op.input(step_id, flow, source)
 
-    def to_batches(msgs: list[Any]) -> list[Batch]:
-        read_at = time.time()
+
+class _KafkaPartition:
+    """Bytewax's Kafka partition, its messages turned into :class:`Batch` items (a batch's tick
+    is its newest message's, never earlier than the partition's)."""
+
+    def __init__(self, inner: Any, part: str, clock: StreamClock, tick_ms: int) -> None:
+        self.inner = inner
+        self.part = part
+        self.clock = clock
+        self.tick_ms = tick_ms
+        self.tick = -1
+        self.high = 0.0
+
+    def next_batch(self) -> list[Batch]:
+        msgs = [m for m in self.inner.next_batch() if not hasattr(m, "err")]
+        if not msgs:
+            # a quiet partition lets its tick advance with the wall clock (never holds back)
+            tick = (int(time.time() * 1000) - 50) // self.tick_ms
+            if tick > self.tick:
+                self.tick = tick
+                return [Batch([], [], 0, self.part, time.time(), None, tick, tick, self.high)]
+            return []
         events: list[Event] = []
         rejections: list[Rejection] = []
-        newest = 0.0
+        newest = 0
         for m in msgs:
-            pos = f"{m.topic}:{m.partition}:{m.offset}"
-            result = parse_json(m.value or b"", pos)
-            if type(result) is Event:
-                events.append(result)
-                _clock_filter(clock, events, len(events) - 1, rejections, m.value or b"")
+            ms = m.timestamp[1] if m.timestamp is not None and m.timestamp[1] > 0 else 0
+            newest = max(newest, ms)
+            got = _safe_json(m.value or b"", f"{m.topic}:{m.partition}:{m.offset}")
+            if type(got) is Event:
+                events.append(got)
+                _clock_filter(self.clock, events, len(events) - 1, rejections, m.value or b"")
             else:
-                rejections.append(result)  # type: ignore[arg-type]
-            if m.timestamp is not None and m.timestamp[1] > 0:
-                newest = max(newest, m.timestamp[1] / 1000.0)
-        if not msgs:
-            return []
+                rejections.append(got)  # type: ignore[arg-type]
+        self.tick = max(newest // self.tick_ms, self.tick)
+        self.high = _high(events, self.high)
         read = len(events) + len(rejections)
-        return [Batch(events, rejections, read, step_id, read_at, newest or read_at)]
+        lag_ref = newest / 1000.0 if newest else None
+        return [Batch(events, rejections, read, self.part, time.time(), lag_ref, self.tick,
+                      self.tick, self.high)]  # fmt: skip
 
-    return op.flat_map_batch(f"{step_id}_batches", messages, to_batches)
+    def next_awake(self) -> datetime | None:
+        awake = getattr(self.inner, "next_awake", None)
+        return awake() if awake is not None else None
+
+    def snapshot(self) -> Any:
+        return self.inner.snapshot()
+
+    def close(self) -> None:
+        self.inner.close()

@@ -1,15 +1,26 @@
-"""Session context: what a user is doing right now, bounded, in event time.
+"""Per-user state: the current visit (:class:`Session`), what was served to the user
+(:class:`~rtp.session.serving.Serving`) and the long-term :class:`~rtp.session.profile.Profile`,
+held together by :class:`UserState`.
 
-A :class:`UserState` holds one user's current session (time-decayed categories, the price range
-explored, recent queries, recently viewed items, cart, pace, engagement mode, purchase intent and
-frustration signals) and their long-term :class:`~rtp.session.profile.Profile`. Sessions split on an
-inactivity gap in event time (or when an explicit session id changes); a finished session is
-folded into the profile by :func:`fold_session`. Every collection is bounded, so a user costs the
-same after a thousand events as after ten.
+A :class:`Session` is what a user is doing right now, bounded, in event time: time-decayed
+categories, the price range explored, recent queries, recently viewed items, cart, pace and
+engagement mode, purchase intent and frustration signals. Sessions split on an inactivity gap
+in event time (or when an explicit session id changes); a finished session is folded into the
+profile by :func:`fold_session`. Every collection is bounded, so a user costs the same after a
+thousand events as after ten.
 
 Category weights decay without touching every entry on every event: each event adds
 ``2 ** ((ts - t0) / half_life)`` to its category, so later events weigh more, and reading divides
 by the total. ``t0`` is the session start.
+
+>>> from rtp.capture.events import Event
+>>> u = UserState("u1")
+>>> e = Event("product_view", "u1", 1_700_000_000.0, "i1", "shoes", 59.0)
+>>> u.starts_new_session(e, 1_800.0)
+True
+>>> u.begin(e); u.session.update(e, 600.0, 12, 5); u.observe(e)
+>>> u.session.recent, round(u.blended_categories()["shoes"], 2)
+(['i1'], 1.0)
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from typing import Any, Literal
 
 from rtp.capture import events as ev
 from rtp.session.profile import Profile
+from rtp.session.serving import Serving
 
 MAX_SEEN = 60
 MAX_SESSION_CATS = 16
@@ -34,15 +46,11 @@ BROWSING = "browsing"
 VIEW_TYPES = frozenset({ev.PRODUCT_VIEW, ev.CLICK, ev.HOVER})
 
 
-class UserState:
-    """One user's session context and profile (the per-user Bytewax state, inside a shard)."""
+class Session:
+    """One visit: what the user did since the session began (bounded collections)."""
 
     __slots__ = (
-        "uid",
-        "dnp",
-        "profile",
         "sid",
-        "sn",
         "start",
         "cat_ref",
         "last",
@@ -62,50 +70,13 @@ class UserState:
         "bought",
         "backs",
         "help_s",
-        "assist_ts",
-        "assist_n",
-        "offer_n",
-        "served",
-        "served_ts",
-        "served_hit",
-        "arms",
-        "strategy",
-        "attributed",
-        "offer",
-        "offer_until",
-        "offer_ts",
-        "assist_key",
-        "assist_done",
-        "device",
-        "country",
-        "referral",
-        "hour",
-        "returning",
     )
 
-    def __init__(self, uid: str, profile: Profile | None = None, dnp: bool = False) -> None:
-        self.uid = uid
-        self.dnp = dnp
-        self.profile = profile
-        self.returning = profile is not None and profile.sessions > 0
-        self.sid: str | None = None
-        self.sn = 0  # sessions started in this process
-        self.start = 0.0
-        self.cat_ref = 0.0
-        self.last = 0.0
-        self.arms: dict[str, str] | None = None
-        self.strategy: str | None = None
-        self.served: list[str] | None = None
-        self.served_ts = 0.0
-        self.served_hit = False
-        self.assist_ts = 0.0
-        self.device: str | None = None
-        self.country: str | None = None
-        self.referral: str | None = None
-        self.hour = -1
-        self._reset()
-
-    def _reset(self) -> None:
+    def __init__(self, sid: str | None = None, ts: float = 0.0) -> None:
+        self.sid = sid
+        self.start = ts
+        self.cat_ref = ts
+        self.last = ts
         self.n = 0
         self.views = 0
         self.carts = 0
@@ -122,31 +93,6 @@ class UserState:
         self.bought: list[str] = []
         self.backs: list[float] = []
         self.help_s = 0.0
-        self.assist_n = 0
-        self.offer_n = 0
-        self.attributed = 0
-        self.offer: dict[str, object] | None = None
-        self.offer_until = 0.0
-        self.offer_ts = 0.0  # when this session issued its offer (folded into the profile)
-        self.assist_key: str | None = None
-        self.assist_done: list[str] = []
-
-    # -- updates -----------------------------------------------------------------------------
-    def starts_new_session(self, e: ev.Event, gap_s: float) -> bool:
-        if self.n == 0:
-            return True
-        if e.session is not None and e.session != self.sid:
-            return True
-        return e.ts - self.last > gap_s
-
-    def begin(self, e: ev.Event) -> None:
-        """Start a session at event ``e`` (after the previous one was folded)."""
-        self._reset()
-        self.sn += 1
-        self.sid = e.session if e.session is not None else f"{int(e.ts)}"
-        self.start = e.ts
-        self.cat_ref = e.ts
-        self.last = e.ts
 
     def update(self, e: ev.Event, half_life_s: float, recent_n: int, queries_n: int) -> None:
         """Fold one event into the session (the caller split sessions first)."""
@@ -154,13 +100,6 @@ class UserState:
         self.last = e.ts
         t = e.type
         item = e.item
-        if e.device is not None:
-            self.device = e.device
-            self.country = e.country
-        if e.referral is not None and self.n == 1:
-            self.referral = e.referral
-        if e.hour >= 0:
-            self.hour = e.hour
         cat = e.category
         weight = 1.0
         if t in VIEW_TYPES:
@@ -222,27 +161,24 @@ class UserState:
                 del prices[0]  # the latest prices describe the session's band
         if item is not None:
             seen = self.seen
+            recent = self.recent
             if item in seen:
                 seen[item] += 1
-                recent = self.recent
                 if not recent or recent[-1] != item:
                     if item in recent:
                         recent.remove(item)
                     recent.append(item)
                     if len(recent) > recent_n:
-                        old = recent.pop(0)
-                        self.item_cat.pop(old, None)
+                        self.item_cat.pop(recent.pop(0), None)
             else:
                 if len(seen) >= MAX_SEEN:
                     del seen[next(iter(seen))]
                 seen[item] = 1
-                recent = self.recent
                 if item in recent:  # evicted from `seen` but still recent
                     recent.remove(item)
                 recent.append(item)
                 if len(recent) > recent_n:
-                    old = recent.pop(0)
-                    self.item_cat.pop(old, None)
+                    self.item_cat.pop(recent.pop(0), None)
             if cat is not None:
                 self.item_cat[item] = cat
 
@@ -252,40 +188,12 @@ class UserState:
         """The item the user is on (their most recent item)."""
         return self.recent[-1] if self.recent else None
 
-    def session_categories(self) -> dict[str, float]:
+    def categories(self) -> dict[str, float]:
+        """The session's category weights, normalised to sum 1."""
         total = sum(self.cats.values())
         if total <= 0:
             return {}
         return {c: w / total for c, w in self.cats.items()}
-
-    def blend_alpha(self) -> float:
-        """How much the session has shown: 0 before any event, 0.5 after 4, towards 1."""
-        return self.n / (self.n + 4.0)
-
-    def blended_categories(self) -> dict[str, float]:
-        """Session and profile category weights, blended by :meth:`blend_alpha`."""
-        s = self.session_categories()
-        p = self.profile.category_weights() if self.profile is not None and not self.dnp else {}
-        if not p:
-            return s
-        a = self.blend_alpha()
-        out = {c: (1.0 - a) * w for c, w in p.items()}
-        for c, w in s.items():
-            out[c] = out.get(c, 0.0) + a * w
-        return out
-
-    def price_range(self) -> tuple[float, float] | None:
-        """The price band to respect: the session's once it has shown three prices, else the
-        profile's widened to include what the session has shown."""
-        prices = self.prices
-        if len(prices) >= 3:
-            return (min(prices), max(prices))
-        pr = self.profile.price_range() if self.profile is not None and not self.dnp else None
-        if pr is None:
-            return (min(prices), max(prices)) if prices else None
-        if prices:
-            return (min(pr[0], min(prices)), max(pr[1], max(prices)))
-        return pr
 
     def pace(self) -> float:
         """Events per minute in this session."""
@@ -320,6 +228,109 @@ class UserState:
             score *= 0.5  # they just bought: less need for a nudge
         return min(score, 1.0)
 
+
+class UserState:
+    """One user: the current :class:`Session`, what was :class:`Serving` them, their
+    :class:`Profile`, where they come from (device, country, referral, local hour) and their
+    experiment arms. The per-user state of the user step."""
+
+    __slots__ = (
+        "uid",
+        "dnp",
+        "profile",
+        "returning",
+        "session",
+        "serving",
+        "arms",
+        "strategy",
+        "device",
+        "country",
+        "referral",
+        "campaign",
+        "hour",
+    )
+
+    def __init__(self, uid: str, profile: Profile | None = None, dnp: bool = False) -> None:
+        self.uid = uid
+        self.dnp = dnp
+        self.profile = profile
+        self.returning = profile is not None and profile.sessions > 0
+        self.session = Session()
+        self.serving = Serving()
+        self.arms: dict[str, str] | None = None
+        self.strategy: str | None = None  # a bandit's choice for this session
+        self.device: str | None = None
+        self.country: str | None = None
+        self.referral: str | None = None
+        self.campaign: str | None = None
+        self.hour = -1
+
+    # -- updates -----------------------------------------------------------------------------
+    def starts_new_session(self, e: ev.Event, gap_s: float) -> bool:
+        s = self.session
+        if s.n == 0:
+            return True
+        if e.session is not None and e.session != s.sid:
+            return True
+        return e.ts - s.last > gap_s
+
+    def begin(self, e: ev.Event) -> None:
+        """Start a session at event ``e`` (after the previous one was folded)."""
+        self.session = Session(e.session if e.session is not None else f"{int(e.ts)}", e.ts)
+        self.serving.new_session()
+
+    def observe(self, e: ev.Event) -> None:
+        """Where the user comes from, as the event says (device, country, referral, hour,
+        campaign). Called after the session took the event: the referral and campaign are the
+        visit's first event's."""
+        if e.device is not None:
+            self.device = e.device
+            self.country = e.country
+        elif e.country is not None:
+            self.country = e.country
+        if self.session.n == 1:
+            self.referral = e.referral
+            utm = e.utm
+            c = utm.get("campaign") if utm else None
+            self.campaign = c if isinstance(c, str) else None
+        if e.hour >= 0:
+            self.hour = e.hour
+
+    # -- reading -----------------------------------------------------------------------------
+    @property
+    def current(self) -> str | None:
+        return self.session.current
+
+    def blend_alpha(self) -> float:
+        """How much the session has shown: 0 before any event, 0.5 after 4, towards 1."""
+        n = self.session.n
+        return n / (n + 4.0)
+
+    def blended_categories(self) -> dict[str, float]:
+        """Session and profile category weights, blended by :meth:`blend_alpha`."""
+        s = self.session.categories()
+        p = self.profile.category_weights() if self.profile is not None and not self.dnp else {}
+        if not p:
+            return s
+        a = self.blend_alpha()
+        out = {c: (1.0 - a) * w for c, w in p.items()}
+        for c, w in s.items():
+            out[c] = out.get(c, 0.0) + a * w
+        return out
+
+    def price_range(self) -> tuple[float, float] | None:
+        """The price band to respect: the session's once it has shown three prices, else the
+        profile's widened to include what the session has shown."""
+        prices = self.session.prices
+        if len(prices) >= 3:
+            return (min(prices), max(prices))
+        pr = self.profile.price_range() if self.profile is not None and not self.dnp else None
+        if pr is None:
+            return (min(prices), max(prices)) if prices else None
+        if prices:
+            return (min(pr[0], min(prices)), max(pr[1], max(prices)))
+        return pr
+
     def context(
         self,
         top: list[tuple[str, float]] | None = None,
@@ -331,31 +342,31 @@ class UserState:
         ``top`` (the five strongest blended categories), ``band`` and ``intent`` may be passed
         when the caller computed them already.
         """
+        s = self.session
         if top is None:
             cats = self.blended_categories()
-            top = sorted(cats.items(), key=lambda kv: kv[1], reverse=True)[:5]
+            top = sorted(cats.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
         pr = self.price_range() if band is False else band
-        n = self.n
-        span = self.last - self.start
-        recent = self.recent
+        n = s.n
+        span = s.last - s.start
         ctx: dict[str, Any] = {
-            "session": self.sid,
-            "started": self.start,
+            "session": s.sid,
+            "started": s.start,
             "events": n,
             "categories": [[c, int(w * 1000) / 1000] for c, w in top],
-            "recent": recent[-1:-6:-1],
-            "mode": self.mode(),
-            "intent": int((self.intent() if intent is None else intent) * 100) / 100,
+            "recent": s.recent[-1:-6:-1],
+            "mode": s.mode(),
+            "intent": int((s.intent() if intent is None else intent) * 100) / 100,
             "blend": int(n / (n + 4.0) * 100) / 100,
         }
         if pr:
             ctx["price"] = [pr[0], pr[1]]
-        if self.queries:
-            ctx["queries"] = self.queries[-3:]
-        if self.cart:
-            ctx["cart"] = list(self.cart)[:10]
+        if s.queries:
+            ctx["queries"] = s.queries[-3:]
+        if s.cart:
+            ctx["cart"] = list(s.cart)[:10]
         if n > 1:
-            ctx["pace"] = int(self.pace() * 100) / 100
+            ctx["pace"] = int(s.pace() * 100) / 100
             ctx["dwell"] = int(span / (n - 1) * 10) / 10
         if self.device is not None:
             ctx["device"] = self.device
@@ -372,33 +383,34 @@ class UserState:
 
 def fold_session(u: UserState, profile_half_life_s: float) -> Profile:
     """Fold ``u``'s finished session into their profile (created if absent) and return it."""
+    s = u.session
     p = u.profile if u.profile is not None else Profile()
-    if p.upto and u.last <= p.upto:
+    if p.upto and s.last <= p.upto:
         # Already folded: a run resumed from a snapshot replays a session whose fold the
         # interrupted run had written (at-least-once output). Folding is idempotent.
         return p
-    p.upto = u.last
-    p.decay_to(u.last, profile_half_life_s)
-    p.fold_counts(u.last, u.n, u.views, u.carts, u.buys, u.revenue)
-    p.add_categories(u.session_categories())
-    prices = u.prices[-16:]
+    p.upto = s.last
+    p.decay_to(s.last, profile_half_life_s)
+    p.fold_counts(s.last, s.n, s.views, s.carts, s.buys, s.revenue)
+    p.add_categories(s.categories())
+    prices = s.prices[-16:]
     if prices:
         p.add_prices(prices, 1.0 / len(prices))
-    favs = [i for i, c in u.seen.items() if c >= 2]
+    favs = [i for i, c in s.seen.items() if c >= 2]
     if len(favs) > 1:
-        favs.sort(key=u.seen.__getitem__, reverse=True)
-    if u.cart or favs:
-        p.add_favourites(list(u.cart) + favs)
-    if u.bought:
-        p.add_bought(u.bought, u.last)
-    if u.cart:
-        p.abandoned = list(u.cart)[:10]
-        p.abandoned_ts = u.last
-    elif u.n:
+        favs.sort(key=s.seen.__getitem__, reverse=True)
+    if s.cart or favs:
+        p.add_favourites(list(s.cart) + favs)
+    if s.bought:
+        p.add_bought(s.bought, s.last)
+    if s.cart:
+        p.abandoned = list(s.cart)[:10]
+        p.abandoned_ts = s.last
+    elif s.n:
         p.abandoned = []
     p.bandit = u.strategy
-    if u.offer_ts:
-        p.offer_ts = u.offer_ts
+    if u.serving.offer_ts:
+        p.offer_ts = u.serving.offer_ts
     # keep in memory exactly what storage keeps, so a profile read back equals the one folded
     p.cats = {c: round(w, 4) for c, w in p.cats.items()}
     if prices or p.sessions > 1:

@@ -316,6 +316,13 @@ class Store:
                     args.append(_str_bytes(item))
                     args.append(value)
                 add(_command(*args))
+        removed = w.items_removed
+        for i in range(0, len(removed), _HSET_FIELDS):
+            add(
+                _command(
+                    b"HDEL", self._items, *[_str_bytes(x) for x in removed[i : i + _HSET_FIELDS]]
+                )
+            )
         for name, value in w.meta:
             add(_command(b"SET", self._meta + _str_bytes(name), value))
         users = w.users

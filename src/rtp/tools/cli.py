@@ -28,6 +28,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
+    for name, field in (("partitions", "stream_partitions"),):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[field] = value
     if getattr(args, "session_gap", None):
         overrides["session_gap_s"] = parse_duration(args.session_gap)
     if getattr(args, "max_lag", None):
@@ -41,6 +45,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shards", type=int, help="user shards (default 1 per process)")
     p.add_argument("--batch-lines", type=int, help="records read per batch (default 2000)")
     p.add_argument("--max-lag", help="reject events further behind the stream (default 1d)")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run the flow on N local processes joined as one Bytewax cluster (default 1)",
+    )
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -57,6 +67,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         sort=args.sort,
         speed=args.speed,
+        processes=args.processes,
     )
     print(summary(report))
     if args.report:
@@ -82,6 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         baselines=[b for b in (args.baselines or "").split(",") if b],
         report_path=args.report,
         plot_path=args.plot,
+        processes=args.processes,
     )
     print(summary(report))
     for path in (args.report, args.plot):
@@ -91,29 +103,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from bytewax.recovery import RecoveryConfig
-    from bytewax.testing import run_main
-
-    from rtp.flow.ready import live_flow
+    from rtp.flow.ready import FlowSpec
+    from rtp.flow.runner import run
 
     settings = _settings(args)
     if not settings.redis_url:
         print("rtp live needs --redis-url or RTP_REDIS_URL (the stream lives there)")
         return 2
-    if args.recovery:
-        settings = settings.replace(hold_profiles=True)
-    flow = live_flow(settings, stream=args.stream)
-    recovery = None
-    if args.recovery:
-        from pathlib import Path
-
-        from rtp.flow.recovery import ensure_store
-
-        ensure_store(Path(args.recovery))
-        recovery = RecoveryConfig(args.recovery)
-    from datetime import timedelta
-
-    run_main(flow, epoch_interval=timedelta(seconds=args.snapshot), recovery_config=recovery)
+    spec = FlowSpec(
+        kind="live",
+        stream=args.stream,
+        run="live",
+        metrics_mode="live",
+        ack="snapshot" if args.recovery else "progress",
+    )
+    run(
+        spec,
+        settings,
+        processes=args.processes,
+        recovery_dir=args.recovery,
+        snapshot_s=args.snapshot,
+    )
     return 0
 
 
@@ -155,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("live", help="run the flow on the live Redis stream")
-    p.add_argument("--stream", default="rtp:events")
+    p.add_argument("--stream", default="rtp:events", help="the live stream (its partitions)")
+    p.add_argument("--partitions", type=int, help="partitions of a new live stream (default 4)")
     p.add_argument("--recovery", help="Bytewax recovery directory (created if absent)")
     p.add_argument("--snapshot", type=float, default=5.0)
     p.add_argument("--dead-letter-file")

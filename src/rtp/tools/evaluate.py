@@ -30,23 +30,18 @@ import orjson
 
 from rtp.capture.events import CONTROL_TYPES, Event
 from rtp.config import Settings
-from rtp.engine.shard import MODES, REALTIME
+from rtp.engine.hooks import MODES, REALTIME
 
 
 def load_events(paths: Sequence[str | Path], fmt: str, sort: bool | None = None) -> list[Event]:
     """Every accepted event of ``paths``, in replay order (for baselines and split points)."""
     from rtp.flow.sources import FilesSource
 
-    src = FilesSource([str(p) for p in paths], fmt, batch_lines=50_000, sort=sort)
-    part = src.build_part("scan", FilesSource.PART, None)
+    src = FilesSource([str(p) for p in paths], fmt, batch_lines=50_000, sort=sort,
+                      tick_records=50_000)  # fmt: skip
     out: list[Event] = []
-    while True:
-        try:
-            batches = part.next_batch()
-        except StopIteration:
-            break
-        for b in batches:
-            out.extend(b.events)
+    for b in src.read_all():
+        out.extend(b.events)
     return out
 
 
@@ -59,32 +54,49 @@ def run_mode(
     ks: tuple[int, ...],
     score_from_ts: float = 0.0,
     sort: bool | None = None,
+    targets: Sequence[str] = (),
+    processes: int = 1,
 ) -> tuple[Any, float]:
-    """One mode through the dataflow: its :class:`~rtp.evaluation.metrics.Prequential`, seconds."""
-    from bytewax.testing import TestingSink, run_main
+    """One mode through the dataflow; its :class:`~rtp.evaluation.metrics.Prequential`, seconds.
 
-    from rtp.flow.dataflow import build_flow
-    from rtp.flow.sources import FilesSource
+    ``targets``: only events of these files (by name) are scored (the warm-up protocol);
+    ``score_from_ts``: only events at or after this event time are scored (``--split``).
+    """
+    import uuid
+
+    from bytewax.testing import TestingSink
+
+    from rtp.flow.ready import FlowSpec
+    from rtp.flow.runner import run as run_flow
+    from rtp.store.server import redis_url
 
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    out: list[Any] = []
-    source = FilesSource([str(p) for p in paths], fmt, batch_lines=settings.batch_lines, sort=sort)
-    flow = build_flow(
-        source,
-        settings,
-        TestingSink(out),
+    run = f"eval-{mode}-{uuid.uuid4().hex[:6]}"
+    spec = FlowSpec(
+        kind="files",
+        paths=[str(p) for p in paths],
+        fmt=fmt,
+        sort=sort,
+        run=run,
         mode=mode,
         refresh_s=refresh_s,
         evaluate=True,
-        track_lag=False,
-        name=f"rtp_eval_{mode}",
-        engine_kwargs={"ks": ks, "score_from_ts": score_from_ts},
+        ks=list(ks),
+        targets=[Path(p).name for p in targets],
+        score_from_ts=score_from_ts,
     )
-    t0 = time.perf_counter()
-    run_main(flow)
-    seconds = time.perf_counter() - t0
-    preqs = [p for w in out for p in w.evals]
+    out: list[Any] = []
+    with redis_url(settings) as url:
+        settings = settings.replace(redis_url=url)
+        if processes == 1:
+            seconds = run_flow(spec, settings, sink=TestingSink(out))
+            preqs = [p for w in out for p in w.evals]
+        else:
+            from rtp.flow.sinks import collect_evals
+
+            seconds = run_flow(spec, settings, processes=processes)
+            preqs = collect_evals(url, f"{settings.key_prefix}eval:{run}")
     if not preqs:
         raise RuntimeError("the evaluation flow produced no targets")
     first = preqs[0]
@@ -107,20 +119,25 @@ def evaluate(
     report_path: str | Path | None = None,
     plot_path: str | Path | None = None,
     n_boot: int = 1_000,
+    processes: int = 1,
 ) -> dict[str, Any]:
-    """Evaluate each mode (and baseline) on the same targets; the report as a dict."""
+    """Evaluate each mode (and baseline) on the same targets; the report as a dict.
+
+    Warm-up protocol (the session-rec one): ``warmup`` files are replayed with the evaluated
+    files, in event-time order when the format sorts, learned and never scored; only events of
+    the evaluated ``paths`` are targets. ``split``: only events after that fraction of the time
+    span are targets. ``processes``: run each mode on a cluster of that many processes.
+    """
     from rtp.evaluation.metrics import paired_lift, plot_series
 
     ks_t = tuple(sorted({int(k) for k in ks}))
     all_paths = [*warmup, *paths]
     score_from = 0.0
+    targets: list[str] = [str(p) for p in paths] if warmup else []
     events: list[Event] | None = None
-    if warmup or split is not None or baselines:
+    if split is not None or baselines:
         events = load_events(all_paths, fmt)
-        if warmup:
-            n_warm = len(load_events(list(warmup), fmt))
-            score_from = events[n_warm].ts if n_warm < len(events) else float("inf")
-        elif split is not None:
+        if split is not None:
             if not 0.0 < split < 1.0:
                 raise ValueError("--split is a fraction between 0 and 1")
             t_first, t_last = events[0].ts, events[-1].ts
@@ -128,15 +145,21 @@ def evaluate(
     preqs: dict[str, Any] = {}
     reports: dict[str, Any] = {}
     for mode in modes:
-        preq, seconds = run_mode(all_paths, fmt, settings, mode, refresh_s, ks_t, score_from)
+        preq, seconds = run_mode(
+            all_paths, fmt, settings, mode, refresh_s, ks_t, score_from,
+            targets=targets, processes=processes,
+        )  # fmt: skip
         preqs[mode] = preq
         rep = preq.report(n_boot=n_boot)
         rep.update(preq.coverage())
         rep["series"] = preq.series()
         rep["seconds"] = round(seconds, 2)
         reports[mode] = rep
+    target_names = {Path(p).name for p in targets}
     for name in baselines:
-        preq, seconds = run_named_baseline(name, events or [], ks_t, score_from, settings)
+        preq, seconds = run_named_baseline(
+            name, events or [], ks_t, score_from, settings, target_names
+        )
         preqs[name] = preq
         rep = preq.report(n_boot=n_boot)
         rep.update(preq.coverage())
@@ -150,6 +173,7 @@ def evaluate(
         "format": fmt,
         "split": split,
         "score_from_ts": score_from,
+        "processes": processes,
         "refresh_s": refresh_s,
         "ks": list(ks_t),
         "protocol": (
@@ -178,19 +202,29 @@ def evaluate(
 
 
 def run_named_baseline(
-    name: str, events: list[Event], ks: tuple[int, ...], score_from: float, settings: Settings
+    name: str,
+    events: list[Event],
+    ks: tuple[int, ...],
+    score_from: float,
+    settings: Settings,
+    targets: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[Any, float]:
+    """A session baseline on the same stream and the same targets as rtp's modes."""
     from rtp.evaluation.baselines import STAN, SessionKNN, run_baseline
 
     models = {"sknn": SessionKNN, "stan": STAN}
     if name not in models:
         raise ValueError(f"unknown baseline {name!r}: choose from {', '.join(models)}")
     items = [e for e in events if e.type not in CONTROL_TYPES]
-    warm = [e for e in items if e.ts < score_from]
-    test = [e for e in items if e.ts >= score_from]
+
+    def is_target(e: Event) -> bool:
+        if e.ts < score_from:
+            return False
+        return not targets or e.pos.rsplit(":", 1)[0] in targets
+
     t0 = time.perf_counter()
     preq = run_baseline(
-        models[name](), test, ks=ks, warmup=warm, session_gap_s=settings.session_gap_s
+        models[name](), items, ks=ks, session_gap_s=settings.session_gap_s, is_target=is_target
     )
     return preq, time.perf_counter() - t0
 

@@ -10,7 +10,12 @@ order), and within a file in line order, except for formats that are not in time
 arrival, drives sessions, decay and evaluation, so a month replayed in a minute builds the same
 state as the month lived.
 
-The report (``--report FILE.json``) always satisfies ``read == accepted + rejected``.
+Scale: ``processes=N`` (``--processes N``) runs the flow on N local processes joined as one
+Bytewax cluster (:mod:`rtp.flow.runner`); the decisions are the same as on one.
+
+The report (``--report FILE.json``) always satisfies ``read == accepted + rejected``. Its
+``events_per_s`` is the flow's rate from its first to its last event (process start-up excluded;
+``wall_s`` includes it).
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import time
 import uuid
 import zlib
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,19 +56,26 @@ def _progress_printer(enabled: bool) -> Any:
 
 
 def collect_stats(store: Any, run: str) -> dict[str, Any]:
-    """Sum the per-shard engine stats of one run."""
-    parts = store.meta_prefix(f"stats:{run}:")
+    """Sum the per-shard user-step stats of one run."""
+    parts = store.meta_prefix(f"stats:{run}:u")
     total: dict[str, Any] = {}
+    firsts, lasts = [], []
     for stats in parts.values():
         for k, v in stats.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
-                if k == "max_lag_s":
+                if k in ("max_lag_s", "view_lag_ticks_max", "view_staleness_s_max"):
                     total[k] = max(total.get(k, 0.0), v)
+                elif k == "first_wall":
+                    firsts.append(v)
+                elif k in ("last_wall", "wall"):
+                    lasts.append(v)
                 elif k != "event_time":
                     total[k] = total.get(k, 0) + v
             elif k == "model":
                 total.setdefault("models", []).append(v)
     total["shards"] = len(parts)
+    if firsts and lasts:
+        total["busy_s"] = max(lasts) - min(firsts)
     return total
 
 
@@ -78,70 +89,37 @@ def replay(
     snapshot_s: float = 10.0,
     progress: bool = True,
     sort: bool | None = None,
-    experiments: Any = None,
-    bandits_factory: Any = None,
     run: str | None = None,
     speed: float | None = None,
+    processes: int = 1,
 ) -> dict[str, Any]:
     """Replay ``paths`` into Redis (``settings.redis_url``, else an embedded server)."""
-    from bytewax.recovery import RecoveryConfig
-    from bytewax.testing import run_main
-
-    from rtp.flow.dataflow import build_flow
-    from rtp.flow.sinks import DeadLetterSink, RedisSink
-    from rtp.flow.sources import FilesSource
+    from rtp.flow.ready import FlowSpec
+    from rtp.flow.runner import run as run_flow
     from rtp.store.server import redis_url
     from rtp.store.store import Store
 
     if run is None:
-        # A resumed run keeps the engine (and its run id) of the first: derive it from the store.
+        # A resumed run keeps the state (and run id) of the first: derive it from the store.
         run = (
             f"r{zlib.crc32(str(Path(recovery_dir).resolve()).encode()):08x}"
             if recovery_dir is not None
             else uuid.uuid4().hex[:8]
         )
-    if experiments is None and settings.experiments_file:
-        from rtp.experiments.design import load_experiments
-
-        experiments = load_experiments(settings.experiments_file)
-    if experiments is not None and bandits_factory is None:
-        bandits_factory = _bandits_factory(experiments, settings.seed)
-    if recovery_dir is not None:
-        settings = settings.replace(hold_profiles=True)
     with redis_url(settings) as url:
-        source = FilesSource(
-            [str(p) for p in paths],
-            fmt,
-            batch_lines=settings.batch_lines,
-            sort=sort,
-            max_lag_s=settings.max_lag_s,
-            max_ahead_s=settings.max_ahead_s,
-            on_progress=_progress_printer(progress),
-            speed=speed,
+        settings = settings.replace(redis_url=url)
+        spec = FlowSpec(
+            kind="files", paths=[str(p) for p in paths], fmt=fmt, sort=sort, speed=speed, run=run
         )
-
-        def loader_factory() -> Any:
-            return Store.from_url(url, settings).load_users
-
-        flow = build_flow(
-            source,
+        on_progress = _progress_printer(progress) if processes == 1 else None
+        seconds = run_flow(
+            spec,
             settings,
-            RedisSink(url, settings),
-            DeadLetterSink(url, settings),
-            loader_factory=loader_factory,
-            experiments=experiments,
-            bandits_factory=bandits_factory,
-            run=run,
+            processes=processes,
+            recovery_dir=recovery_dir,
+            snapshot_s=snapshot_s,
+            on_progress=on_progress,
         )
-        recovery = None
-        if recovery_dir is not None:
-            from rtp.flow.recovery import ensure_store
-
-            ensure_store(Path(recovery_dir))
-            recovery = RecoveryConfig(str(recovery_dir))
-        t0 = time.perf_counter()
-        run_main(flow, epoch_interval=timedelta(seconds=snapshot_s), recovery_config=recovery)
-        seconds = time.perf_counter() - t0
         store = Store.from_url(url, settings)
         stats = collect_stats(store, run)
         users = store.users_estimate()
@@ -149,10 +127,12 @@ def replay(
     read = int(stats.get("read", 0))
     rejected = int(stats.get("rejected", 0))
     accepted = read - rejected
+    busy = float(stats.get("busy_s", 0.0)) or seconds
     report: dict[str, Any] = {
         "run": run,
         "paths": [str(p) for p in paths],
         "format": fmt,
+        "processes": processes,
         "read": read,
         "accepted": accepted,
         "rejected": rejected,
@@ -169,25 +149,17 @@ def replay(
         "learned_examples": int(stats.get("learned", 0)),
         "attributed": int(stats.get("attributed", 0)),
         "max_lag_s": stats.get("max_lag_s", 0.0),
+        "model_staleness_s_max": stats.get("view_staleness_s_max", 0.0),
         "model": (stats.get("models") or [None])[0],
         "shards": stats.get("shards", 0),
-        "seconds": round(seconds, 3),
-        "events_per_s": round(accepted / seconds, 1) if seconds > 0 else 0.0,
+        "seconds": round(busy, 3),
+        "wall_s": round(seconds, 3),
+        "events_per_s": round(accepted / busy, 1) if busy > 0 else 0.0,
         "redis": "embedded" if not settings.redis_url else settings.redis_url,
     }
     if report_path is not None:
         Path(report_path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return report
-
-
-def _bandits_factory(experiments: Any, seed: int) -> Any:
-    if not getattr(experiments, "bandits", None):
-        return None
-
-    def make() -> list[Any]:
-        return list(experiments.make_bandits().values())
-
-    return make
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -199,6 +171,6 @@ def summary(report: dict[str, Any]) -> str:
         f"decisions: ranked {d['ranked']:,}  degraded {d['degraded']:,}  "
         f"non-personalized {d['non_personalized']:,}  "
         f"(coalesced events {d['coalesced_events']:,})\n"
-        f"{report['seconds']:.2f} s, {report['events_per_s']:,.0f} events/s, "
-        f"model {report['model']}"
+        f"{report['seconds']:.2f} s on {report.get('processes', 1)} process(es), "
+        f"{report['events_per_s']:,.0f} events/s, model {report['model']}"
     )

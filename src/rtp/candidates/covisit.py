@@ -1,0 +1,146 @@
+"""Item-to-item co-visitation: which items sessions visit together.
+
+Each event pairs its item with the session's previous items (a window of the last ``window``),
+weighted by event type (views < wishlist < carts < purchases, the caller's ``weight``) and by
+distance in the session, decayed in event time (:mod:`rtp.candidates.decay`), and bounded to the
+top ``k`` neighbours per item (lists are pruned at batch boundaries once they pass ``2 k``).
+A pair adds ``w`` to the forward link ``prev -> item`` and ``w * backward`` to the link back.
+
+Bounded in time as well: :meth:`CoVisitation.evict` drops the lists of items untouched for longer
+than a time to live, so the model holds only items the stream still talks about.
+
+>>> cv = CoVisitation(k=5)
+>>> for _ in range(3):
+...     cv.add(["a"], "b", 1.0, ts=0.0)
+>>> cv.add(["a"], "c", 1.0, ts=0.0)
+>>> [n for n, _ in cv.top("a", 2)]
+['b', 'c']
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from operator import itemgetter
+
+from rtp.candidates.decay import REBASE_EXPONENT, rescale_factor
+
+_second = itemgetter(1)
+
+
+class CoVisitation:
+    """Bounded, decayed item-to-item co-visitation neighbours.
+
+    ``owns`` (optional) restricts the lists this instance keeps to the items it owns (an item
+    shard keeps only its own items' lists; a model view keeps them all).
+    """
+
+    def __init__(
+        self,
+        k: int = 30,
+        half_life_s: float = 6 * 3_600.0,
+        window: int = 5,
+        backward: float = 0.5,
+        owns: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.k = k
+        self.half_life_s = half_life_s
+        self.window = window
+        self.backward = backward
+        self.owns = owns
+        self.ref: float | None = None
+        self.nb: dict[str, dict[str, float]] = {}
+        self.touched: dict[str, float] = {}  # item -> last event time its list changed
+        self._grown: dict[str, None] = {}
+        self._cache: dict[str, list[tuple[str, float]]] = {}
+
+    def add(self, prev: list[str] | tuple[str, ...], item: str, weight: float, ts: float) -> None:
+        """Pair ``item`` with the session's previous items (most recent last)."""
+        if not prev:
+            return
+        if self.ref is None:
+            self.ref = ts
+        x = (ts - self.ref) / self.half_life_s
+        if x > REBASE_EXPONENT:  # a long gap in event time: rescale before floats overflow
+            self.rebase(ts)
+            x = 0.0
+        inflate = weight * 2.0**x
+        nb = self.nb
+        cache = self._cache
+        touched = self.touched
+        limit = 2 * self.k
+        back = self.backward
+        owns = self.owns
+        mine = owns is None or owns(item)
+        dist = 1
+        for p in reversed(prev[-self.window :]):
+            if p == item:
+                continue
+            w = inflate / dist
+            dist += 1
+            if owns is None or owns(p):
+                d = nb.get(p)
+                if d is None:
+                    nb[p] = {item: w}
+                else:
+                    d[item] = d.get(item, 0.0) + w
+                    if len(d) > limit:
+                        self._grown[p] = None
+                cache.pop(p, None)
+                touched[p] = ts
+            if mine:
+                d = nb.get(item)
+                if d is None:
+                    nb[item] = {p: w * back}
+                else:
+                    d[p] = d.get(p, 0.0) + w * back
+                    if len(d) > limit:
+                        self._grown[item] = None
+                cache.pop(item, None)
+                touched[item] = ts
+
+    def top(self, item: str, n: int) -> list[tuple[str, float]]:
+        """The ``n`` strongest neighbours of ``item``, strongest first (cached until it changes;
+        ties keep the order the neighbours were first seen in)."""
+        lst = self._cache.get(item)
+        if lst is None:
+            d = self.nb.get(item)
+            if not d:
+                return []
+            lst = sorted(d.items(), key=_second, reverse=True)[: self.k]
+            self._cache[item] = lst
+        return lst[:n]
+
+    def prune(self) -> None:
+        """Keep the top ``k`` neighbours of items whose lists grew (a batch boundary)."""
+        nb = self.nb
+        k = self.k
+        for item in self._grown:
+            d = nb.get(item)
+            if d is not None and len(d) > k:
+                nb[item] = dict(heapq.nlargest(k, d.items(), key=_second))
+                self._cache.pop(item, None)
+        self._grown.clear()
+
+    def rebase(self, ts: float) -> None:
+        """Rescale counts when the inflation exponent grows large (keeps floats finite)."""
+        f = rescale_factor(self.ref, ts, self.half_life_s)
+        if f is None:
+            return
+        self.nb = {i: {j: w * f for j, w in d.items()} for i, d in self.nb.items()}
+        self._cache.clear()
+        self.ref = ts
+
+    def evict(self, before: float) -> int:
+        """Drop the lists of items untouched since event time ``before``; how many."""
+        old = [i for i, t in self.touched.items() if t < before]
+        nb, cache, touched = self.nb, self._cache, self.touched
+        for i in old:
+            nb.pop(i, None)
+            cache.pop(i, None)
+            del touched[i]
+            self._grown.pop(i, None)
+        return len(old)
+
+    def __len__(self) -> int:
+        return len(self.nb)

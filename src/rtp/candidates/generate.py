@@ -1,0 +1,83 @@
+"""Stage one: the candidates of one user's decision, with their generator features.
+
+Generators: co-visitation neighbours of the session's last items (recency-weighted), the popular
+items of the user's two strongest categories, trending items, the session's own items (re-shows),
+the cart, and long-term favourites. :func:`candidates` returns every candidate with a feature
+vector over :data:`rtp.ranking.ranker.FEATURES` whose generator features are filled; the ranking
+stage fills the context features (:func:`rtp.ranking.score.fill_context`). The hot path
+(:func:`rtp.ranking.score.fast_scores`) fuses both stages without building vectors; this module
+is the reference it is tested against, and what ranking examples are built from.
+"""
+
+from __future__ import annotations
+
+import heapq
+from operator import itemgetter
+from typing import TYPE_CHECKING
+
+from rtp.ranking.ranker import FEATURES
+
+if TYPE_CHECKING:
+    from rtp.engine.view import ModelView
+    from rtp.session.state import UserState
+
+_second = itemgetter(1)
+N_FEATURES = len(FEATURES)
+SEEDS = 5  # the session's last items whose neighbours are candidates
+SEED_FACTORS = (1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.06)  # by recency; SEEDS <= 10
+CV_PER_SEED = 12  # neighbours taken from each seed item (measured in BENCHMARKS.md)
+CAT_PER_CAT = 15  # popular items from each of the two strongest categories (discovery)
+TREND_N = 4
+
+
+def candidates(u: UserState, m: ModelView, cats: dict[str, float]) -> dict[str, list[float]]:
+    """Every candidate with its generator features (context features are zero)."""
+    cands: dict[str, list[float]] = {}
+    get = cands.get
+    s = u.session
+    recent = s.recent
+    seeds = recent[-1 : -min(SEEDS, len(SEED_FACTORS)) - 1 : -1]
+    for idx, seed in enumerate(seeds):
+        lst = m.cv.top(seed, CV_PER_SEED)
+        if not lst:
+            continue
+        top_w = lst[0][1]
+        f = SEED_FACTORS[idx]
+        for nbr, w in lst:
+            v = get(nbr)
+            if v is None:
+                v = cands[nbr] = [0.0] * N_FEATURES
+            x = w / top_w
+            v[0] += f * x
+            if idx == 0:
+                v[1] = x
+    if cats:
+        cat_top = m.pop.cat_top
+        for c, _ in heapq.nlargest(2, cats.items(), key=_second):
+            lst2 = cat_top.get(c)
+            if not lst2:
+                continue
+            top = lst2[0][1]
+            for it, sc in lst2[:CAT_PER_CAT]:
+                v = get(it)
+                if v is None:
+                    v = cands[it] = [0.0] * N_FEATURES
+                v[5] = sc / top
+    for it, _ in m.pop.trending[:TREND_N]:
+        if it not in cands:
+            cands[it] = [0.0] * N_FEATURES
+    n = len(recent)
+    for pos in range(n):
+        it = recent[n - 1 - pos]
+        v = get(it)
+        if v is None:
+            v = cands[it] = [0.0] * N_FEATURES
+        v[8] = 1.0 / (1 + pos)
+    for it in s.cart:
+        if it not in cands:
+            cands[it] = [0.0] * N_FEATURES
+    if u.profile is not None:
+        for it in u.profile.favs[:5]:
+            if it not in cands:
+                cands[it] = [0.0] * N_FEATURES
+    return cands

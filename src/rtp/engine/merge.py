@@ -1,0 +1,192 @@
+"""The global step: the models every user shares, merged from every user shard, one key.
+
+When every user shard has finished a tick (:mod:`rtp.engine.messages`), the step takes that
+tick's signals in the canonical order (event time, then source position), whatever shard or
+batch they came in:
+
+- **ranking examples** train the online ranker (:class:`rtp.ranking.ranker.OnlineRanker`,
+  River): its weights after the tick are published as the tick's global part of the model log;
+- **bandit rewards** update each bandit (:class:`rtp.experiments.bandits.BanditTuner`); its
+  state after the tick is published beside the weights, and user steps choose from it;
+- **edge observations** (each finished session's context and what the session went on to do)
+  feed the edge model, written to ``meta:edge`` for the HTTP doors and ``rtp.js``.
+
+It is the only writer of ``meta:ranker``, ``meta:bandit:*`` and ``meta:edge``. Plain Python:
+``rtp.flow.dataflow`` wraps it in Bytewax.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from rtp.config import Settings
+from rtp.engine.log import GLOBAL, ModelLog
+from rtp.engine.messages import GlobalSignals
+from rtp.engine.writes import Writes
+from rtp.ranking.ranker import FEATURES, OnlineRanker
+
+Example = tuple[float, str, int, tuple[float, ...], tuple[tuple[float, ...], ...]]
+"""``(ts, pos, n, chosen features, negatives' features)``: one ranking example."""
+Reward = tuple[float, str, str, str, float]
+"""``(ts, key, bandit name, arm, reward)``: one session's reward for the arm it was served."""
+EdgeObservation = tuple[float, str, dict[str, Any], list[str], list[str]]
+"""``(ts, key, context signals, categories, items)``: what a finished session went on to do."""
+
+
+def _key(x: tuple[Any, ...]) -> tuple[float, str]:
+    return (x[0], x[1])
+
+
+class GlobalMerge:
+    """The ranker, the bandits and the edge model, merged in the canonical order."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        user_shards: int,
+        bandits: dict[str, Any] | None = None,
+        edge: Any = None,
+        write_meta: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.user_shards = user_shards
+        self.ranker = OnlineRanker(seed=settings.seed, kind=settings.ranker)
+        # keyed by placement: a user step asks for the bandit of the placement it decides
+        self.bandits: dict[str, Any] = {b.placement: b for b in (bandits or {}).values()}
+        self.edge = edge
+        self.write_meta = write_meta
+        self.pending: dict[int, tuple[list[Example], list[Reward], list[EdgeObservation]]] = {}
+        self.dones = [-1] * user_shards
+        self.views = [-1] * user_shards
+        self.complete = -1
+        self.unpublished: list[tuple[int, Any]] = []
+        self.stats: dict[str, float] = dict.fromkeys(("examples", "rewards", "sessions"), 0)
+        self._edge_dirty = False
+
+    def on_signals(self, msg: GlobalSignals, log: ModelLog) -> Writes | None:
+        for tick, xs in msg.examples.items():
+            self._pending(tick)[0].extend(xs)
+        for tick, rs in msg.rewards.items():
+            self._pending(tick)[1].extend(rs)
+        for tick, obs in msg.edge.items():
+            self._pending(tick)[2].extend(obs)
+        j = msg.user_shard
+        if msg.done > self.dones[j]:
+            self.dones[j] = msg.done
+        if msg.view_tick > self.views[j]:
+            self.views[j] = msg.view_tick
+        upto = min(self.dones)
+        if upto <= self.complete:
+            return None
+        return self._complete(upto, log)
+
+    def _pending(self, tick: int) -> tuple[list[Example], list[Reward], list[EdgeObservation]]:
+        p = self.pending.get(tick)
+        if p is None:
+            p = self.pending[tick] = ([], [], [])
+        return p
+
+    def _complete(self, upto: int, log: ModelLog) -> Writes:
+        parts: list[tuple[int, Any]] = []
+        ranker = self.ranker
+        learn = ranker.learn_one
+        for tick in sorted(t for t in self.pending if t <= upto):
+            examples, rewards, edge = self.pending.pop(tick)
+            part: dict[str, Any] = {}
+            if examples:
+                examples.sort(key=lambda x: (x[0], x[1], x[2]))
+                for _ts, _pos, _n, chosen, negatives in examples:
+                    learn(dict(zip(FEATURES, chosen, strict=True)), True)
+                    for neg in negatives:
+                        learn(dict(zip(FEATURES, neg, strict=True)), False)
+                ranker.freeze()
+                part["w"] = list(ranker.frozen)
+                part["b"] = float(ranker.model.intercept)
+                part["v"] = ranker.version
+                self.stats["examples"] += len(examples)
+            if rewards:
+                rewards.sort(key=_key)
+                for _ts, _k, name, arm, value in rewards:
+                    b = self.bandits.get(name)
+                    if b is not None and arm in b.pulls:
+                        b.pulls[arm] += 1
+                        b.n_pulls += 1
+                        b.reward(arm, value)
+                part["bandits"] = {
+                    name: pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL)
+                    for name, b in self.bandits.items()
+                }
+                self.stats["rewards"] += len(rewards)
+            if edge and self.edge is not None:
+                edge.sort(key=_key)
+                for ts, _k, signals, cats, items in edge:
+                    self.edge.observe(signals, cats, items, ts)
+                self.stats["sessions"] += len(edge)
+                self._edge_dirty = True
+            if part:
+                parts.append((tick, part))
+        self.complete = upto
+        log.publish(GLOBAL, parts, upto)
+        self.unpublished.extend(parts)
+        oldest_view = min(self.views)
+        if oldest_view >= 0 and self.unpublished and self.unpublished[0][0] <= oldest_view:
+            # keep the newest part at or below the oldest view: a resumed view may need it
+            keep_from = max((p[0] for p in self.unpublished if p[0] <= oldest_view), default=-1)
+            self.unpublished = [p for p in self.unpublished if p[0] >= keep_from]
+            log.prune(GLOBAL, keep_from - 1)
+        return self._meta() if parts else Writes()
+
+    def _meta(self) -> Writes:
+        w = Writes()
+        if not self.write_meta:
+            return w
+        r = self.ranker
+        w.meta.append(
+            (
+                "ranker",
+                orjson.dumps(
+                    {
+                        "version": r.version,
+                        "kind": r.kind,
+                        "updates": r.updates,
+                        "weights": dict(zip(FEATURES, r.frozen, strict=True)),
+                        "intercept": float(r.model.intercept),
+                        "tick": self.complete,
+                    }
+                ),
+            )
+        )
+        for b in self.bandits.values():
+            w.meta.append((b.meta_name("all"), orjson.dumps(b.to_dict())))
+        if self.edge is not None and self._edge_dirty:
+            self._edge_dirty = False
+            w.meta.append(("edge", orjson.dumps(self.edge.document())))
+        return w
+
+    def finish(self, log: ModelLog) -> Writes | None:
+        if not self.pending:
+            return None
+        return self._complete(max(self.pending), log)
+
+    def republish(self, log: ModelLog) -> None:
+        log.publish(GLOBAL, self.unpublished, self.complete)
+
+    def meta(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.stats)
+        out.update(complete=self.complete, model=self.ranker.version)
+        return out
+
+
+def bandit_factory(experiments: Any) -> Callable[[], dict[str, Any]] | None:
+    """Fresh bandit tuners for the global step from an experiments config (or ``None``)."""
+    if experiments is None or not getattr(experiments, "bandits", None):
+        return None
+
+    def make() -> dict[str, Any]:
+        return dict(experiments.make_bandits())
+
+    return make

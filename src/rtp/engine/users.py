@@ -1,0 +1,710 @@
+"""The user step: sessions, profiles and decisions of one user shard.
+
+Per :class:`~rtp.engine.messages.UserBatch` (one source batch's events of this shard):
+
+1. the model view advances to tick ``batch.tick - lag`` (:mod:`rtp.engine.log`);
+2. users not in memory are loaded in one round trip (profiles, do-not-personalize flags);
+3. each event, in order: control events (forget, do-not-personalize); session split (a finished
+   session is folded into the profile, its outcome goes to the global step); test-then-train
+   against the list last served (hooks score it; a ranking example goes to the global step);
+   session update; the event's item record goes to the item step;
+4. one decision per user whose context changed (bursts of one user's events in a batch share
+   one decision), or fallback decisions marked ``degraded`` while the flow lags behind capture;
+5. users idle longer than the session gap (in the stream's event time) are folded and moved to
+   an idle pool; idle users are dropped after ``Settings.idle_ttl_s`` (their profile is stored).
+
+Nothing here depends on how the stream was batched into source batches beyond the batches
+themselves, on the number of shards, or on which worker runs which shard: decisions depend on
+the user's own events and on the model view of a tick only. Plain Python: ``rtp.flow.dataflow``
+wraps it in Bytewax; it returns what to write and what to send downstream.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import Any, Literal
+
+import orjson
+
+from rtp.candidates.generate import candidates
+from rtp.capture import events as ev
+from rtp.config import Settings
+from rtp.decisions.home import fallback_home, rank_home
+from rtp.decisions.placements import decide
+from rtp.decisions.ranked import Ranked, Rules
+from rtp.engine.hooks import BATCH, POPULAR, REALTIME, BatchServing, Hook, overriding
+from rtp.engine.log import GLOBAL, ModelLog, item_writer
+from rtp.engine.messages import INF_TICK, GlobalSignals, ItemSignals, UserBatch
+from rtp.engine.shards import item_shard_of
+from rtp.engine.view import ItemRecord, ModelView, merge_parts
+from rtp.engine.writes import Writes
+from rtp.ranking.score import fill_context
+from rtp.session.profile import Profile
+from rtp.session.state import UserState, fold_session
+
+log = logging.getLogger("rtp.engine")
+
+TYPE_WEIGHT = {
+    ev.PRODUCT_VIEW: 1.0,
+    ev.CLICK: 1.0,
+    ev.HOVER: 0.3,
+    ev.ADD_TO_WISHLIST: 2.0,
+    ev.ADD_TO_CART: 3.0,
+    ev.PURCHASE: 4.0,
+    ev.REMOVE_FROM_CART: 0.2,
+}
+ATTRIBUTION_WINDOW_S = 1_800.0
+WINDOW = 5  # previous items of a session an item record carries (co-visitation window)
+_second = itemgetter(1)
+
+Loader = Callable[[list[str]], dict[str, tuple[bytes | None, bool]]]
+Output = tuple[str, Any]
+
+
+def new_view(settings: Settings) -> ModelView:
+    return ModelView(
+        neighbours_k=settings.neighbours_k,
+        cv_half_life_s=settings.covisit_half_life_s,
+        item_ttl_s=settings.item_ttl_s,
+        ranker=settings.ranker,
+    )
+
+
+class UserShard:
+    """One user shard's state and logic (see the module docstring).
+
+    :param shard: this shard's index; ``shards`` how many user shards there are.
+    :param item_shards: how many item shards receive item records.
+    :param parts: the source partitions whose watermarks this shard waits for.
+    :param mode: ``realtime`` (the flow), ``batch`` or ``popular`` (evaluation modes).
+    :param hooks: plug-ins (evaluation, batch serving, experiment metrics).
+    :param experiments: an :class:`rtp.experiments.design.ExperimentSet` (arms per user).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        shard: int = 0,
+        shards: int = 1,
+        item_shards: int = 1,
+        parts: Sequence[str] = ("files",),
+        *,
+        mode: str = REALTIME,
+        hooks: Sequence[Hook] = (),
+        experiments: Any = None,
+        run: str = "default",
+        keep_idle: bool = False,
+        hold_profiles: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.shard = shard
+        self.shards = shards
+        self.item_shards = item_shards
+        self.parts = list(parts)
+        self.mode = mode
+        self.experiments = experiments
+        self.run = run
+        self.keep_idle = keep_idle  # evaluation: no store to reload users from
+        self.rules = Rules.from_settings(settings)
+        self.view = new_view(settings)
+        self.lag = max(1, settings.model_lag_ticks)
+        self.writers = [item_writer(i) for i in range(item_shards)] + [GLOBAL]
+        self.users: dict[str, UserState] = {}  # in a session, least recently active first
+        self.idle: dict[str, UserState] = {}  # folded, kept in memory until idle_ttl_s
+        self.wm: dict[str, int] = dict.fromkeys(self.parts, -1)
+        self.done = -1
+        self.high = 0.0  # the stream's event time (the source's high-water mark)
+        self.tick = -1
+        self.degraded = False
+        self.hold_profiles = hold_profiles or settings.hold_profiles
+        self.pending_profiles: dict[str, bytes] = {}
+        self._release = False
+        self.hooks = list(hooks)
+        self.batch_serving = next((h for h in self.hooks if isinstance(h, BatchServing)), None)
+        self.stats: dict[str, float] = dict.fromkeys(
+            (
+                "read",
+                "rejected",
+                "events",
+                "sessions",
+                "users_loaded",
+                "profiles_written",
+                "decisions_ranked",
+                "decisions_degraded",
+                "decisions_non_personalized",
+                "coalesced",
+                "forgotten",
+                "learned",
+                "attributed",
+                "max_lag_s",
+                "mode_changes",
+                "view_lag_ticks_max",
+            ),
+            0,
+        )
+        self.staleness_s_max = 0.0
+        self._records: list[ItemRecord] = []
+        self._examples: list[Any] = []
+        self._rewards: list[Any] = []
+        self._edge: list[Any] = []
+        self._last_meta = 0.0
+        self._fallback_version = ""
+        self._fallback_dirty = False
+        self.loader: Loader | None = None
+        self.clock: Callable[[], float] = time.time
+        self._bind()
+
+    def _bind(self) -> None:
+        for h in self.hooks:
+            h.bind(self)
+        hooks = self.hooks
+        self._on_target = overriding(hooks, "on_target")
+        self._after_event = overriding(hooks, "after_event")
+        self._on_session_end = overriding(hooks, "on_session_end")
+        self._on_attributed = overriding(hooks, "on_attributed")
+        self._on_decision = overriding(hooks, "on_decision")
+        self._on_batch_end = overriding(hooks, "on_batch_end")
+        self._serve_per_event = bool(self._after_event)
+
+    # Bytewax snapshots the step: drop what cannot (and need not) be pickled.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in (
+            "loader",
+            "clock",
+            "_on_target",
+            "_after_event",
+            "_on_session_end",
+            "_on_attributed",
+            "_on_decision",
+            "_on_batch_end",
+        ):
+            state[name] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.clock = time.time
+        self._bind()
+
+    # -- the batch ----------------------------------------------------------------------------
+    def process(self, b: UserBatch, mlog: ModelLog) -> list[Output]:
+        """Fold one batch into state; what to write and what to send downstream.
+
+        Users idle past the session gap are swept first, by the event time of the batches
+        before this one, so the sweeps fall at the same place in the stream whatever batches
+        carried events for this shard."""
+        w = Writes()
+        if self._release:
+            self._release = False
+            w.profiles.extend(self.pending_profiles.items())
+            self.pending_profiles = {}
+        st = self.stats
+        st["read"] += b.read
+        st["rejected"] += b.rejected
+        self.tick = b.tick
+        self._sweep(w)
+        events = b.events
+        if events:
+            target = b.tick - self.lag
+            if target > self.view.tick:
+                self._advance(mlog, target)
+            self._load([e.user for e in events], w)
+            if b.lag_ref is not None:
+                self._check_lag(self.clock() - b.lag_ref)
+            self._events(events, w)
+        if b.high > self.high:
+            self.high = b.high
+        if b.wm > self.wm.get(b.part, -1):
+            self.wm[b.part] = b.wm
+        for f in self._on_batch_end:
+            f()
+        self._meta(w, force=False)
+        return self._outputs(w)
+
+    def _events(self, events: list[ev.Event], w: Writes) -> None:
+        dirty: dict[str, UserState] = {}
+        s = self.settings
+        gap = s.session_gap_s
+        hl = s.category_half_life_s
+        recent_n = s.recent_items
+        queries_n = s.recent_queries
+        users = self.users
+        idle = self.idle
+        records = self._records
+        after = self._after_event
+        per_event = self._serve_per_event
+        control = ev.CONTROL_TYPES
+        weights = TYPE_WEIGHT
+        for e in events:
+            uid = e.user
+            if e.type in control:
+                self._control(e, w, dirty)
+                continue
+            u = users.pop(uid, None)
+            if u is None:
+                u = idle.pop(uid, None) or self._new_user(uid, None, False)
+            users[uid] = u
+            if e.dnp and not u.dnp:
+                self._set_dnp(u, True, w)
+            new_session = u.starts_new_session(e, gap)
+            if new_session:
+                if u.session.n:
+                    self._end_session(u, w)
+                u.begin(e)
+                self._session_started(u)
+            item = e.item
+            prev: tuple[str, ...] = ()
+            if item is not None:
+                if not new_session:
+                    self._test(u, e, item)
+                if not u.dnp:
+                    prev = tuple(u.session.recent[-WINDOW:])
+            sess = u.session
+            sess.update(e, hl, recent_n, queries_n)
+            u.observe(e)
+            if item is not None:
+                records.append(
+                    (e.ts, e.pos, item, e.category, e.price, weights.get(e.type, 1.0), prev)
+                )
+            if per_event:
+                for f in after:
+                    f(u, e)
+            elif uid in dirty:
+                self.stats["coalesced"] += 1
+            dirty[uid] = u
+        self.stats["events"] += len(events)
+        if not per_event:
+            for u in dirty.values():
+                if u.uid in users or u.uid in idle:
+                    self._write_decision(u, w)
+
+    def finish(self, mlog: ModelLog) -> list[Output]:
+        """End of a finite stream: fold every open session so profiles are complete."""
+        w = Writes()
+        for u in list(self.users.values()):
+            if u.session.n:
+                self._end_session(u, w)
+        w.profiles.extend(self.pending_profiles.items())
+        self.pending_profiles = {}
+        for h in self.hooks:
+            h.finish(w)
+        if not self._serve_per_event:
+            self.users.clear()
+        self._meta(w, force=True)
+        for p in self.parts:
+            self.wm[p] = INF_TICK
+        return self._outputs(w)
+
+    def snapshot_taken(self) -> None:
+        """Bytewax took a snapshot of this step: held profiles may now be written."""
+        if self.hold_profiles:
+            self._release = True
+
+    # -- the model view -----------------------------------------------------------------------
+    def _advance(self, mlog: ModelLog, target: int) -> None:
+        """Apply every published part of the ticks after the view's up to ``target``."""
+        view = self.view
+        parts = mlog.read(self.writers, view.tick, target)
+        i = 0
+        n = len(parts)
+        while i < n:
+            tick = parts[i][0]
+            items: list[list[ItemRecord]] = []
+            glob = None
+            while i < n and parts[i][0] == tick:
+                _t, writer, part = parts[i]
+                if writer == GLOBAL:
+                    glob = part
+                else:
+                    items.append(part)
+                i += 1
+            if items:
+                view.apply_items(merge_parts(items))
+            if glob is not None:
+                view.apply_global(glob)
+            view.finish_tick(tick)
+        view.tick = target
+        lag = self.tick - target
+        if lag > self.stats["view_lag_ticks_max"]:
+            self.stats["view_lag_ticks_max"] = lag
+        stale = self.high - view.high if view.high else 0.0
+        if stale > self.staleness_s_max:
+            self.staleness_s_max = stale
+        if self.shard == 0 and view.version + str(id(view.pop.trending)) != self._fallback_version:
+            self._fallback_version = view.version + str(id(view.pop.trending))
+            self._fallback_dirty = True
+
+    # -- users --------------------------------------------------------------------------------
+    def _new_user(self, uid: str, raw: bytes | None, dnp: bool) -> UserState:
+        profile = None
+        if raw is not None and not dnp:
+            try:
+                profile = Profile.from_bytes(raw)
+            except (ValueError, TypeError, KeyError):
+                profile = None  # an unreadable profile is rebuilt from new sessions
+        u = UserState(uid, profile, dnp)
+        if self.experiments is not None:
+            u.arms = self.experiments.arms_for(uid)
+        return u
+
+    def _load(self, uids: list[str], w: Writes) -> None:
+        users = self.users
+        idle = self.idle
+        missing = [u for u in dict.fromkeys(uids) if u not in users and u not in idle]
+        if not missing:
+            return
+        w.users.extend(missing)
+        pending = self.pending_profiles
+        if pending:
+            for uid in [m for m in missing if m in pending]:
+                idle[uid] = self._new_user(uid, pending[uid], False)
+            missing = [m for m in missing if m not in pending]
+        if self.loader is None or not missing:
+            return
+        found = self.loader(missing)
+        self.stats["users_loaded"] += len(missing)
+        for uid, (raw, dnp) in found.items():
+            if raw is None and not dnp:
+                continue
+            idle[uid] = self._new_user(uid, raw, dnp)
+
+    def _check_lag(self, lag: float) -> None:
+        s = self.settings
+        if lag > self.stats["max_lag_s"]:
+            self.stats["max_lag_s"] = round(lag, 3)
+        if self.degraded:
+            if lag < s.recover_lag_s:
+                self.degraded = False
+                self.stats["mode_changes"] += 1
+                log.warning("user shard %d: caught up (lag %.1fs): ranked decisions again",
+                            self.shard, lag)  # fmt: skip
+        elif lag > s.degrade_lag_s:
+            self.degraded = True
+            self.stats["mode_changes"] += 1
+            log.warning("user shard %d: %.1fs behind capture: serving fallback decisions "
+                        "(degraded) until the lag is under %.1fs", self.shard, lag,
+                        s.recover_lag_s)  # fmt: skip
+
+    def _control(self, e: ev.Event, w: Writes, dirty: dict[str, UserState]) -> None:
+        uid = e.user
+        if e.type == ev.FORGET:
+            self.users.pop(uid, None)
+            self.idle.pop(uid, None)
+            dirty.pop(uid, None)
+            if self.batch_serving is not None:
+                self.batch_serving.frozen.pop(uid, None)
+            _drop_pending(w, uid)  # the store applies deletes first: nothing of theirs may follow
+            self.pending_profiles.pop(uid, None)
+            w.forget.append(uid)
+            self.stats["forgotten"] += 1
+            return
+        u = self.users.get(uid) or self.idle.get(uid)
+        if u is None:
+            u = self.idle[uid] = UserState(uid)
+        self._set_dnp(u, e.dnp, w)
+        dirty[uid] = u
+
+    def _set_dnp(self, u: UserState, flag: bool, w: Writes) -> None:
+        u.dnp = flag
+        if flag:
+            u.profile = None
+            _drop_pending(w, u.uid)
+            self.pending_profiles.pop(u.uid, None)
+            w.dnp_add.append(u.uid)
+            w.forget.append(u.uid)  # no stored profile (the decision key is rewritten)
+        else:
+            w.dnp_remove.append(u.uid)
+
+    def _session_started(self, u: UserState) -> None:
+        self.stats["sessions"] += 1
+        bandit = self.view.bandits.get("home") if self.view.bandits else None
+        if bandit is not None and not u.dnp and self.arm(u, "home") == REALTIME:
+            u.strategy = bandit.choose_for(f"{u.uid}|{u.session.sid}")
+        else:
+            u.strategy = None
+
+    def _end_session(self, u: UserState, w: Writes) -> None:
+        for f in self._on_session_end:
+            f(u)
+        s = u.session
+        if u.strategy is not None:
+            reward = 1.0 if u.serving.attributed else 0.0
+            self._rewards.append((s.last, f"{u.uid}|{s.sid}", "home", u.strategy, reward))
+        if self.settings.edge_model and not u.dnp and s.n:
+            cats = [c for c, _ in heapq.nlargest(3, s.cats.items(), key=_second)]
+            items = [i for i, _ in heapq.nlargest(3, s.seen.items(), key=_second)]
+            signals = {
+                "referral": u.referral,
+                "device": u.device,
+                "hour": u.hour,
+                "country": u.country,
+                "campaign": u.campaign,
+                "ts": s.start,
+            }
+            self._edge.append((s.start, f"{u.uid}|{s.sid}", signals, cats, items))
+        if u.dnp:
+            s.n = 0
+            return
+        p = fold_session(u, self.settings.profile_half_life_s)
+        s.n = 0  # closed: the next event begins (and resets) a new session
+        u.returning = True
+        if self.hold_profiles:
+            self.pending_profiles[u.uid] = p.to_bytes()
+        else:
+            w.profiles.append((u.uid, p.to_bytes()))
+        self.stats["profiles_written"] += 1
+
+    def arm(self, u: UserState, placement: str) -> str:
+        """Which strategy serves ``u`` on ``placement``: an experiment arm, else the mode."""
+        if self.experiments is not None and u.arms:
+            hit = self.experiments.assign(u.uid, placement)
+            if hit is not None:
+                return str(hit[1])
+        return self.mode
+
+    def reshow(self, u: UserState) -> int | None:
+        """The number of re-show slots a bandit chose for ``u``'s session, if any."""
+        s = u.strategy
+        if s and s.startswith("reshow-"):
+            try:
+                return int(s[7:])
+            except ValueError:
+                return None
+        return None
+
+    # -- learning -----------------------------------------------------------------------------
+    def _test(self, u: UserState, e: ev.Event, item: str) -> None:
+        """Test-then-train against the list last served to ``u``, before ``e`` is learned."""
+        serving = u.serving
+        rank = serving.rank_of(item)
+        for f in self._on_target:
+            f(u, e, rank)
+        if rank < 0:
+            return
+        if not serving.served_hit and e.ts - serving.served_ts <= ATTRIBUTION_WINDOW_S:
+            # one attributed interaction per shown decision
+            serving.served_hit = True
+            serving.attributed += 1
+            self.stats["attributed"] += 1
+            for f in self._on_attributed:
+                f(u, e)
+        if self.mode == REALTIME and not u.dnp and serving.served is not None:
+            self._learn(u, e, item, serving.served)
+
+    def _learn(self, u: UserState, e: ev.Event, item: str, served: list[str]) -> None:
+        """One ranking example: the served candidate the user chose, and two it passed over.
+        The negatives are drawn with a generator seeded by the event (reproducible anywhere)."""
+        view = self.view
+        cats = u.blended_categories()
+        cands = candidates(u, view, cats)
+        chosen = cands.get(item)
+        if chosen is None:
+            return
+        others = [i for i in served if i != item and i in cands]
+        rng = random.Random(zlib.crc32(f"{u.uid}|{e.pos}".encode("utf-8", "surrogatepass")))
+        picked = rng.sample(others, min(2, len(others))) if others else []
+        needed = {i: cands[i] for i in (item, *picked)}  # context features for these only
+        cur = u.session.current
+        fill_context(
+            u,
+            view,
+            cats,
+            u.price_range(),
+            self.rules.price_slack,
+            u.session.item_cat.get(cur) if cur is not None else None,
+            needed,
+        )
+        self._examples.append(
+            (e.ts, e.pos, 0, tuple(needed[item]), tuple(tuple(needed[i]) for i in picked))
+        )
+        self.stats["learned"] += 1
+
+    # -- decisions ----------------------------------------------------------------------------
+    def _write_decision(self, u: UserState, w: Writes) -> None:
+        m = self.view
+        rules = self.rules
+        exp = (
+            self.experiments.assign(u.uid, "home")
+            if u.arms and self.experiments is not None
+            else None
+        )
+        arm = str(exp[1]) if exp is not None else self.mode
+        cats = None
+        band: tuple[float, float] | None | Literal[False] = False
+        st = self.stats
+        if u.dnp or arm in ("none", POPULAR):
+            mode = "non_personalized"
+            home = fallback_home(m, rules.home_n)
+            st["decisions_non_personalized"] += 1
+        elif self.degraded:
+            mode = "degraded"
+            home = fallback_home(m, rules.home_n)
+            st["decisions_degraded"] += 1
+        elif arm == BATCH and self.batch_serving is not None:
+            mode = "ranked"
+            items = self.batch_serving.items_for(u.uid)
+            home = Ranked(list(items), [0.0] * len(items), ["batch"] * len(items))
+            st["decisions_ranked"] += 1
+        else:
+            mode = "ranked"
+            cats = u.blended_categories()
+            band = u.price_range()
+            home = rank_home(u, m, rules, self.reshow(u), cats=cats, band=band)
+            st["decisions_ranked"] += 1
+        s = u.session
+        u.serving.serve(home.items, s.last)
+        if cats is None:
+            cats = u.blended_categories()
+        top = (
+            sorted(cats.items(), key=_cat_order)
+            if len(cats) <= 5
+            else heapq.nsmallest(5, cats.items(), key=_cat_order)
+        )
+        intent = s.intent()
+        d = decide(u, m, rules, home, s.last, mode, top, intent)
+        d["v"] = 1
+        d["ts"] = s.last
+        d["mode"] = mode
+        d["model"] = m.version
+        if exp is not None:
+            d["exp"] = {"name": exp[0], "arm": exp[1]}
+        for f in self._on_decision:
+            f(u, exp, len(home))
+        if u.strategy is not None:
+            d["strategy"] = u.strategy
+        d["ctx"] = {"dnp": True} if u.dnp else u.context(top, band, intent)
+        w.decisions.append((u.uid, orjson.dumps(d)))
+
+    # -- upkeep -------------------------------------------------------------------------------
+    def _sweep(self, w: Writes) -> None:
+        """Fold users idle longer than the session gap in the stream's event time; drop idle
+        users after ``idle_ttl_s`` (their profile is stored; they are reloaded if they return).
+        """
+        cutoff = self.high - self.settings.session_gap_s
+        users = self.users
+        done = []
+        for uid, u in users.items():
+            if u.session.last >= cutoff:
+                break
+            done.append(uid)
+        idle = self.idle
+        for uid in done:
+            u = users.pop(uid)
+            if u.session.n:
+                self._end_session(u, w)
+            u.serving.served = None
+            idle[uid] = u
+        if self.keep_idle or not idle:
+            return
+        drop_before = self.high - self.settings.idle_ttl_s
+        old = []
+        for uid, u in idle.items():
+            if u.session.last >= drop_before:
+                break
+            old.append(uid)
+        for uid in old:
+            del idle[uid]
+
+    def _meta(self, w: Writes, force: bool) -> None:
+        now = self.clock()
+        if self._fallback_dirty:
+            self._fallback_dirty = False
+            w.meta.append(("fallback", orjson.dumps([i for i, _ in self.view.pop.trending])))
+        if not force and now - self._last_meta < 2.0:
+            return
+        self._last_meta = now
+        stats: dict[str, Any] = dict(self.stats)
+        stats["users_in_memory"] = len(self.users) + len(self.idle)
+        stats["event_time"] = self.high
+        stats["model"] = self.view.version
+        stats["view"] = self.view.stats()
+        stats["view_staleness_s_max"] = round(self.staleness_s_max, 3)
+        stats["degraded"] = self.degraded
+        stats["wall"] = now
+        w.meta.append((f"stats:{self.run}:u{self.shard}", orjson.dumps(stats)))
+        for h in self.hooks:
+            h.meta(w)
+
+    def _outputs(self, w: Writes) -> list[Output]:
+        """The batch's writes, and its signals for the item and global steps."""
+        done = min(self.wm.values()) - 1 if self.wm else INF_TICK
+        out: list[Output] = [("w", w)] if len(w) or w.users or w.evals else []
+        records = self._records
+        examples, rewards, edge = self._examples, self._rewards, self._edge
+        advanced = done > self.done
+        if not advanced and not records and not examples and not rewards and not edge:
+            return out
+        self.done = max(self.done, done)
+        tick = max(self.tick, 0)
+        view_tick = self.view.tick
+        n = self.item_shards
+        if records or advanced:
+            primary: list[list[ItemRecord]] = [[] for _ in range(n)]
+            secondary: list[list[ItemRecord]] = [[] for _ in range(n)]
+            if n == 1:
+                primary[0] = records
+            else:
+                for r in records:
+                    home = item_shard_of(r[2], n)
+                    primary[home].append(r)
+                    prev = r[6]
+                    if prev:
+                        sent = {home}
+                        for p in prev:
+                            k = item_shard_of(p, n)
+                            if k not in sent:
+                                sent.add(k)
+                                secondary[k].append(r)
+            for i in range(n):
+                out.append(
+                    (
+                        "i",
+                        (
+                            i,
+                            ItemSignals(
+                                self.shard,
+                                self.done,
+                                view_tick,
+                                {tick: primary[i]} if primary[i] else {},
+                                {tick: secondary[i]} if secondary[i] else {},
+                            ),
+                        ),
+                    )
+                )
+            self._records = []
+        out.append(
+            (
+                "g",
+                GlobalSignals(
+                    self.shard,
+                    self.done,
+                    view_tick,
+                    {tick: examples} if examples else {},
+                    {tick: rewards} if rewards else {},
+                    {tick: edge} if edge else {},
+                ),
+            )
+        )
+        self._examples, self._rewards, self._edge = [], [], []
+        return out
+
+    def meta(self) -> dict[str, Any]:
+        return dict(self.stats)
+
+
+def _cat_order(kv: tuple[str, float]) -> tuple[float, str]:
+    """Heaviest first, ties by name (never by a hash order)."""
+    return (-kv[1], kv[0])
+
+
+def _drop_pending(w: Writes, uid: str) -> None:
+    """Remove a user's not-yet-written values from a batch's writes (forget, dnp)."""
+    w.profiles = [kv for kv in w.profiles if kv[0] != uid]
+    w.decisions = [kv for kv in w.decisions if kv[0] != uid]

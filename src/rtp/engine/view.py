@@ -1,0 +1,148 @@
+"""The model view: what a user step decides with, a replica of the item and global models.
+
+The item step (:mod:`rtp.engine.items`) and the global step (:mod:`rtp.engine.merge`) own the
+learned models and publish, per tick of the stream, a part of the model log
+(:mod:`rtp.engine.log`): the tick's item records in a canonical order, and the ranker's weights.
+Every user step keeps one :class:`ModelView` and applies the log tick by tick, in the same order,
+so every worker holds the same models at the same tick whatever the number of workers or the
+way Bytewax batched the stream. A user step deciding at tick ``t`` uses the view of tick
+``t - lag`` (``Settings.model_lag_ticks``): the models never lag the stream by more than that
+(see ``docs/architecture.md``).
+
+What the view holds: co-visitation neighbours and popularity (with trending and category-top
+lists) rebuilt from the item records, the ranker's frozen weights and version, the bandits'
+state, and the catalogue the stream has shown (category and price per item).
+"""
+
+from __future__ import annotations
+
+import heapq
+import pickle
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rtp.candidates.covisit import CoVisitation
+from rtp.candidates.popularity import Popularity
+from rtp.ranking.ranker import FEATURES, PRIOR, PRIOR_INTERCEPT
+
+TREND_N = 4
+
+ItemRecord = tuple[float, str, str, str | None, float | None, float, tuple[str, ...]]
+"""``(ts, pos, item, category, price, weight, previous items)``: one event's item signal.
+
+``previous items`` are the session's items before this one (most recent last; empty for users
+who opted out of personalization, whose events count for popularity only). ``(ts, pos)`` is the
+canonical order every consumer applies records in.
+"""
+
+
+def record_key(r: ItemRecord) -> tuple[float, str]:
+    return (r[0], r[1])
+
+
+class ModelView:
+    """Co-visitation, popularity, ranker weights and bandit state as of one tick."""
+
+    def __init__(
+        self,
+        neighbours_k: int = 30,
+        cv_half_life_s: float = 6 * 3_600.0,
+        pop_half_life_s: float = 3_600.0,
+        item_ttl_s: float = 7 * 86_400.0,
+        ranker: str = "lr",
+    ) -> None:
+        self.cv = CoVisitation(k=neighbours_k, half_life_s=cv_half_life_s)
+        self.pop = Popularity(half_life_s=pop_half_life_s)
+        self.item_ttl_s = item_ttl_s
+        self.weights: tuple[float, ...] = tuple(PRIOR[f] for f in FEATURES)
+        self.intercept = PRIOR_INTERCEPT
+        self.version = f"{ranker}-0"
+        self.tick = -1  # the view holds every tick <= this one
+        self.high = 0.0  # event time of the newest record applied
+        self.records = 0
+        self.bandits: dict[str, Any] = {}
+        self.extra: dict[str, Any] = {}  # other global parts (edge model, ...), by name
+        self._next_evict = 0.0
+        # trending candidates' user-independent terms, for the current weights and trending list
+        self._trend: list[tuple[str, str | None, float, float | None]] = []
+        self._trend_key: tuple[int, int] = (0, 0)
+
+    # -- applying the log ---------------------------------------------------------------------
+    def apply_items(self, records: Iterable[ItemRecord]) -> None:
+        """Apply item records in the order given (the caller merges parts canonically)."""
+        cv_add = self.cv.add
+        pop_add = self.pop.add
+        n = 0
+        high = self.high
+        for ts, _pos, item, cat, price, weight, prev in records:
+            pop_add(item, cat, price, weight, ts)
+            if prev:
+                cv_add(prev, item, weight, ts)
+            if ts > high:
+                high = ts
+            n += 1
+        self.high = high
+        self.records += n
+
+    def apply_global(self, part: dict[str, Any]) -> None:
+        """Adopt the global step's part: ranker weights and version, bandits, extras."""
+        w = part.get("w")
+        if w is not None:
+            self.weights = tuple(float(x) for x in w)
+            self.intercept = float(part["b"])
+            self.version = str(part["v"])
+        bandits = part.get("bandits")
+        if bandits:
+            for name, blob in bandits.items():
+                self.bandits[name] = pickle.loads(blob) if isinstance(blob, bytes) else blob
+        for name, value in part.get("extra", {}).items():
+            self.extra[name] = value
+
+    def finish_tick(self, tick: int) -> None:
+        """Tick boundary upkeep: prune neighbours, refresh top lists, rescale, evict."""
+        self.cv.prune()
+        self.pop.refresh()
+        high = self.high
+        self.cv.rebase(high)
+        self.pop.rebase(high)
+        if high >= self._next_evict:
+            if self._next_evict:
+                cutoff = high - self.item_ttl_s
+                self.cv.evict(cutoff)
+                self.pop.evict(cutoff)
+            self._next_evict = high + self.item_ttl_s / 8.0
+        self.tick = tick
+
+    # -- reading ------------------------------------------------------------------------------
+    def trend_terms(self) -> list[tuple[str, str | None, float, float | None]]:
+        """``(item, category, popularity term, price)`` of the trending candidates, cached until
+        the weights or the trending list change (both are new objects then)."""
+        weights, trending = self.weights, self.pop.trending
+        key = (id(weights), id(trending))
+        if key != self._trend_key:
+            w4 = weights[4]
+            top = trending[0][1] if trending else 1.0
+            cat_of, price_of = self.pop.cat_of.get, self.pop.price_of.get
+            self._trend = [
+                (it, cat_of(it), w4 * (sc / top if sc < top else 1.0), price_of(it))
+                for it, sc in trending[:TREND_N]
+            ]
+            self._trend_key = key
+        return self._trend
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "tick": self.tick,
+            "event_time": self.high,
+            "records": self.records,
+            "items": len(self.pop),
+            "neighbour_lists": len(self.cv),
+            "model": self.version,
+        }
+
+
+def merge_parts(parts: Sequence[Sequence[ItemRecord]]) -> Iterable[ItemRecord]:
+    """Records of several item-shard parts of one tick in the canonical ``(ts, pos)`` order."""
+    if len(parts) == 1:
+        return parts[0]
+    return heapq.merge(*parts, key=record_key)

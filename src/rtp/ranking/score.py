@@ -1,0 +1,218 @@
+"""Stage two on the hot path: every candidate's linear score under the frozen weights.
+
+:func:`fast_scores` fuses stage one (:mod:`rtp.candidates.generate`) and stage two: it computes
+``intercept + weights . features`` for the features :func:`rtp.candidates.generate.candidates`
+and :func:`fill_context` describe (a test checks it), without a vector per candidate: a
+candidate's context terms are added once, when a generator first proposes it, and each generator
+adds its own term. Category-popular items need no look-ups at all: their category (hence its
+blended weight) is the list's, and their popularity is the list's own count.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rtp.candidates.generate import CAT_PER_CAT, CV_PER_SEED, SEED_FACTORS, SEEDS
+from rtp.ranking.ranker import FEATURES
+
+if TYPE_CHECKING:
+    from rtp.engine.view import ModelView
+    from rtp.session.state import UserState
+
+
+def feature_dict(v: list[float]) -> dict[str, float]:
+    return dict(zip(FEATURES, v, strict=True))
+
+
+def fill_context(
+    u: UserState,
+    m: ModelView,
+    cats: dict[str, float],
+    band: tuple[float, float] | None,
+    slack: float,
+    cur_cat: str | None,
+    cands: dict[str, list[float]],
+) -> None:
+    """Fill the context features of every candidate vector in place."""
+    cat_of = m.pop.cat_of
+    price_of = m.pop.price_of
+    score = m.pop.score
+    trending = m.pop.trending
+    top_pop = trending[0][1] if trending else 1.0
+    s = u.session
+    seen = s.seen
+    cart = s.cart
+    favs = u.profile.favs if u.profile is not None else ()
+    lo = band[0] / slack if band else 0.0
+    hi = band[1] * slack if band else 0.0
+    for it, v in cands.items():
+        c = cat_of.get(it)
+        if c is not None:
+            v[2] = cats.get(c, 0.0)
+            if c == cur_cat:
+                v[3] = 1.0
+        if v[4] == 0.0:
+            sc = score.get(it)
+            if sc is not None:
+                v[4] = sc / top_pop if sc < top_pop else 1.0
+        if band is not None:
+            p = price_of.get(it)
+            v[6] = 0.5 if p is None else (1.0 if lo <= p <= hi else 0.0)
+        else:
+            v[6] = 0.5
+        if it in seen:
+            v[7] = 1.0
+        if it in cart:
+            v[9] = 1.0
+        if it in favs:
+            v[10] = 1.0
+
+
+def fast_scores(
+    u: UserState,
+    m: ModelView,
+    cats: dict[str, float],
+    top_cats: list[str],
+    band: tuple[float, float] | None,
+    slack: float,
+    cur_cat: str | None,
+    why: dict[str, str],
+    streams: list[tuple[str, float]] | None = None,
+) -> dict[str, float]:
+    """Every candidate's score (see the module docstring).
+
+    ``why`` receives each candidate's reason code (its generator; a re-show or cart wins).
+    With ``streams``, category-popular items new to the candidates are appended there as
+    ``(item, score)`` instead of entering the dict (their reason code is ``cat``); the result is
+    the same as without, and cheaper.
+    """
+    w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10 = m.weights
+    sc: dict[str, float] = {}
+    get = sc.get
+    pop = m.pop
+    cat_of = pop.cat_of.get
+    cats_get = cats.get
+    pop_get = pop.score.get
+    trending = pop.trending
+    top_pop = trending[0][1] if trending else 1.0
+    w4n = w4 / top_pop
+    base = m.intercept
+    if band is None:
+        base += 0.5 * w6
+        lo = hi = 0.0
+    else:
+        lo = band[0] / slack
+        hi = band[1] * slack
+    price_get = pop.price_of.get
+
+    def context(it: str) -> float:
+        s = base
+        c = cat_of(it)
+        if c is not None:
+            s += w2 * cats_get(c, 0.0)
+            if c == cur_cat:
+                s += w3
+        p = pop_get(it)
+        if p is not None:
+            s += w4n * p if p < top_pop else w4
+        if band is not None:
+            pr = price_get(it)
+            if pr is None:
+                s += 0.5 * w6
+            elif lo <= pr <= hi:
+                s += w6
+        return s
+
+    sess = u.session
+    recent = sess.recent
+    cv_top = m.cv.top
+    for idx, seed in enumerate(recent[-1 : -min(SEEDS, len(SEED_FACTORS)) - 1 : -1]):
+        lst = cv_top(seed, CV_PER_SEED)
+        if not lst:
+            continue
+        a = (SEED_FACTORS[idx] * w0 + (w1 if idx == 0 else 0.0)) / lst[0][1]
+        for nbr, w in lst:
+            v = get(nbr)
+            if v is None:
+                v = context(nbr)
+                why[nbr] = "cv"
+            sc[nbr] = v + a * w
+    for it, c, pop_term, pr in m.trend_terms():
+        if it in sc:
+            continue
+        v = base + pop_term
+        if c is not None:
+            v += w2 * cats_get(c, 0.0)
+            if c == cur_cat:
+                v += w3
+        if band is not None:
+            if pr is None:
+                v += 0.5 * w6
+            elif lo <= pr <= hi:
+                v += w6
+        sc[it] = v
+        why[it] = "pop"
+    n = len(recent)
+    for pos in range(n):
+        it = recent[n - 1 - pos]
+        v = get(it)
+        sc[it] = (context(it) if v is None else v) + w8 / (1 + pos)
+    cart = sess.cart
+    for it in cart:
+        v = get(it)
+        sc[it] = (context(it) if v is None else v) + w9
+    favs: Any = ()
+    if u.profile is not None:
+        favs = u.profile.favs
+        for it in favs[:5]:
+            if it not in sc:
+                sc[it] = context(it)
+                why[it] = "fav"
+    seen = sess.seen
+    if top_cats:
+        cat_top = pop.cat_top
+        for c in top_cats:
+            lst2 = cat_top.get(c)
+            if not lst2:
+                continue
+            lst2 = lst2[:CAT_PER_CAT]
+            b = w5 / lst2[0][1]
+            if band is None and streams is not None:
+                # Items that are new candidates and carry no per-user term (not seen, not a
+                # favourite) take their context terms from the list itself (its category, its
+                # counts), so they are scored in one comprehension and merged by the caller.
+                off = base + w2 * cats_get(c, 0.0) + (w3 if c == cur_cat else 0.0)
+                a4 = w4n + b
+                streams.extend(
+                    [
+                        (it, off + a4 * s if s < top_pop else off + b * s + w4)
+                        for it, s in lst2
+                        if it not in sc and it not in seen and it not in favs
+                    ]
+                )
+                for it, s in [kv for kv in lst2 if kv[0] in sc or kv[0] in seen or kv[0] in favs]:
+                    v = get(it)
+                    if v is not None:
+                        sc[it] = v + b * s
+                    else:
+                        sc[it] = context(it) + b * s
+                        why[it] = "cat"
+                continue
+            for it, s in lst2:
+                v = get(it)
+                if v is None:
+                    v = context(it)
+                    why[it] = "cat"
+                sc[it] = v + b * s
+    for it in seen:
+        v = get(it)
+        if v is not None:
+            sc[it] = v + w7
+            why[it] = "re"
+    for it in cart:
+        why[it] = "cart"
+    for it in favs:
+        v = get(it)
+        if v is not None:
+            sc[it] = v + w10
+    return sc
