@@ -224,7 +224,7 @@ class EdgeModel:
         min_support: float = 3.0,
         max_rules: int = 256,
         max_entries: int = 32,
-        doc_rules: int = 40,
+        doc_rules: int = 128,
         top_categories: int = 3,
         top_items: int = 4,
         max_gzip_bytes: int = 8_192,
@@ -342,8 +342,11 @@ class EdgeModel:
             entry["reason"] = reason_for(dict(key))
             entry["support"] = round(support, 3)
             published.append((len(key), support, key, entry))
-        published.sort(key=lambda t: (-t[0], -t[1], t[2]))
-        rules = [entry for _, _, _, entry in published[: self.doc_rules]]
+        # keep the general rules first (they cover every visitor), then the best supported;
+        # publish the kept ones most specific first (the first match wins in rtp.js)
+        published.sort(key=lambda t: (t[0], -t[1], t[2]))
+        kept = sorted(published[: self.doc_rules], key=lambda t: (-t[0], -t[1], t[2]))
+        rules = [entry for _, _, _, entry in kept]
         while True:
             doc = self._wrap(rules)
             if not rules or len(gzip.compress(orjson.dumps(doc), mtime=0)) <= self.max_gzip_bytes:
