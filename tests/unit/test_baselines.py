@@ -196,6 +196,30 @@ def test_is_target_learns_everything_and_scores_only_targets() -> None:
     ]  # fmt: skip
 
 
+def test_is_target_counts_targets_as_rtp_does() -> None:
+    """A landing page view or a search starts the session: the first item after it is a target
+    (the model has no item to go on: a miss), as in rtp's engine."""
+    ev = [
+        Event("page_view", "u1", T0, pos="t.jsonl:1"),  # landing, no item
+        Event("product_view", "u1", T0 + 10, "a", pos="t.jsonl:2"),  # target: a miss
+        Event("search", "u1", T0 + 1_000, None, query="x", pos="t.jsonl:3"),  # extends it
+        Event("product_view", "u1", T0 + 2_500, "b", pos="t.jsonl:4"),  # 1500 s gap: same one
+        Event("product_view", "u2", T0 + 20, "a", pos="t.jsonl:5"),  # first of u2: no target
+        Event("dnp", "u2", T0 + 21, pos="t.jsonl:6"),  # control: not an event of a session
+        Event("product_view", "u2", T0 + 22, "b", pos="t.jsonl:7"),
+    ]
+    model = Recorder()
+    result = run_baseline(model, ev, ks=(3,), is_target=lambda e: True)
+    assert result.keys() == ["t.jsonl:2", "t.jsonl:4", "t.jsonl:7"]
+    assert result.categories().tolist() == [1, 0, 0]  # the recorder always lists b, a, c
+    assert ("recommend", "u:u1#1", ()) in model.log  # asked with no session item
+    knn = run_baseline(SessionKNN(), ev, ks=(3,), is_target=lambda e: True)
+    assert knn.keys() == result.keys()
+    assert knn.categories().tolist()[0] == 3  # kNN has nothing to go on: a miss
+    # the older form skips events without an item: the search does not extend the session
+    assert run_baseline(Recorder(), ev, ks=(3,)).keys() == ["t.jsonl:7"]
+
+
 @pytest.mark.parametrize("make", [SessionKNN, STAN], ids=["sknn", "stan"])
 def test_is_target_equals_the_warmup_form(make: type[SessionKNN] | type[STAN]) -> None:
     """One stream with a predicate scores exactly what warm-up + test scores."""

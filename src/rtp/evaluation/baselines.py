@@ -21,10 +21,13 @@ records use ``key = event.pos``: they pair with the records of rtp's engine in
 
 The warm-up protocol is the runner's: give the whole stream in replay order and the runner's
 predicate of scorable events, ``run_baseline(model, stream, is_target=pred)``. Every event is
-learned; an event is scored when ``pred(event)`` holds and its session already has an item, so
-the baselines are scored on exactly the targets rtp is (:func:`source_is` builds the common
+learned, and the targets are rtp's: an event that names an item, follows another event of its
+session (of any type: a landing page view or a search counts) and satisfies ``pred``. A target
+whose session has no item yet gets the model's list for an empty session (none: a miss), so the
+baselines are scored on exactly the targets rtp is (:func:`source_is` builds the common
 predicate "the event comes from one of these files"). The older form, ``warmup=`` events learned
-first and then ``events`` all scorable, still works.
+first and then ``events`` all scorable, still works as before: it skips events without an item,
+so its first target of a session is the second item event.
 """
 
 from __future__ import annotations
@@ -362,13 +365,14 @@ class STAN(_Neighbourhood):
 class _Open:
     """One open session of :class:`_Sessions`."""
 
-    __slots__ = ("sid", "items", "item_set", "last")
+    __slots__ = ("sid", "items", "item_set", "last", "events")
 
     def __init__(self, sid: str, ts: float) -> None:
         self.sid = sid
         self.items: list[str] = []
         self.item_set: set[str] = set()
         self.last = ts
+        self.events = 0  # events of the session so far, with or without an item
 
 
 class _Sessions:
@@ -411,17 +415,23 @@ def run_baseline(
 ) -> Prequential:
     """Prequential test-then-train evaluation of ``model`` over ``events`` (in replay order).
 
-    Only events with an item are used (control events are skipped). Sessions are
-    ``event.session`` when present, else a user's events with gaps of at most
-    ``session_gap_s`` seconds. A target is an event that follows another in its session and
-    that ``is_target`` accepts (default: every event of ``events``): it is scored against
-    ``model.recommend(session items so far, n=max(ks))`` and then learned; every other event is
-    only learned. ``warmup`` events are learned before ``events`` and never scored (the older
-    form of the warm-up protocol; with ``is_target``, pass the whole stream as ``events``
-    instead). ``exclude_current`` keeps the session's own items out of the lists (otherwise
-    re-views can be hit). The records carry ``key = event.pos``, the served list (coverage)
-    and ``seen`` (the item is already in the session); every item of ``events`` counts for
-    coverage, targets or not.
+       Only events with an item are used (control events are skipped). Sessions are
+       ``event.session`` when present, else a user's events with gaps of at most
+       ``session_gap_s`` seconds. A target is an event with an item that follows another in its
+       session and that ``is_target`` accepts: it is scored against ``model.recommend(session
+       items so far, n=max(ks))`` and then learned; every other event is only learned.
+
+       - With ``is_target`` (the runner's protocol: pass the whole stream as ``events``), "follows
+         another" counts every earlier event of the session, as rtp does, so events without an
+         item (page views, searches) start and extend sessions too; a target with no session item
+         yet is a miss unless the model recommends for an empty session.
+       - Without it (the older form), events without an item are skipped, every event of
+         ``events`` after the first item of its session is a target, and ``warmup`` events are
+         learned before ``events`` and never scored.
+    ``exclude_current`` keeps the session's own items out of the lists (otherwise
+       re-views can be hit). The records carry ``key = event.pos``, the served list (coverage)
+       and ``seen`` (the item is already in the session); every item of ``events`` counts for
+       coverage, targets or not.
     """
     sessions = _Sessions(session_gap_s)
     for event in warmup:
@@ -435,12 +445,18 @@ def run_baseline(
     n = result.kmax
     for event in events:
         item = event.item
-        if item is None or event.type in CONTROL_TYPES:
+        if event.type in CONTROL_TYPES or (item is None and is_target is None):
             continue
         session = sessions.get(event)
+        session.events += 1
+        if item is None:
+            continue
         items, item_set = session.items, session.item_set
         result.note_item(item)
-        if items and (is_target is None or is_target(event)):
+        # older form: after the session's first item; with is_target, rtp's targets: after any
+        # earlier event of the session
+        scored = bool(items) if is_target is None else session.events > 1 and is_target(event)
+        if scored:
             served = model.recommend(
                 items,
                 n=n,
