@@ -188,6 +188,19 @@ def source_of(key: str) -> str:
     return key.rpartition(":")[0]
 
 
+def format_sources(counts: Mapping[str, int]) -> str:
+    """One line for a report: targets per source, largest first.
+
+    >>> format_sources({"warmup.jsonl": 0, "test.jsonl": 12345, "": 2})
+    'targets by source: test.jsonl 12,345, (no source) 2, warmup.jsonl 0'
+    """
+    parts = [
+        f"{name or '(no source)'} {n:,}"
+        for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    return "targets by source: " + (", ".join(parts) if parts else "none")
+
+
 def nice_bucket_s(span_s: float, max_buckets: int = MAX_BUCKETS) -> float:
     """The smallest width of :data:`NICE_BUCKETS_S` that cuts ``span_s`` into at most
     ``max_buckets`` buckets (with a 2-2.5x step between nice widths: at least ~40 % of
