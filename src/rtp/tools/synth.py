@@ -139,8 +139,12 @@ from rtp.capture.events import (
 )
 
 __all__ = [
+    "CONSIDERED",
+    "COUNTRY_FAVOURITES",
     "DEFAULT_START_TS",
+    "IMPULSE",
     "KINDS",
+    "LEISURE",
     "NEWS_HOST",
     "NEWS_TOPICS",
     "PERSONAS",
