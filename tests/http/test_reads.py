@@ -4,6 +4,8 @@ metrics, OpenAPI and errors."""
 from __future__ import annotations
 
 import gzip
+import shutil
+import subprocess
 import time
 from typing import Any
 
@@ -13,7 +15,7 @@ import pytest
 import redis
 
 from rtp.decisions.edge import EdgeModel
-from rtp.http.app import PLACEMENTS
+from rtp.http.app import PLACEMENTS, compact_js, static_bytes
 from rtp.store.client import Client
 
 from .conftest import stream_events
@@ -177,6 +179,13 @@ def test_rtp_js(http: httpx.Client) -> None:
     assert res.status_code == 200 and "javascript" in res.headers["Content-Type"]
     assert len(gzip.compress(res.content, 9)) <= 4096
     assert res.content.startswith(b"/*! rtp.js")
+    # what is served is the readable source without indentation and comment lines
+    source = static_bytes("rtp.js")
+    assert res.content == compact_js(source)
+    assert [ln.strip() for ln in source.decode().splitlines() if ln.strip()
+            and not ln.strip().startswith("//")] == res.text.splitlines()  # fmt: skip
+    if shutil.which("node"):
+        subprocess.run(["node", "--check", "-"], input=res.content, check=True)
     zipped = http.get("/rtp.js", headers={"Accept-Encoding": "gzip"})
     assert zipped.headers["Content-Encoding"] == "gzip" and zipped.content == res.content
     assert http.get("/rtp.js", headers={"If-None-Match": res.headers["ETag"]}).status_code == 304

@@ -2,22 +2,20 @@
 
 ``rtp serve --demo`` calls :func:`running_demo` once, before the server starts:
 
+- it starts the live flow as ``rtp live --redis-url URL`` (a child process; the only interface
+  to the flow the doors rely on), waits until it decides, and stops it when the server stops;
 - the first time on a Redis (``{prefix}demo:seeded`` is absent) it appends two days of
   synthetic shoppers over the shop's catalogue (:func:`rtp.tools.synth.generate_records`, ending
   now) to the live stream, so the flow learns popularity and co-visitation, and publishes an
   edge model learned from the same sessions at ``{prefix}meta:edge`` unless one is already
-  there (the flow's own publisher overwrites it as it learns);
-- it starts the live flow as ``rtp live --redis-url URL`` (a child process; the only interface
-  to the flow the doors rely on) and stops it when the server stops.
+  there (the flow's own publisher overwrites it as it learns).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -38,6 +36,7 @@ from rtp.capture.events import (
 )
 from rtp.decisions.edge import EdgeModel
 from rtp.http.demo.catalog import N_CATEGORIES, N_ITEMS, SEED
+from rtp.http.live import start_live, stop_live, wait_ready
 from rtp.http.settings import ServeSettings
 from rtp.store import streams
 from rtp.tools import synth
@@ -129,33 +128,27 @@ def running_demo(settings: ServeSettings) -> Iterator[subprocess.Popen[bytes]]:
     url = settings.rtp.redis_url
     if not url:
         raise ValueError("the demo needs a Redis URL")
-    r = redis.Redis.from_url(url, socket_timeout=settings.rtp.redis_timeout_s)
-    try:
-        n = seed(r, settings)
-    finally:
-        r.close()
-    if n:
-        print(f"rtp serve --demo: seeded {n:,} synthetic events and a first edge model")
     log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - open while the flow runs
         prefix="rtp-demo-live-", suffix=".log", delete=False
     )
-    cmd = [sys.executable, "-m", "rtp.tools.cli", "live", "--redis-url", url]
-    proc = subprocess.Popen(
-        cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=os.environ
-    )
+    proc = start_live(url, log_file)
     print(f"rtp serve --demo: the live flow runs as pid {proc.pid} (log: {log_file.name})")
+    r = redis.Redis.from_url(url, socket_timeout=settings.rtp.redis_timeout_s)
+    try:
+        wait_ready(proc, r, settings.rtp.key_prefix)
+        n = seed(r, settings)
+        if n:
+            print(f"rtp serve --demo: seeded {n:,} synthetic events and a first edge model")
+    except RuntimeError as e:
+        print(f"rtp serve --demo: {e}; the shop runs with edge and fallback content only")
+    finally:
+        r.close()
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        elif proc.returncode:
+        if proc.poll() is not None and proc.returncode:
             log.warning(
                 "the live flow exited with code %s (see %s)", proc.returncode, log_file.name
             )
+        stop_live(proc)
         log_file.close()

@@ -1,10 +1,12 @@
 """The demo shop's pages: home, category, product, search and cart, in plain HTML with ``rtp.js``.
 
-Every page marks its personalized blocks with ``data-rtp-placement`` and holds their static
-content (what a visitor sees when rtp is down or not allowed), inlines the current edge model
-(``<script id="rtp-edge">``: the first page is personalized with no request at all), and sends
-the Segment e-commerce events a real shop sends (Product Viewed, Product List Viewed, Products
-Searched, Product Added, Order Completed) with the catalogue's categories and prices.
+``rtp.js`` loads in ``<head>`` (like any client-side testing tool that must not flicker): it
+personalizes each placement from the edge model as soon as the parser is past it, before the
+first paint. Every page marks its personalized blocks with ``data-rtp-placement`` and holds
+their static content (what a visitor sees when rtp is down or not allowed), inlines the current
+edge model (``<script id="rtp-edge">``: the first page is personalized with no request at all),
+and sends the Segment e-commerce events a real shop sends (Product Viewed, Product List Viewed,
+Products Searched, Product Added, Order Completed) with the catalogue's categories and prices.
 ``/shop/static/shop.js`` renders the decisions with the catalogue and re-ranks search results.
 """
 
@@ -96,7 +98,12 @@ class Shop:
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{_e(title)} · rtp demo shop</title>
-<link rel="stylesheet" href="/shop/static/shop.css"></head>
+<link rel="stylesheet" href="/shop/static/shop.css">
+{edge_tag}
+<script>{_STUB}{script}</script>
+<script src="/shop/catalog.js"></script>
+<script src="/shop/static/shop.js"></script>
+<script src="/rtp.js"></script></head>
 <body>
 <header><a class="logo" href="/shop/">rtp<span>shop</span></a>
 <form action="/shop/search"><input name="q" placeholder="Search" aria-label="Search"></form>
@@ -107,11 +114,6 @@ class Shop:
 <main>{body}</main>
 <footer>A demo of <a href="/openapi.json">rtp</a>: each personalized block says where its
 content came from (<code>data-rtp-source</code>: edge, server or fallback) and why.</footer>
-{edge_tag}
-<script>{_STUB}{script}</script>
-<script src="/shop/catalog.js"></script>
-<script src="/shop/static/shop.js"></script>
-<script src="/rtp.js"></script>
 </body></html>"""
         return HTMLResponse(doc)
 

@@ -32,8 +32,8 @@
   function cls(h) {
     h = h.replace(/^www\./, "") + ".";
     if (/^(mail|webmail|outlook|inbox)\.|(^|\.)(gmail|hotmail|proton(mail)?)\./.test(h)) return "email";
-    if (/(^|\.)(google|bing|duckduckgo|yahoo|baidu|yandex|ecosia|qwant|startpage|naver|seznam|kagi|ask|aol)\./.test(h)) return "search";
-    if (/(^|\.)(facebook|fb|instagram|twitter|x|t|linkedin|lnkd|pinterest|pin|reddit|tiktok|youtube|youtu|snapchat|whatsapp|telegram|vk|weibo|tumblr|threads|bsky|discord)\./.test(h)) return "social";
+    if (/(^|\.)(google|bing|duckduckgo|yahoo|baidu|yandex|ecosia|qwant|naver)\./.test(h)) return "search";
+    if (/(^|\.)(facebook|fb|instagram|twitter|x|t|linkedin|pinterest|reddit|tiktok|youtube|youtu)\./.test(h)) return "social";
     return "other";
   }
   function referral() {
@@ -76,7 +76,7 @@
       var c = el.querySelector('[data-rtp-item="' + String(i).replace(/["\\]/g, "") + '"]');
       if (c) c.parentNode.insertBefore(c, c.parentNode.firstChild);
     });
-    shown.forEach(function (f) { try { f(place(el), src, x); } catch (e) {} });
+    shown.forEach(function (f) { f(place(el), src, x); });
   }
   function restore(src) {
     els.forEach(function (el) {
@@ -90,24 +90,26 @@
   }
 
   // -- the edge model: inline <script id="rtp-edge">, else cached, else fetched ------------
+  var rule = null, pend = [];
   function edge(doc) {
-    var t = performance.now(), h = new Date().getHours(), s = {}, r = null, i, k, ok;
+    var t = performance.now(), h = new Date().getHours(), s = {}, i, k, ok;
     for (k in sig) s[k] = sig[k];
     (doc.dayparts || []).forEach(function (p) { if (h >= p[1]) s.daypart = p[0]; });
-    for (i = 0; !r && i < (doc.rules || []).length; i++) {
+    for (i = 0, rule = null; !rule && i < (doc.rules || []).length; i++) {
       ok = 1;
       for (k in doc.rules[i].when) if (s[k] !== doc.rules[i].when[k]) ok = 0;
-      if (ok) r = doc.rules[i];
+      if (ok) rule = doc.rules[i];
     }
     R.edgeMs = performance.now() - t;
-    if (!r || off()) return;
-    els.forEach(function (el) {
-      var p = place(el);
-      if (el.getAttribute("data-rtp-source") == "server") return;
-      if (p == "hero") show(el, { theme: r.hero, message: r.message, reason: r.reason, categories: r.categories }, "edge");
-      else if (p == "home" && r.items && r.items.length) show(el, { items: r.items, reason: r.reason }, "edge");
-      else if (p == "nav" && r.categories) show(el, { categories: r.categories, reason: r.reason }, "edge");
-    });
+    els.forEach(function (el) { if (pend.indexOf(el) < 0) apply(el); });
+  }
+  function apply(el) {
+    var p = place(el), r = rule;
+    if (!r || off() || el.getAttribute("data-rtp-source") == "server") return;
+    if (p == "hero") show(el, { theme: r.hero, message: r.message, reason: r.reason, categories: r.categories }, "edge");
+    else if (p == "home" && r.items && r.items.length) show(el, { items: r.items, reason: r.reason }, "edge");
+    else if (p == "nav" && r.categories) show(el, { categories: r.categories, reason: r.reason }, "edge");
+    else return;
     R.edgeAt = performance.now();
   }
   function loadEdge() {
@@ -122,6 +124,17 @@
         if (!c) edge(doc);
       });
     }).catch(function () {});
+  }
+  // placements are personalized as soon as the parser is past them (before the first paint
+  // when rtp.js is in <head>), then again when the document is complete
+  function past(el) {
+    for (var n = el; n && n != d.body; n = n.parentNode) if (n.nextSibling) return 1;
+  }
+  function scan(all) {
+    [].forEach.call(d.querySelectorAll("[data-rtp-placement]"), function (el) {
+      if (els.indexOf(el) < 0) { els.push(el); pend.push(el); }
+    });
+    pend = pend.filter(function (el) { if (all || past(el)) { apply(el); return 0; } return 1; });
   }
 
   // -- server decisions --------------------------------------------------------------------
@@ -201,13 +214,19 @@
   w.rtp = R;
   R.api = api;
   Q.forEach(function (a) { R.apply(null, a); });
-  els = [].slice.call(d.querySelectorAll("[data-rtp-placement]"));
-  if (off()) mark("fallback");
-  else {
-    loadEdge();
+  function start() {
+    scan(1);
+    if (off()) return mark("fallback");
     if (!me || me.getAttribute("data-auto") != "0") cmds.page();
     refresh();
   }
+  if (!off()) loadEdge();
+  scan(0);
+  if (d.readyState == "loading") {
+    var mo = new MutationObserver(function () { scan(0); });
+    mo.observe(d.documentElement, { childList: true, subtree: true });
+    d.addEventListener("DOMContentLoaded", function () { mo.disconnect(); start(); });
+  } else start();
   w.addEventListener("pagehide", flush);
   d.addEventListener("visibilitychange", function () { if (d.visibilityState == "hidden") flush(); });
 })(window, document);

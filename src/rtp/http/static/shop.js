@@ -19,10 +19,15 @@
   rtp("render", function (el, x, src) {
     var p = el.getAttribute("data-rtp-placement"), r = el.querySelector("[data-rtp-reason]");
     if (p == "hero") {
-      var c = (x.theme || "").indexOf("category:") == 0 ? x.theme.slice(9) : (x.categories || [])[0], v = viewed();
+      var t = (x.theme || "").split(":"), c = t[1] || (x.categories || [])[0], v = viewed(), h = el.querySelector("[data-rtp-message]");
+      var say = { category: "Picked for you: ", deals: "Deals on ", guide: "Compare our " }[t[0]];
+      if (src == "server" && !say) {
+        if (/cart|checkout/.test(t[0])) h.textContent = "Your cart is waiting";
+        return;
+      }
       if (!c) return;
       el.setAttribute("data-cat", c);
-      el.querySelector("[data-rtp-message]").textContent = src == "server" ? "Picked for you: " + c : x.message || "Discover our " + c;
+      h.textContent = src == "server" ? say + c : x.message || "Discover our " + c;
       var a = el.querySelector(".cta");
       a.href = "/shop/c/" + encodeURIComponent(c);
       a.textContent = "Shop " + c;
@@ -42,6 +47,7 @@
     }
   });
 
+  d.addEventListener("DOMContentLoaded", function () {
   // product pages: remember the visit's views (for "because you viewed ...") and the cart
   var art = d.querySelector("article.product");
   if (art) {
@@ -92,13 +98,14 @@
       d.getElementById("results-reason").textContent = "Ordered for you, by what you browse in this visit";
     }).catch(function () { res.setAttribute("data-rtp-source", "fallback"); });
   }
-  w.addEventListener("load", function () { if (localStorage.getItem("rtp.c") !== "0") rerank(); });
+  if (localStorage.getItem("rtp.c") !== "0") rerank();
 
   // the visitor's controls
-  w.addEventListener("DOMContentLoaded", function () {
+  (function () {
     var box = d.getElementById("consent"), f = d.getElementById("forget");
     box.checked = localStorage.getItem("rtp.c") !== "0";
     box.onchange = function () { rtp("consent", box.checked); };
     f.onclick = function () { rtp("forget"); SS.removeItem("shop.viewed"); f.textContent = "Forgotten"; };
+  })();
   });
 })(window, document);
