@@ -191,7 +191,8 @@ class GatedPartition(StatefulSourcePartition[Batch, Any]):
         self.poll = timedelta(seconds=poll_s)
         self.held: Batch | None = None
         self.pre: Any = inner.snapshot()
-        self.marked = start_tick
+        self.marked = start_tick  # the newest tick announced (watermark)
+        self.admitted = start_tick  # the newest tick whose events passed the gate
         self.high = start_high
         self.ended = False
         self.awake: datetime | None = None
@@ -221,13 +222,15 @@ class GatedPartition(StatefulSourcePartition[Batch, Any]):
                 return []
             self.held = got[0]
         b = self.held
-        if not b.events or self.gate is None or b.tick <= self.marked or self.gate(b.tick):
+        if not b.events or self.gate is None or b.tick <= self.admitted or self.gate(b.tick):
             self.held = None
             b.wm = b.tick
             if b.high < self.high:
                 b.high = self.high
             self.high = b.high
             self.marked = max(self.marked, b.tick)
+            if b.events:
+                self.admitted = max(self.admitted, b.tick)
             return [b]
         if self.marked < b.tick:
             # the tick advances: tell the steps that everything before it is out, then wait
@@ -242,7 +245,8 @@ class GatedPartition(StatefulSourcePartition[Batch, Any]):
 
     def snapshot(self) -> Any:
         inner = self.pre if self.held is not None or self.ended else self.inner.snapshot()
-        return {"v": SNAPSHOT_VERSION, "inner": inner, "marked": self.marked, "high": self.high}
+        return {"v": SNAPSHOT_VERSION, "inner": inner, "marked": self.marked,
+                "admitted": self.admitted, "high": self.high}  # fmt: skip
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)
@@ -251,7 +255,7 @@ class GatedPartition(StatefulSourcePartition[Batch, Any]):
 
 
 def _unwrap(resume: Any) -> tuple[Any, int, float]:
-    """The inner snapshot, marked tick and high-water mark of a gated snapshot."""
+    """The inner snapshot, admitted tick and high-water mark of a gated snapshot."""
     if resume is None:
         return None, -1, 0.0
     if not isinstance(resume, dict) or resume.get("v") != SNAPSHOT_VERSION:
@@ -259,7 +263,7 @@ def _unwrap(resume: Any) -> tuple[Any, int, float]:
             f"the recovery state was written by another rtp version (source snapshot "
             f"{resume!r:.80}): start a new recovery directory"
         )
-    return resume["inner"], int(resume["marked"]), float(resume["high"])
+    return resume["inner"], int(resume["admitted"]), float(resume["high"])
 
 
 # --- files ------------------------------------------------------------------------------------
