@@ -6,7 +6,7 @@
   var me = d.currentScript, Q = (w.rtp && w.rtp.q) || [];
   var api = (me && me.getAttribute("data-api")) || (me && me.src ? new URL(me.src).origin : "");
   var key = me && me.getAttribute("data-key"), TTL = 6e5, ua = N.userAgent || "";
-  var render = null, shown = [], buf = [], timer = 0, els = [];
+  var render = null, shown = [], buf = [], timer = 0, els = [], gen = 0;
 
   function get(s, k) { try { return s.getItem(k); } catch (e) { return null; } }
   function put(s, k, v) { try { if (v == null) s.removeItem(k); else s.setItem(k, v); } catch (e) {} }
@@ -140,12 +140,13 @@
   // -- server decisions --------------------------------------------------------------------
   function refresh() {
     if (off()) return mark("fallback");
+    var g = gen;
     els.forEach(function (el) {
       var p = place(el), it = el.getAttribute("data-rtp-item");
       fetch(api + "/v1/decisions/" + encodeURIComponent(uid()) + "?placement=" + p + (it ? "&item=" + encodeURIComponent(it) : ""))
         .then(function (r) { if (!r.ok) throw r; return r.json(); })
         .then(function (x) {
-          if (off()) return;
+          if (off() || g != gen) return;
           var src = x.mode == "fallback" || x.mode == "non_personalized" ? "fallback" : "server";
           if (src == "fallback" && el.getAttribute("data-rtp-source") == "edge") return;
           if (src == "fallback" && p == "hero") return el.setAttribute("data-rtp-source", src);
@@ -194,12 +195,14 @@
     identify: function (id, traits) { user = String(id); put(S, "rtp.u", user); send("identify", { traits: traits || {} }); },
     consent: function (yes) {
       put(S, "rtp.c", yes ? "1" : "0");
+      gen++;
       call("PUT", "/v1/users/" + encodeURIComponent(uid()) + "/consent", { personalize: !!yes });
       if (yes) { loadEdge(); refresh(); } else restore("fallback");
     },
     forget: function () {
       call("DELETE", "/v1/users/" + encodeURIComponent(uid()));
       buf = [];
+      gen++;
       user = null; put(S, "rtp.u", null); put(SS, "rtp.s", null);
       put(S, "rtp.a", (anon = uuid()));
       restore("fallback");
