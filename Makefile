@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck redis-server clean
+.PHONY: demo test bench lint typecheck redis-server chromium clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v=sys.version_info; sys.exit(0 if (3,10) <= v[:2] <= (3,12) else "rtp needs Python 3.10-3.12 (Bytewax 0.21.1 wheels); set PYTHON=python3.12")'
@@ -24,10 +24,21 @@ redis-server:
 	  fi; }
 	@redis-server --version
 
+# Debian's chromium for the browser tests (tests/browser) when root; else they skip with the reason.
+chromium:
+	@[ -x /usr/bin/chromium ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium package (for the browser tests)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "chromium could not be installed: the browser tests will skip"; \
+	  else \
+	    echo "no /usr/bin/chromium: the browser tests will skip ('sudo apt-get install chromium' runs them)"; \
+	  fi; }
+
 demo: $(STAMP) redis-server
 	$(PY) -m rtp.tools.demo
 
-test: $(STAMP) redis-server
+test: $(STAMP) redis-server chromium
 	$(PY) -m pytest tests
 
 bench: $(STAMP) redis-server
