@@ -73,6 +73,7 @@ ODD: list[Any] = [
     -1,
     10**40,
     -(10**40),
+    10**5000,  # str() refuses it
     2**63,
     1.5,
     math.nan,

@@ -315,14 +315,13 @@ def parse_taobao(line: bytes, pos: str, events: list[Event], rejections: list[Re
     except ValueError:
         detail = f"timestamp {ts[:40]!r} is no integer"
         return _reject(rejections, INVALID_FIELD, detail, pos, line, user)
-    if long or not user or not item:
-        if _check_ids(
-            pos, line, rejections, user, user_id=user, item_id=item, category_id=category or "-"
-        ):
-            return 1
-        if not -_MAX_INT_TS < t < _MAX_INT_TS:  # only a long line holds so many digits
-            detail = f"timestamp {ts[:40]!r}... is absurd"
-            return _reject(rejections, INVALID_FIELD, detail, pos, line, user)
+    if (long or not user or not item) and _check_ids(
+        pos, line, rejections, user, user_id=user, item_id=item, category_id=category or "-"
+    ):
+        return 1
+    if not -1_000_000_000_000_000 < t < 1_000_000_000_000_000:  # = _MAX_INT_TS, as constants
+        detail = f"timestamp {ts[:40]!r} is absurd"
+        return _reject(rejections, INVALID_FIELD, detail, pos, line, user)
     event = Event(etype, user, t, item, category or None)
     event.pos = pos  # cheaper than the keyword argument on this hot path
     events.append(event)
