@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from rtp.capture import events as ev
-from rtp.engine.shard import Engine
 from rtp.engine.writes import Writes
-from rtp.session.state import UserState
+
+if TYPE_CHECKING:
+    from rtp.engine.facade import Engine
+    from rtp.session.state import UserState
 
 T0 = 1_700_000_000.0  # 2023-11-14, well inside the stream clock's bounds
 MIN = 60.0
@@ -85,7 +87,8 @@ def feed(
     queries_n: int = 5,
     gap_s: float = 1_800.0,
 ) -> list[bool]:
-    """Fold events into one UserState the way the engine does (split, then update).
+    """Fold events into one UserState the way the user step does (split, then the session's
+    update, then the user's ``observe``).
 
     Returns, per event, whether it started a new session (finished sessions are not folded
     here; use :func:`rtp.session.state.fold_session` for that)."""
@@ -94,7 +97,8 @@ def feed(
         new = u.starts_new_session(e, gap_s)
         if new:
             u.begin(e)
-        u.update(e, half_life_s, recent_n, queries_n)
+        u.session.update(e, half_life_s, recent_n, queries_n)
+        u.observe(e)
         starts.append(new)
     return starts
 
@@ -109,11 +113,21 @@ def decisions(w: Writes) -> dict[str, dict[str, Any]]:
 
 
 def one_by_one(engine: Engine, events: Sequence[ev.Event]) -> list[dict[str, Any]]:
-    """Each event as its own batch; the decision written for its user after it."""
+    """Each event as its own batch (so its own tick: the decision after event ``k`` uses the
+    models learned from every event before ``k``); the decision written for its user after it."""
     out = []
     for e in events:
         d = decisions(engine.process([e]))
         out.append(d[e.user])
+    return out
+
+
+def positioned(events: Iterable[ev.Event], source: str = "s") -> list[ev.Event]:
+    """The events with distinct source positions ``{source}:{n}`` (as a source sets them), so
+    the canonical ``(ts, pos)`` order of the model steps never falls back on arrival order."""
+    out = list(events)
+    for n, e in enumerate(out):
+        e.pos = f"{source}:{n}"
     return out
 
 

@@ -7,9 +7,10 @@ import random
 
 import pytest
 
-from rtp.candidates.learners import CoVisitation, Popularity
+from rtp.candidates.covisit import CoVisitation
+from rtp.candidates.popularity import Popularity
 from rtp.config import Settings
-from rtp.engine.shard import Engine
+from rtp.engine.facade import Engine
 from tests.builders import T0, buy, cart, view
 
 
@@ -26,9 +27,14 @@ def test_covisitation_type_weights_purchase_over_cart_over_view() -> None:
             buy("u3", "z", T0),
         ]
     )
-    top = eng.models.cv.top("a", 10)
-    assert [n for n, _ in top] == ["z", "y", "x"]
-    assert dict(top) == pytest.approx({"z": 4.0, "y": 3.0, "x": 1.0})
+    # the item step learns it in this tick; the user step's view one tick later
+    for cv in (eng.items.cv, None):
+        if cv is None:
+            eng.process([view("probe", "p", T0 + 1)])
+            cv = eng.view.cv
+        top = cv.top("a", 10)
+        assert [n for n, _ in top] == ["z", "y", "x"]
+        assert dict(top) == pytest.approx({"z": 4.0, "y": 3.0, "x": 1.0})
 
 
 def test_covisitation_distance_weighting_and_backward_links() -> None:
@@ -130,3 +136,66 @@ def test_engine_writes_the_catalogue_seen() -> None:
     eng = Engine(Settings())
     w = eng.process([view("u", "a", T0, "shoes", 19.5), view("u", "b", T0 + 1)])
     assert w.items == {"a": b"shoes|19.5", "b": b"|"}
+
+
+def test_covisitation_ties_keep_insertion_order() -> None:
+    cv = CoVisitation(k=10)
+    for item in ("m", "c", "x", "a"):  # equal weights, an order no hash would give
+        cv.add(["s"], item, 1.0, ts=0.0)
+    assert [n for n, _ in cv.top("s", 10)] == ["m", "c", "x", "a"]
+
+
+def test_covisitation_evict_drops_lists_untouched_since() -> None:
+    cv = CoVisitation(k=10)
+    cv.add(["a"], "b", 1.0, ts=T0)  # a -> b and b -> a, touched at T0
+    cv.add(["c"], "d", 1.0, ts=T0 + 100)
+    assert cv.top("a", 5) and cv.top("c", 5)  # cached
+    assert cv.evict(T0 + 50) == 2  # the lists of a and b
+    assert set(cv.nb) == {"c", "d"} and set(cv.touched) == {"c", "d"}
+    assert cv.top("a", 5) == [] and cv.top("b", 5) == []  # not served from the cache either
+    assert [n for n, _ in cv.top("c", 5)] == ["d"]
+    assert cv.evict(T0 + 50) == 0
+    # a list touched again is kept: d -> c is refreshed by a later pair
+    cv.add(["x"], "d", 1.0, ts=T0 + 300)
+    assert cv.evict(T0 + 200) == 1  # c only
+    assert set(cv.nb) == {"x", "d"}
+    assert len(cv) == 2
+
+
+def test_covisitation_evicted_list_that_grew_is_not_pruned_back() -> None:
+    cv = CoVisitation(k=2)
+    for n in range(5):
+        cv.add(["a"], f"n{n}", 1.0, ts=T0)
+    cv.evict(T0 + 1)
+    cv.prune()  # the grown list was evicted: nothing comes back
+    assert "a" not in cv.nb
+
+
+def test_popularity_evict_forgets_items_and_their_top_list_entries() -> None:
+    pop = Popularity(half_life_s=3_600.0, top_n=5, cat_top_n=5)
+    pop.add("old", "shoes", 10.0, 5.0, T0)
+    pop.add("old2", "bags", 12.0, 1.0, T0)
+    pop.add("new", "shoes", 20.0, 1.0, T0 + 100)
+    pop.refresh()
+    assert pop.trending_items(5) == ["old", "new", "old2"]
+    assert pop.evict(T0 + 50) == ["old", "old2"]
+    assert set(pop.score) == set(pop.last) == {"new"}
+    assert pop.cat_of == {"new": "shoes"} and pop.price_of == {"new": 20.0}
+    assert pop.trending_items(5) == ["new"]
+    assert [i for i, _ in pop.cat_top["shoes"]] == ["new"]
+    assert "bags" not in pop.cat_top  # an emptied category list is dropped
+    assert pop.evict(T0 + 50) == []
+    assert len(pop) == 1
+    # an evicted item seen again starts from scratch (a new item)
+    pop.drain_new_items()
+    pop.add("old", "shoes", 10.0, 1.0, T0 + 200)
+    assert pop.drain_new_items() == ["old"]
+
+
+def test_popularity_ties_keep_the_order_items_were_touched_in() -> None:
+    pop = Popularity(top_n=10, cat_top_n=10)
+    for item in ("m", "c", "x", "a"):
+        pop.add(item, "k", None, 1.0, ts=T0)
+    pop.refresh()
+    assert pop.trending_items(10) == ["m", "c", "x", "a"]
+    assert [i for i, _ in pop.cat_top["k"]] == ["m", "c", "x", "a"]

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from rtp.config import Settings
-from rtp.engine.shard import Engine
+from rtp.engine.facade import Engine
 from rtp.session.profile import PRICE_BANDS, Profile, price_band
 from rtp.session.state import UserState, fold_session
 from tests.builders import DAY, HOUR, T0, buy, cart, decisions, feed, view
@@ -47,7 +47,7 @@ def test_folding_a_session() -> None:
     assert p.revenue == 120.0
     assert p.first_seen == T0 + 40 and p.ts == T0 + 40
     # categories: the session's normalised weights (kept to the 4 decimals storage keeps)
-    assert p.category_weights() == pytest.approx(u.session_categories(), abs=1e-4)
+    assert p.category_weights() == pytest.approx(u.session.categories(), abs=1e-4)
     # price bands: five prices, weight 1/5 each
     expected = [0.0] * PRICE_BANDS
     for price in (40.0, 40.0, 100.0, 60.0, 120.0):
@@ -123,11 +123,11 @@ def test_first_time_visitor_context_relies_on_the_session_alone() -> None:
     d = decisions(
         eng.process([view("new", "a", T0, "shoes", 30.0), view("new", "b", T0 + 20, "bags", 50.0)])
     )["new"]
-    u = eng.users["new"]
+    u = eng.users.users["new"]
     assert u.profile is None
     ctx = d["ctx"]
     assert "returning" not in ctx
-    s = u.session_categories()
+    s = u.session.categories()
     assert {c: w for c, w in ctx["categories"]} == {c: int(w * 1000) / 1000 for c, w in s.items()}
     assert ctx["price"] == [30.0, 50.0]
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from rtp.config import Settings
-from rtp.engine.shard import Engine
+from rtp.engine.facade import Engine
 from rtp.ranking.ranker import FEATURES, PRIOR, PRIOR_INTERCEPT, OnlineRanker
 from tests.builders import T0, decisions, view
 
@@ -128,14 +128,26 @@ def test_engine_decisions_record_the_model_version() -> None:
     assert d["model"] == "lr-0"
     served = d["home"]["items"]  # stored as ids (scores beside them)
     assert "p" in served
-    # the user now views an item that was served: a ranking example, learned
-    d2 = decisions(eng.process([view("u", "p", T0 + 2, "c")]))["u"]
-    assert eng.stats["learned"] == 1
-    r = eng.models.ranker
+    # the user now views an item that was served: a ranking example, learned by the global
+    # step at the end of this tick; this tick's decision still uses the weights before it
+    w2 = eng.process([view("u", "p", T0 + 2, "c")])
+    d2 = decisions(w2)["u"]
+    assert eng.users.stats["learned"] == 1
+    assert eng.merge.stats["examples"] == 1
+    r = eng.merge.ranker
     assert r.updates >= 2  # one positive, some negatives
-    assert d2["model"] == f"lr-{r.updates}" == r.version
+    assert r.version == f"lr-{r.updates}"
+    assert d2["model"] == "lr-0"
+    # the next tick decides with the new weights, and says so
+    d3 = decisions(eng.process([view("u", "unlisted", T0 + 3, "c")]))["u"]
+    assert eng.users.stats["learned"] == 1  # nothing served was chosen: nothing learned
+    assert d3["model"] == r.version == eng.view.version
+    assert eng.view.weights == r.frozen != tuple(PRIOR[f] for f in FEATURES)
     meta = dict(eng.finish().meta)  # finish forces the stats out
-    assert orjson.loads(meta[f"stats:{eng.run}:{eng.shard}"])["model"] == r.version
+    assert orjson.loads(meta[f"stats:{eng.users.run}:u{eng.users.shard}"])["model"] == r.version
+    ranker = orjson.loads(dict(w2.meta)["ranker"])  # written by the global step with the tick
+    assert ranker["version"] == r.version
+    assert ranker["weights"] == dict(zip(FEATURES, r.frozen, strict=True))
 
 
 @pytest.mark.parametrize("kind", ["lr", "pa", "prior"])

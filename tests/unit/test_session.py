@@ -1,4 +1,5 @@
-"""Session context (rtp.session.state.UserState) and session splitting through the Engine."""
+"""Session context (rtp.session.state: Session, UserState) and session splitting through the
+Engine."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pickle
 import pytest
 
 from rtp.config import Settings
-from rtp.engine.shard import Engine
+from rtp.engine.facade import Engine
 from rtp.session.profile import Profile
 from rtp.session.state import BROWSING, DEEP, MAX_CART, MAX_SEEN, MAX_SESSION_CATS, RAPID, UserState
 from tests.builders import (
@@ -39,8 +40,8 @@ def test_inactivity_gap_in_event_time_splits_sessions() -> None:
         ],
     )
     assert starts == [True, False, True, False]
-    assert u.sid == str(int(T0 + 2 * gap + 1))
-    assert u.n == 2 and u.recent == ["c", "d"]
+    assert u.session.sid == str(int(T0 + 2 * gap + 1))
+    assert u.session.n == 2 and u.session.recent == ["c", "d"]
 
 
 def test_explicit_session_id_change_splits_without_a_gap() -> None:
@@ -54,7 +55,7 @@ def test_explicit_session_id_change_splits_without_a_gap() -> None:
         ],
     )
     assert starts == [True, False, True]
-    assert u.sid == "s2" and u.recent == ["c"]
+    assert u.session.sid == "s2" and u.session.recent == ["c"]
 
 
 def test_engine_splits_on_the_default_gap_and_counts_sessions() -> None:
@@ -67,8 +68,8 @@ def test_engine_splits_on_the_default_gap_and_counts_sessions() -> None:
     assert ctx["events"] == 1
     assert ctx["session"] == str(int(T0 + 60 * MIN))
     assert ctx["started"] == T0 + 60 * MIN
-    assert eng.stats["sessions"] == 2
-    assert eng.stats["profiles_written"] == 1  # the first session was folded
+    assert eng.users.stats["sessions"] == 2
+    assert eng.users.stats["profiles_written"] == 1  # the first session was folded
 
 
 # --- categories, prices, queries, items ---------------------------------------------------------
@@ -87,7 +88,7 @@ def test_later_category_outweighs_earlier_one_with_equal_counts() -> None:
         ],
         half_life_s=hl,
     )
-    w = u.session_categories()
+    w = u.session.categories()
     # old: 2 x 2**0 = 2; new: 2 x 2**1 = 4; normalised 1/3 and 2/3
     assert w["old"] == pytest.approx(1 / 3)
     assert w["new"] == pytest.approx(2 / 3)
@@ -122,7 +123,7 @@ def test_price_range_follows_the_latest_prices_of_a_long_session() -> None:
 def test_recent_queries_are_bounded_and_normalised() -> None:
     u = UserState("u")
     feed(u, [search("u", f"q{i}", T0 + i) for i in range(8)], queries_n=5)
-    assert u.queries == ["q3", "q4", "q5", "q6", "q7"]
+    assert u.session.queries == ["q3", "q4", "q5", "q6", "q7"]
     assert u.context()["queries"] == ["q5", "q6", "q7"]
 
 
@@ -138,11 +139,11 @@ def test_recently_viewed_is_unique_most_recent_first_and_bounded() -> None:
             view("u", "c", T0 + 4),
         ],
     )
-    assert u.recent == ["b", "a", "c"]
+    assert u.session.recent == ["b", "a", "c"]
     assert u.context()["recent"] == ["c", "a", "b"]
-    assert u.seen == {"a": 2, "b": 1, "c": 2}
+    assert u.session.seen == {"a": 2, "b": 1, "c": 2}
     feed(u, [view("u", f"i{k}", T0 + 10 + k) for k in range(20)], recent_n=12)
-    assert u.recent == [f"i{k}" for k in range(8, 20)]
+    assert u.session.recent == [f"i{k}" for k in range(8, 20)]
     assert len(u.context()["recent"]) == 5
 
 
@@ -151,11 +152,12 @@ def test_reviewing_an_item_that_left_the_recent_list() -> None:
     u = UserState("u")
     evs = [view("u", "a", T0)] + [view("u", f"i{k}", T0 + 1 + k) for k in range(12)]
     feed(u, evs, recent_n=12)
-    assert "a" not in u.recent and "a" in u.seen
+    s = u.session
+    assert "a" not in s.recent and "a" in s.seen
     feed(u, [view("u", "a", T0 + 20)], recent_n=12)
-    assert u.recent[-1] == "a"
-    assert len(u.recent) == len(set(u.recent)) <= 12
-    assert u.seen["a"] == 2
+    assert s.recent[-1] == "a"
+    assert len(s.recent) == len(set(s.recent)) <= 12
+    assert s.seen["a"] == 2
 
 
 def test_recent_stays_unique_after_seen_evicts_a_recent_item() -> None:
@@ -165,9 +167,10 @@ def test_recent_stays_unique_after_seen_evicts_a_recent_item() -> None:
     u = UserState("u")
     seq = ["x"] + [f"i{k}" for k in range(MAX_SEEN - 1)] + ["x", "y", "x"]
     feed(u, [view("u", it, T0 + n) for n, it in enumerate(seq)], recent_n=100)
-    assert u.recent[-1] == "x"
-    assert len(u.recent) == len(set(u.recent)), "an item appears twice in the recent list"
-    assert len(u.seen) <= MAX_SEEN
+    s = u.session
+    assert s.recent[-1] == "x"
+    assert len(s.recent) == len(set(s.recent)), "an item appears twice in the recent list"
+    assert len(s.seen) <= MAX_SEEN
 
 
 def test_cart_add_remove_purchase() -> None:
@@ -182,10 +185,11 @@ def test_cart_add_remove_purchase() -> None:
             buy("u", "a", T0 + 4, "c", 10.0),
         ],
     )
-    assert list(u.cart) == ["c"]
-    assert u.cart["c"] == 30.0
-    assert u.bought == ["a"]
-    assert (u.carts, u.buys, u.revenue) == (3, 1, 10.0)
+    s = u.session
+    assert list(s.cart) == ["c"]
+    assert s.cart["c"] == 30.0
+    assert s.bought == ["a"]
+    assert (s.carts, s.buys, s.revenue) == (3, 1, 10.0)
     assert u.context()["cart"] == ["c"]
 
 
@@ -193,8 +197,8 @@ def test_pace_and_dwell() -> None:
     u = UserState("u")
     # 5 events over 4 minutes: 1.25 events per minute, 60 s between events
     feed(u, [view("u", f"i{k}", T0 + 60 * k) for k in range(5)])
-    assert u.pace() == pytest.approx(5 / 4)
-    assert u.dwell() == pytest.approx(60.0)
+    assert u.session.pace() == pytest.approx(5 / 4)
+    assert u.session.dwell() == pytest.approx(60.0)
     ctx = u.context()
     assert ctx["pace"] == 1.25 and ctx["dwell"] == 60.0
 
@@ -203,32 +207,32 @@ def test_pace_and_dwell() -> None:
 def test_engagement_mode_from_time_between_events(step: float, mode: str) -> None:
     u = UserState("u")
     feed(u, [view("u", f"i{k}", T0 + step * k) for k in range(6)])
-    assert u.mode() == mode
+    assert u.session.mode() == mode
     assert u.context()["mode"] == mode
 
 
 def test_engagement_mode_needs_a_few_events() -> None:
     u = UserState("u")
     feed(u, [view("u", f"i{k}", T0 + 2 * k) for k in range(3)])
-    assert u.mode() == BROWSING  # three quick events say too little
+    assert u.session.mode() == BROWSING  # three quick events say too little
 
 
 def test_intent_grows_with_carts_and_repeat_views() -> None:
     u = UserState("u")
     feed(u, [view("u", "a", T0, "c")])
-    one_view = u.intent()
+    one_view = u.session.intent()
     feed(u, [view("u", "a", T0 + 20, "c")])
-    two_views = u.intent()
+    two_views = u.session.intent()
     feed(u, [view("u", "a", T0 + 40, "c")])
-    three_views = u.intent()
+    three_views = u.session.intent()
     assert one_view < two_views < three_views
     feed(u, [cart("u", "b", T0 + 60, "c")])
-    with_cart = u.intent()
+    with_cart = u.session.intent()
     assert with_cart > three_views
     feed(u, [cart("u", "d", T0 + 80, "c")])
-    assert u.intent() > with_cart
-    assert 0.0 <= u.intent() <= 1.0
-    assert u.context()["intent"] == pytest.approx(u.intent(), abs=0.01)
+    assert u.session.intent() > with_cart
+    assert 0.0 <= u.session.intent() <= 1.0
+    assert u.context()["intent"] == pytest.approx(u.session.intent(), abs=0.01)
 
 
 def test_a_new_session_resets_the_session_but_keeps_the_profile() -> None:
@@ -237,7 +241,8 @@ def test_a_new_session_resets_the_session_but_keeps_the_profile() -> None:
     feed(u, [cart("u", "a", T0, "c", 5.0), search("u", "shoes", T0 + 1)])
     feed(u, [view("u", "b", T0 + 3 * 3600, "d")])
     assert u.profile is p
-    assert u.cart == {} and u.queries == [] and u.recent == ["b"] and u.n == 1
+    s = u.session
+    assert s.cart == {} and s.queries == [] and s.recent == ["b"] and s.n == 1
 
 
 def _long_session(user: str, n: int, step: float) -> list:
@@ -269,7 +274,7 @@ def _long_session(user: str, n: int, step: float) -> list:
 
 def _collection_sizes(u: UserState) -> dict[str, int]:
     return {
-        name: len(getattr(u, name))
+        name: len(getattr(u.session, name))
         for name in (
             "cats",
             "prices",
@@ -290,7 +295,7 @@ def test_state_is_bounded_after_10000_events_of_one_user() -> None:
     feed(u, _long_session("u", 1_000, 1.0))
     size_1k = len(pickle.dumps(u))
     feed(u, _long_session("u", 10_000, 1.0)[1_000:])
-    assert u.n == 10_000  # one session (1 s between events)
+    assert u.session.n == 10_000  # one session (1 s between events)
     sizes = _collection_sizes(u)
     bounds = {
         "cats": MAX_SESSION_CATS,
@@ -314,7 +319,7 @@ def test_engine_state_is_bounded_after_10000_events_of_one_user() -> None:
     evs = _long_session("u", 10_000, 1.0)
     for i in range(0, len(evs), 500):
         eng.process(evs[i : i + 500])
-    u = eng.users["u"]
+    u = eng.users.users["u"]
     sizes = _collection_sizes(u)
     assert sizes["recent"] <= 12 and sizes["seen"] <= MAX_SEEN
     assert max(sizes.values()) <= 64, f"per-user state grows with the events: {sizes}"
@@ -326,5 +331,6 @@ def test_a_session_that_never_goes_quiet_for_a_week() -> None:
     eng = Engine(Settings())
     for k in range(0, 500, 50):
         eng.process([view("kiosk", "a", T0 + (k + j) * 25 * MIN, "c") for j in range(50)])
-    assert eng.users["kiosk"].n == 500
-    assert eng.users["kiosk"].session_categories() == {"c": pytest.approx(1.0)}
+    s = eng.users.users["kiosk"].session
+    assert s.n == 500
+    assert s.categories() == {"c": pytest.approx(1.0)}
