@@ -141,3 +141,56 @@ def test_errors() -> None:
         t.reward("x", 2.0)
     with pytest.raises(ValueError, match="finite"):
         t.reward("x", float("nan"))
+
+
+def _keys(n: int) -> list[str]:
+    return [f"u{k}|{1_700_000_000 + k}" for k in range(n)]
+
+
+@pytest.mark.parametrize("policy", ["thompson", "ucb", "epsilon"])
+def test_choose_for_same_key_same_arm_without_changing_state(policy: str) -> None:
+    params = {"epsilon": 0.3} if policy == "epsilon" else None
+    t = BanditTuner("b", "home", list(MEANS), policy=policy, seed=5, params=params)
+    _run(t, 300)
+    before, summary = pickle.dumps(t), t.to_dict()
+    keys = _keys(300)
+    arms = [t.choose_for(k) for k in keys]
+    assert [t.choose_for(k) for k in reversed(keys)] == arms[::-1]  # same key, same arm
+    assert pickle.dumps(t) == before and t.to_dict() == summary  # nothing pulled or drawn
+    # every copy of the bandit (one per worker) picks the same arm for the same key
+    copy = pickle.loads(before)
+    assert [copy.choose_for(k) for k in keys] == arms
+    # and choose() goes on as if choose_for had never been called
+    assert _run(t, 100, seed=8) == _run(pickle.loads(before), 100, seed=8)
+    assert set(arms) <= set(MEANS)
+    assert arms.count(BEST) > len(arms) / 2  # it follows what the bandit learned
+    if policy != "ucb":  # randomised policies: the key's generator decides, not a constant
+        assert len(set(arms)) > 1
+
+
+def test_choose_for_depends_on_the_seed() -> None:
+    keys = _keys(200)
+    picks = {
+        tuple(BanditTuner("b", "home", list(MEANS), seed=s).choose_for(k) for k in keys)
+        for s in range(3)
+    }
+    assert len(picks) == 3
+
+
+def test_choose_for_serves_the_burn_in_first() -> None:
+    t = BanditTuner("b", "home", ["x", "y"], policy="ucb", seed=1, params={"burn_in": 1})
+    assert {t.choose_for(k) for k in _keys(20)} == {"x"}
+
+
+@pytest.mark.xfail(
+    reason="BanditTuner.choose_for reads river's per-arm reward defaultdict "
+    "(policy._rewards[arm]) for Thompson sampling (and epsilon-greedy's exploit step), which "
+    "inserts a fresh prior for every arm not yet rewarded: the bandit's state (its pickle) "
+    "changes, against its docstring; later choices are unaffected",
+    strict=True,
+)
+def test_choose_for_leaves_a_fresh_bandit_unchanged() -> None:
+    t = BanditTuner("b", "home", list(MEANS), seed=5)
+    before = pickle.dumps(t)
+    t.choose_for("u1|s")
+    assert pickle.dumps(t) == before

@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 
+from rtp.capture.events import Event
 from rtp.config import Settings
 from rtp.engine.facade import Engine
 from rtp.session.profile import Profile
@@ -334,3 +335,58 @@ def test_a_session_that_never_goes_quiet_for_a_week() -> None:
     s = eng.users.users["kiosk"].session
     assert s.n == 500
     assert s.categories() == {"c": pytest.approx(1.0)}
+
+
+# --- where the user comes from, and what was served ---------------------------------------------
+
+
+def _ctx_view(ts: float, *, device: str | None = None, country: str | None = None,
+              referral: str | None = None, campaign: str | None = None,
+              hour: int = -1) -> Event:  # fmt: skip
+    e = view("u", "i", ts, "c", utm={"campaign": campaign} if campaign else None)
+    e.device, e.country, e.referral, e.hour = device, country, referral, hour
+    return e
+
+
+def test_observe_keeps_the_visits_first_referral_and_the_latest_device() -> None:
+    u = UserState("u")
+    feed(
+        u,
+        [
+            _ctx_view(
+                T0, device="mobile", country="FR", referral="search", campaign="sale", hour=9
+            ),  # fmt: skip
+            _ctx_view(T0 + 10, device="desktop", country="DE", referral="internal", hour=10),
+            _ctx_view(T0 + 20, country="BE"),  # no device: the country alone is updated
+        ],
+    )
+    assert (u.referral, u.campaign) == ("search", "sale")  # the visit's first event's
+    assert (u.device, u.country, u.hour) == ("desktop", "BE", 10)
+    ctx = u.context()
+    assert (ctx["referral"], ctx["device"], ctx["country"], ctx["hour"]) == (
+        "search", "desktop", "BE", 10,
+    )  # fmt: skip
+    # a new visit takes its own first event's referral and campaign
+    feed(u, [_ctx_view(T0 + 3 * 3600, referral="email")])
+    assert (u.referral, u.campaign) == ("email", None)
+
+
+def test_serving_new_session_resets_caps_but_keeps_cooldowns_and_the_served_list() -> None:
+    u = UserState("u")
+    feed(u, [view("u", "a", T0, "c")])
+    sv = u.serving
+    sv.serve(["x", "y", "z"], T0)
+    assert (sv.rank_of("y"), sv.rank_of("q")) == (1, -1)
+    sv.served_hit = True
+    sv.offer, sv.offer_n, sv.offer_until, sv.offer_ts = {"show": True}, 1, T0 + 900, T0
+    sv.assist_ts, sv.assist_n, sv.assist_key, sv.assist_done = T0, 1, "back", ["back"]
+    sv.attributed = 2
+    feed(u, [view("u", "b", T0 + 3 * 3600, "c")])  # a new visit
+    assert u.serving is sv
+    assert (sv.offer, sv.offer_n, sv.offer_until, sv.offer_ts) == (None, 0, 0.0, 0.0)
+    assert (sv.assist_n, sv.assist_key, sv.assist_done, sv.attributed) == (0, None, [], 0)
+    assert sv.assist_ts == T0  # the chat cooldown runs across visits
+    assert sv.served == ["x", "y", "z"] and sv.rank_of("z") == 2
+    assert UserState("v").serving.rank_of("x") == -1  # nothing served yet
+    sv.serve(["q"], T0 + 3 * 3600)
+    assert (sv.served, sv.served_ts, sv.served_hit) == (["q"], T0 + 3 * 3600, False)
