@@ -16,24 +16,12 @@ import redis
 
 from rtp.config import Settings
 from rtp.http import ServeSettings, create_app
-from rtp.http.testing import ServerThread
+from rtp.http.testing import CHROMIUM_ARGS, IPHONE_UA, ServerThread
 from rtp.testing import RedisServer
 
 CHROMIUM = os.environ.get("RTP_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1"
-)
+ARGS = CHROMIUM_ARGS
+IPHONE = IPHONE_UA
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,11 @@
 """Decision reads over async Redis, with :class:`rtp.store.client.Client`'s own logic.
 
 ``Client`` is the public read API, but it is synchronous. The HTTP app reads the keys a call
-needs with ``redis.asyncio`` in one round trip (the decision document and the fallback list in
-one ``MGET``), then runs ``Client.decision`` on a :class:`_Snapshot` of those values, so the
-answer is exactly what a Python backend would get. Should ``Client`` ask for a key the snapshot
-does not hold (a product page without ``item`` needs the user's last item first), the key is
-fetched and the call repeated.
+needs in one round trip (the decision document and the fallback list in one ``MGET``, through
+the small asyncio client of :mod:`rtp.http.resp`), then runs ``Client.decision`` on a
+:class:`_Snapshot` of those values, so the answer is exactly what a Python backend would get.
+Should ``Client`` ask for a key the snapshot does not hold (a product page without ``item``
+needs the user's last item first), the key is fetched and the call repeated.
 
 :func:`fallback` is the non-personalized answer for a visitor rtp has never seen (or forgot):
 the flow's trending list at ``{prefix}meta:fallback``, marked ``"mode": "fallback"``.
@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
 from rtp.config import Settings
 from rtp.decisions.reasons import item_reason
+from rtp.http.resp import AsyncRedis
 from rtp.store.client import Client, rerank_scores
 
 __all__ = ["fallback", "read_decision", "rerank"]
@@ -54,7 +54,7 @@ class _Snapshot:
 
 
 async def read_decision(
-    aio: aioredis.Redis,
+    aio: AsyncRedis,
     settings: Settings,
     user: str,
     placement: str,
@@ -112,19 +112,17 @@ def fallback(placement: str, ids: Sequence[str], n: int, item: str | None = None
 
 
 async def rerank(
-    aio: aioredis.Redis, settings: Settings, user: str, query: str, items: Sequence[str]
+    aio: AsyncRedis, settings: Settings, user: str, query: str, items: Sequence[str]
 ) -> tuple[list[dict[str, Any]], str]:
     """Items reordered by the user's context, each with its score and reason, and the mode
     (``personalized``, or ``original`` for an unknown or do-not-personalize user). One round
     trip: the decision document, the ``dnp`` flag and the items' category and price."""
     p = settings.key_prefix
     keys = [str(i) for i in items]
-    async with aio.pipeline(transaction=False) as pipe:
-        pipe.get(f"{p}d:{user}")
-        pipe.sismember(f"{p}dnp", user)
-        if keys:
-            pipe.hmget(f"{p}items", keys)
-        replies = await pipe.execute()
+    commands: list[list[str]] = [["GET", f"{p}d:{user}"], ["SISMEMBER", f"{p}dnp", user]]
+    if keys:
+        commands.append(["HMGET", f"{p}items", *keys])
+    replies = await aio.pipeline(commands)
     raw, dnp = replies[0], replies[1]
     meta: list[bytes | None] = list(replies[2]) if keys else []
     doc = orjson.loads(raw) if raw else None

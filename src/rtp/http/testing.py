@@ -1,4 +1,5 @@
-"""Helpers for tests and benchmarks of the HTTP doors: a real uvicorn server in a thread.
+"""Helpers for tests and benchmarks of the HTTP doors: a real uvicorn server in a thread, and
+how chromium is launched.
 
 ::
 
@@ -17,7 +18,23 @@ import uvicorn
 
 from rtp.testing import free_port
 
-__all__ = ["ServerThread"]
+__all__ = ["CHROMIUM_ARGS", "IPHONE_UA", "ServerThread"]
+
+# How the browser tests and benchmarks launch Debian's chromium (no browser download).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+IPHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1"
+)
 
 
 class ServerThread:
