@@ -248,6 +248,26 @@ def test_retries_are_deduplicated(http: httpx.Client, r: redis.Redis) -> None:
     assert 0 < ttl <= 900
 
 
+def test_concurrent_requests_are_committed_together_and_apart(
+    http: httpx.Client, r: redis.Redis
+) -> None:
+    """Requests that arrive together share a group commit; each gets its own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = [{"batch": [track("Product Viewed", i), track("Product Viewed", 100 + i)]}
+             for i in range(30)]  # fmt: skip
+    calls += [{"batch": [track("Product Viewed", 0)]}] * 5  # the same record as call 0's first
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda c: http.post("/v1/events", json=c).json(), calls))
+    assert sum(a["accepted"] for a in answers) == 60
+    assert sum(a["duplicates"] for a in answers) == 5
+    assert all(
+        a["accepted"] + a["duplicates"] == len(c["batch"])
+        for a, c in zip(answers, calls, strict=True)
+    )
+    assert len(stream_events(r)) == 60
+
+
 def test_bots_are_dropped(server: Any, redis_url: str, r: redis.Redis) -> None:
     event = {"type": "page_view", "user": "u1", "ts": time.time()}
     with client(

@@ -33,6 +33,8 @@ requests besides caches and counters, so any number of workers can serve one Red
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import gzip
 import hashlib
@@ -59,7 +61,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from rtp.decisions.edge import empty_document
 from rtp.errors import Backpressure, StoreUnavailable
 from rtp.http.bots import BotDetector
-from rtp.http.collector import Collector
+from rtp.http.collector import Collector, Plan
 from rtp.http.errors import ApiError, error_response
 from rtp.http.metrics import Metrics
 from rtp.http.openapi import openapi_document
@@ -78,6 +80,7 @@ log = logging.getLogger("rtp.http")
 PLACEMENTS = frozenset({"home", "product", "recent", "nav", "hero", "offer", "assist"})
 MAX_ID_CHARS = 128
 MAX_RERANK_ITEMS = 1_000
+_GROUP_EVENTS = 5_000  # events per group commit (a request is never split)
 _DRAIN_LIMIT = 8 << 20  # an oversized body is read (and dropped) up to this, then the 413
 _JSON = "application/json"
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, StoreUnavailable)
@@ -153,6 +156,10 @@ class Doors:
         self.store: Store | None = None
         self.client: Client | None = None
         self.limiter = anyio.CapacityLimiter(settings.threads)
+        self._pending: collections.deque[tuple[Plan, asyncio.Future[dict[str, Any]]]] = (
+            collections.deque()
+        )
+        self._committing = False
         self.stack = contextlib.ExitStack()
         js = compact_js(static_bytes("rtp.js"))
         self.js = _Static(js, "application/javascript", "public, max-age=300")
@@ -280,6 +287,43 @@ class Doors:
         client = request.client
         return client.host if client is not None else None
 
+    async def commit(self, plan: Plan) -> dict[str, Any]:
+        """Commit a request's plan together with every plan waiting at that moment (one thread
+        hand-off, one de-duplication pipeline and one append for the group; see
+        :meth:`Collector.commit_many`). A group's error is every member's error."""
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending.append((plan, fut))
+        if not self._committing:
+            self._committing = True
+            self._committer = asyncio.get_running_loop().create_task(self._commit_pending())
+        return await fut
+
+    async def _commit_pending(self) -> None:
+        assert self.sync is not None and self.store is not None
+        try:
+            while self._pending:
+                group: list[tuple[Plan, asyncio.Future[dict[str, Any]]]] = []
+                events = 0
+                while self._pending and (not group or events < _GROUP_EVENTS):
+                    plan, fut = self._pending.popleft()
+                    group.append((plan, fut))
+                    events += sum(len(e) for e in plan.events)
+                plans = [plan for plan, _ in group]
+                try:
+                    results = await self.blocking(
+                        self.collector.commit_many, self.sync, self.store, plans
+                    )
+                except Exception as e:  # noqa: BLE001 - handed to every request of the group
+                    for _, fut in group:
+                        if not fut.done():
+                            fut.set_exception(e)
+                else:
+                    for (_, fut), result in zip(group, results, strict=True):
+                        if not fut.done():
+                            fut.set_result(result)
+        finally:
+            self._committing = False
+
     async def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
@@ -295,8 +339,7 @@ class Doors:
     async def events(self, request: Request) -> Response:
         body = await self.body(request, self.settings.max_request_bytes)
         plan = self.collector.plan(body, self.client_ip(request), request.headers.get("user-agent"))
-        assert self.sync is not None and self.store is not None
-        result = await self.blocking(self.collector.commit, self.sync, self.store, plan)
+        result = await self.commit(plan)
         m = self.metrics
         m.accepted += result["accepted"]
         m.appended += result["appended"]

@@ -7,7 +7,9 @@ the event loop: each record is mapped (:mod:`rtp.http.segment`), enriched with t
 IP and user agent when it has none, validated with :func:`rtp.capture.events.from_dict` (the
 flow's own validation) and checked for bots; it gets a de-duplication key, its ``messageId`` or
 else a fingerprint of the record without its send time (``sentAt``). :meth:`Collector.commit`
-then does the Redis work in a worker thread, in at most three round trips:
+then does the Redis work in a worker thread, in at most three round trips, for every request
+waiting at that moment at once (:meth:`Collector.commit_many`, a group commit: under load one
+thread hand-off and one append serve many requests, and each request is still all or nothing):
 
 1. ``SET {prefix}seen:{key} 1 NX EX ttl`` for every record, in one pipeline: a record whose key
    exists is a retry (a duplicate) and is dropped;
@@ -238,43 +240,62 @@ class Collector:
         :raises rtp.errors.Backpressure: the stream is over its backlog; nothing was accepted.
         :raises rtp.errors.StoreUnavailable: Redis did not answer; nothing was accepted.
         """
-        fresh: list[int] = []
-        duplicates = 0
-        if plan.keys:
+        return self.commit_many(r, store, [plan])[0]
+
+    def commit_many(self, r: redis.Redis, store: Store, plans: list[Plan]) -> list[dict[str, Any]]:
+        """:meth:`commit` for several requests at once (group commit): one de-duplication
+        pipeline and one append for all of them, all or nothing; a 202 body per plan."""
+        keys = [key for plan in plans for key in plan.keys]
+        fresh_flags: list[bool] = []
+        if keys:
             ttl = self.settings.dedupe_ttl_s
             try:
                 pipe = r.pipeline(transaction=False)
-                for key in plan.keys:
+                for key in keys:
                     pipe.set(key, b"1", nx=True, ex=ttl)
-                replies = pipe.execute()
+                fresh_flags = [bool(ok) for ok in pipe.execute()]
             except _REDIS_ERRORS as e:
                 raise StoreUnavailable(f"Redis did not answer the de-duplication: {e}") from e
-            for n, ok in enumerate(replies):
-                if ok:
-                    fresh.append(n)
+        events: list[dict[str, Any]] = []
+        fresh_keys: list[bytes] = []
+        counts: list[tuple[int, int, int]] = []  # per plan: accepted, appended, duplicates
+        n = 0
+        for plan in plans:
+            accepted = appended = duplicates = 0
+            for key, evs in zip(plan.keys, plan.events, strict=True):
+                if fresh_flags[n]:
+                    accepted += 1
+                    appended += len(evs)
+                    events.extend(evs)
+                    fresh_keys.append(key)
                 else:
                     duplicates += 1
-        events = [e for n in fresh for e in plan.events[n]]
+                n += 1
+            counts.append((accepted, appended, duplicates))
         if events:
             try:
                 streams.append(r, events, stream=self.settings.rtp.stream)
             except (Backpressure, *_REDIS_ERRORS) as e:
-                self._release(r, [plan.keys[n] for n in fresh])
+                self._release(r, fresh_keys)
                 if isinstance(e, Backpressure):
                     raise
                 raise StoreUnavailable(f"Redis did not answer the append: {e}") from e
-        if plan.rejections:
+        rejections = [rej for plan in plans for rej in plan.rejections]
+        if rejections:
             # the events are in; the dead letters are best effort
             with contextlib.suppress(StoreUnavailable):
-                store.write_rejections(plan.rejections)
-        return {
-            "accepted": len(fresh),
-            "appended": len(events),
-            "rejected": plan.rejected,
-            "duplicates": duplicates,
-            "bots": plan.bots,
-            "ignored": plan.ignored,
-        }
+                store.write_rejections(rejections)
+        return [
+            {
+                "accepted": accepted,
+                "appended": appended,
+                "rejected": plan.rejected,
+                "duplicates": duplicates,
+                "bots": plan.bots,
+                "ignored": plan.ignored,
+            }
+            for plan, (accepted, appended, duplicates) in zip(plans, counts, strict=True)
+        ]
 
     @staticmethod
     def _release(r: redis.Redis, keys: list[bytes]) -> None:
