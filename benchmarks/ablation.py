@@ -5,6 +5,11 @@
 
 Prints HR@20, MRR@20 and new-to-session HR@20 for each variant, so the contribution of each
 candidate source (co-visitation, category-popular items, trending) is measured, not guessed.
+
+The limits are module constants read by candidate generation (``rtp.candidates.generate``, what
+ranking examples are built from), the hot path's scoring (``rtp.ranking.score``, which imports
+them) and the model view's trending terms (``rtp.engine.view.TREND_N``): each variant sets them
+in all three, then runs ``rtp evaluate``'s flow in this process.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import rtp.decisions.decide as decide
+import rtp.candidates.generate as generate
+import rtp.engine.view as view
+import rtp.ranking.score as score
 from rtp.config import Settings
 from rtp.tools.evaluate import evaluate
 
@@ -24,7 +31,9 @@ VARIANTS = [(12, 15, 4), (0, 15, 4), (12, 0, 4), (12, 15, 0)]
 
 
 def run(cv: int, cat: int, trend: int) -> str:
-    decide.CV_PER_SEED, decide.CAT_PER_CAT, decide.TREND_N = cv, cat, trend
+    generate.CV_PER_SEED, generate.CAT_PER_CAT, generate.TREND_N = cv, cat, trend
+    score.CV_PER_SEED, score.CAT_PER_CAT = cv, cat  # imported by name: set here too
+    view.TREND_N = trend
     r = evaluate([TAOBAO], "taobao", Settings(), modes=["realtime"], n_boot=200)
     x = r["modes"]["realtime"]
     return (

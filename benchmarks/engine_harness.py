@@ -2,8 +2,11 @@
 
     .venv/bin/python benchmarks/engine_harness.py
 
-Reads the slice once through ``FilesSource``, then times ``Engine.process`` batch by batch
-(no Bytewax, no Redis). A quick, low-noise check of a change to the per-event path.
+Reads the slice once through ``FilesSource`` (no gate, no Bytewax), then times the facade
+:class:`rtp.engine.Engine` (the user, item and global steps in one process, joined by the
+in-memory model log) source batch by source batch: each batch is one tick, as in a replay
+(``Settings.tick_records`` = ``batch_lines``), so decisions use the models of the tick before.
+No Redis. A quick, low-noise check of a change to the per-event path.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import time
 from pathlib import Path
 
 from rtp.config import Settings
-from rtp.engine.shard import Engine, tune_gc
+from rtp.engine import Engine
+from rtp.flow.dataflow import tune_gc
 from rtp.flow.sources import Batch, FilesSource
 
 TAOBAO = (
@@ -26,23 +30,22 @@ def main() -> None:
     if not TAOBAO.exists():
         sys.exit(f"skipped: {TAOBAO} is absent")
     tune_gc()
-    part = FilesSource(TAOBAO, "taobao", batch_lines=2000).build_part("h", FilesSource.PART, None)
-    batches: list[Batch] = []
-    while True:
-        try:
-            batches += part.next_batch()
-        except StopIteration:
-            break
-    eng = Engine(Settings())
+    s = Settings()
+    src = FilesSource(TAOBAO, "taobao", batch_lines=s.batch_lines, tick_records=s.tick_records)
+    batches: list[Batch] = list(src.read_all())
+    eng = Engine(s)
     t = time.process_time()
     for b in batches:
         eng.process(b.events)
     eng.finish()
     dt = time.process_time() - t
     n = sum(len(b.events) for b in batches)
+    st = eng.users.stats
     print(
-        f"engine: {n / dt:,.0f} events/CPU-s, {dt / n * 1e6:.1f} us/event, "
-        f"decisions {eng.stats['decisions_ranked']:,}"
+        f"engine: {n:,} events in {len(batches)} ticks, {dt:.2f} CPU-s: "
+        f"{n / dt:,.0f} events/CPU-s, {dt / n * 1e6:.1f} us/event; "
+        f"decisions {st['decisions_ranked']:,.0f}, ranking examples {st['learned']:,.0f}, "
+        f"model {eng.view.version}, pages {eng.items.stats['pages']:,.0f}"
     )
 
 

@@ -5,13 +5,16 @@ Each stage runs alone, outside Bytewax, on the slice's events in order:
 - parse: the Taobao adapter on every line (what FilesSource calls), and FilesSource whole;
 - enrich: ``rtp.capture.enrich.Enricher`` on the events as they are (no context: Taobao has none)
   and   with a web context (user agent, IP, referrer, UTM) from realistic pools (warm caches);
-- session update: ``UserState.starts_new_session / begin / update`` per event, the engine's
-  per-event session step without the learners; and the fold of a finished session into the
-  profile (``fold_session`` + ``Profile.to_bytes``), per session;
-- engine: ``Engine.process`` on 2,000-event batches (no loader, no Redis): the whole engine;
-- candidates + ranking: ``rtp.decisions.decide.rank_home`` for users in the warm engine, per
-  decision;
-- full decision: ``Engine._write_decision`` (ranking + every placement + context + JSON);
+- session update: ``UserState.starts_new_session / begin``, ``Session.update`` and
+  ``UserState.observe`` per event, the user step's per-event session work without the models;
+  and the fold of a finished session into the profile (``fold_session`` + ``Profile.to_bytes``),
+  per session;
+- engine: the facade ``rtp.engine.Engine.process`` on 2,000-event batches, one tick each (user,
+  item and global steps joined by the in-memory model log; no loader, no Redis): the whole
+  engine;
+- candidates + ranking: ``rtp.decisions.home.rank_home`` for users in the warm engine (its user
+  step's model view), per decision;
+- full decision: ``UserShard._write_decision`` (ranking + every placement + context + JSON);
 - Redis write: ``Store.write`` of each batch's ``Writes`` (from the engine run) into a private
   redis-server, and ``Store.load_users`` of each batch's new users (the flow's loader).
 
@@ -33,8 +36,9 @@ from rtp.capture.adapters import get_adapter
 from rtp.capture.enrich import Enricher
 from rtp.capture.events import Event
 from rtp.config import Settings
-from rtp.engine.shard import Engine, tune_gc
+from rtp.engine.facade import Engine
 from rtp.engine.writes import Writes
+from rtp.flow.dataflow import tune_gc
 from rtp.session.state import UserState, fold_session
 
 BATCH = 2_000
@@ -157,7 +161,8 @@ def session_pass(evs: list[Event], s: Settings) -> dict[str, UserState]:
         users[e.user] = u
         if u.starts_new_session(e, gap):
             u.begin(e)
-        u.update(e, hl, rn, qn)
+        u.session.update(e, hl, rn, qn)
+        u.observe(e)
     return users
 
 
@@ -174,7 +179,7 @@ def test_stage_session_fold(benchmark: Any, events: list[Event]) -> None:
     s = Settings()
 
     def setup() -> tuple[tuple[list[UserState]], dict[str, Any]]:
-        return ([u for u in session_pass(events, s).values() if u.n],), {}
+        return ([u for u in session_pass(events, s).values() if u.session.n],), {}
 
     def fold(users: list[UserState]) -> int:
         for u in users:
@@ -206,7 +211,7 @@ def engine_run(evs: list[Event]) -> tuple[Engine, list[Writes]]:
 
 def test_stage_engine_process(benchmark: Any, events: list[Event]) -> None:
     eng, ws = benchmark.pedantic(engine_run, args=(events,), rounds=1, iterations=1)
-    st = eng.stats
+    st = eng.users.stats
     decisions = st["decisions_ranked"] + st["decisions_degraded"] + st["decisions_non_personalized"]
     FIGURES_CACHE.update(engine=eng, writes=ws, decisions_per_event=decisions / len(events))
     record(
@@ -227,21 +232,23 @@ def _warm_engine(events: list[Event]) -> Engine:
 
 @pytest.fixture(scope="module")
 def ranked_users(events: list[Event]) -> tuple[Engine, list[UserState]]:
-    """The warm engine (models after the whole slice) and users with an open session."""
+    """The warm engine (its view: the models of the slice's last tick but one) and users with an
+    open session."""
     eng = _warm_engine(events)
-    users = [u for u in eng.users.values() if u.n]
+    users = [u for u in eng.users.users.values() if u.session.n]
     rng = random.Random(7)
     return eng, rng.sample(users, min(SAMPLE_USERS, len(users)))
 
 
 def test_stage_rank_home(benchmark: Any, ranked_users: tuple[Engine, list[UserState]]) -> None:
-    from rtp.decisions.decide import rank_home
+    from rtp.decisions.home import rank_home
 
     eng, users = ranked_users
+    view, rules = eng.view, eng.users.rules
 
     def rank_all() -> None:
         for u in users:
-            rank_home(u, eng.models, eng.rules)
+            rank_home(u, view, rules)
 
     benchmark.pedantic(rank_all, rounds=7, iterations=1, warmup_rounds=1)
     us = per_event(benchmark, len(users))
@@ -256,10 +263,12 @@ def test_stage_rank_home(benchmark: Any, ranked_users: tuple[Engine, list[UserSt
 def test_stage_full_decision(benchmark: Any, ranked_users: tuple[Engine, list[UserState]]) -> None:
     eng, users = ranked_users
 
+    write_decision = eng.users._write_decision
+
     def decide_all() -> None:
         w = Writes()
         for u in users:
-            eng._write_decision(u, w)
+            write_decision(u, w)
 
     benchmark.pedantic(decide_all, rounds=7, iterations=1, warmup_rounds=1)
     us = per_event(benchmark, len(users))
@@ -308,8 +317,9 @@ def test_stage_redis_write(benchmark: Any, events: list[Event], fresh_redis: Red
 
 def test_stage_sum(benchmark: Any) -> None:
     """The stages added up beside the whole flow (test_01): what is left is Bytewax + sinks;
-    and the engine minus its session, fold and decision parts: the learners (co-visitation,
-    popularity, ranker updates), batch-boundary upkeep and idle sweeps."""
+    and the engine minus its session, fold and decision parts: the models (item records through
+    the item step and the model view, ranking examples through the global step), tick-boundary
+    upkeep and idle sweeps."""
     parts = [
         "stage_parse_files_source_us_per_event",
         "stage_enrich_no_context_us_per_event",

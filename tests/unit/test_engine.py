@@ -398,3 +398,33 @@ def test_a_bandit_chooses_session_strategies_and_learns_from_them() -> None:
     assert strategies and set(strategies) <= set(arms)
     assert tuner.n_pulls > 0 and eng.merge.stats["rewards"] == tuner.n_pulls
     assert eng.view.bandits["home"].n_pulls > 0
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_forget_drops_the_profile_its_own_batch_folded(hold: bool) -> None:
+    eng = Engine(Settings(), hold_profiles=hold)
+    eng.process([view("f", "a", T0, "c"), view("f", "b", T0 + 5, "c")])
+    eng.process([view("g", "x", T0 + 3 * HOUR, "c")])  # event time moves on
+    # this batch first sweeps f out (their session is folded), then f asks to be forgotten
+    w = eng.process([view("g", "y", T0 + 3 * HOUR + 5, "c"), forget("f")])
+    assert eng.users.stats["profiles_written"] == 1  # the fold happened in this batch
+    assert w.forget == ["f"]
+    assert not [u for u, _ in w.profiles if u == "f"]
+    assert "f" not in decisions(w)
+    assert "f" not in eng.users.pending_profiles
+    if hold:
+        eng.snapshot_taken()  # held profiles are released after the next snapshot
+        released = eng.process([view("g", "z", T0 + 3 * HOUR + 9, "c")])
+        assert not [u for u, _ in released.profiles if u == "f"]
+    assert not [u for u, _ in eng.finish().profiles if u == "f"]
+
+
+def test_dnp_drops_the_decision_its_own_batch_wrote() -> None:
+    eng = Engine(Settings())
+    w = eng.process([view("p", "a", T0, "c"), view("p", "b", T0 + 5, "c"), dnp("p")])
+    docs = decisions(w)
+    # one decision for p, written after the flag: not personalized, no context
+    assert docs["p"]["mode"] == "non_personalized" and docs["p"]["ctx"] == {"dnp": True}
+    assert "p" in w.forget and "p" in w.dnp_add
+    w2 = eng.process([dnp("p", False), view("p", "c", T0 + 10, "c")])
+    assert "p" in w2.dnp_remove and decisions(w2)["p"]["mode"] == "ranked"
