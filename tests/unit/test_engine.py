@@ -428,3 +428,21 @@ def test_dnp_drops_the_decision_its_own_batch_wrote() -> None:
     assert "p" in w.forget and "p" in w.dnp_add
     w2 = eng.process([dnp("p", False), view("p", "c", T0 + 10, "c")])
     assert "p" in w2.dnp_remove and decisions(w2)["p"]["mode"] == "ranked"
+
+
+@pytest.mark.parametrize("keep_idle", [False, True])
+def test_idle_users_leave_memory_after_idle_ttl_and_are_reloaded(keep_idle: bool) -> None:
+    eng = Engine(Settings(idle_ttl_s=2 * HOUR), keep_idle=keep_idle)
+    asked: list[list[str]] = []
+    eng.loader = lambda users: asked.append(list(users)) or {}
+    eng.process([view("a", "x", T0, "c")])
+    eng.process([view("b", "x", T0 + HOUR, "c")])
+    w = eng.process([view("b", "y", T0 + HOUR + 5, "c")])  # sweeps a: folded, idle
+    assert [u for u, _ in w.profiles] == ["a"]
+    assert "a" in eng.users.idle and "a" not in eng.users.users
+    eng.process([view("b", "z", T0 + 3 * HOUR, "c")])
+    eng.process([view("b", "w", T0 + 3 * HOUR + 5, "c")])  # a idle for more than 2 h
+    assert ("a" in eng.users.idle) is keep_idle
+    eng.process([view("a", "y", T0 + 3 * HOUR + 10, "c")])
+    # a new user is looked up once; a dropped one is looked up again when they come back
+    assert asked.count(["a"]) == (1 if keep_idle else 2)

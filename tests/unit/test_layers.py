@@ -696,3 +696,30 @@ def test_importing_every_domain_module_loads_neither_bytewax_nor_redis() -> None
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_item_shard_forgets_items_untouched_for_the_ttl() -> None:
+    log = LocalModelLog()
+    items = ItemShard(Settings(item_ttl_s=1_000.0), 0, 1, user_shards=1)
+    w0 = items.on_signals(
+        _signals(0, 0, {0: [rec(T0, "f:0", "a"), rec(T0, "f:1", "b", ("a",))]}), log
+    )
+    assert w0 is not None and not w0.items_removed and set(items.catalogue) == {"a", "b"}
+    w1 = items.on_signals(_signals(0, 1, {1: [rec(T0 + 5_000, "f:2", "c")]}), log)
+    assert w1 is not None
+    assert sorted(w1.items_removed) == ["a", "b"] and set(items.catalogue) == {"c"}
+    assert len(items.cv) == 0
+    assert (items.stats["items_evicted"], items.stats["lists_evicted"]) == (2, 2)
+
+
+def test_item_and_global_steps_republish_what_views_may_not_have_read() -> None:
+    log = LocalModelLog()
+    items = ItemShard(Settings(), 0, 1, user_shards=1)
+    g = GlobalMerge(Settings(), 1)
+    items.on_signals(_signals(0, 0, {0: [rec(T0, "f:0", "a")]}), log)
+    g.on_signals(_gsig(0, 0, {0: _examples(3, 1, 0)}), log)
+    fresh = LocalModelLog()  # e.g. a restarted process's in-memory log
+    items.republish(fresh)
+    g.republish(fresh)
+    assert fresh.read(["i0", GLOBAL], -1, 0) == log.read(["i0", GLOBAL], -1, 0)
+    assert fresh.progress(["i0", GLOBAL]) == 0
