@@ -67,9 +67,13 @@ def records(batches: Iterable[Batch]) -> tuple[list[Event], list[Rejection]]:
 
 def test_taobao_slice_replay_rejects_only_the_truncated_line() -> None:
     path = shared_sample(TAOBAO)
-    out = run_flow(FilesSource(path, "taobao", batch_lines=5_000))
+    out = run_flow(FilesSource(path, "taobao", batch_lines=5_000, tick_records=5_000))
     assert all(isinstance(b, Batch) and b.part == FilesSource.PART for b in out)
     assert max(b.read for b in out) == 5_000
+    # ticks: 64, 128, 256, ... records, then 5,000 each; a batch never spans two
+    ticks = [b.tick for b in out if b.read]
+    assert ticks == sorted(ticks) and len(set(ticks)) == len(ticks)
+    assert [b.read for b in out if b.read][:4] == [64, 128, 256, 512]
     events, rejections = records(out)
     assert sum(b.read for b in out) == 96_169
     assert len(events) == 96_168
@@ -77,7 +81,7 @@ def test_taobao_slice_replay_rejects_only_the_truncated_line() -> None:
         (TIMESTAMP_OUT_OF_RANGE, f"{path.name}:96169", b"301780,543546,4181361,pv,15")
     ]
     assert [e.pos for e in events[:2]] == [f"{path.name}:1", f"{path.name}:2"]
-    assert all(b.lag_ref == b.read_at for b in out)
+    assert all(b.lag_ref is None for b in out)  # a replay has no capture lag (not paced)
 
 
 def test_directory_replays_its_files_in_name_order(tmp_path: Path) -> None:

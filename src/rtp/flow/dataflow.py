@@ -63,12 +63,14 @@ def workers_from_argv(argv: Sequence[str] | None = None) -> int:
     """The cluster's worker count as ``python -m bytewax.run``/``bytewax.testing`` were told
     (``-w``, ``-p``, ``-a``), 1 when none is given."""
     args = list(sys.argv if argv is None else argv)
+    if not args or "bytewax" not in args[0]:
+        return 1  # not started by bytewax.run / bytewax.testing: a single worker
     per_process, processes = 1, 1
     for i, a in enumerate(args[:-1]):
         nxt = args[i + 1]
-        if a in ("-w", "--workers-per-process"):
+        if a in ("-w", "--workers-per-process") and nxt.isdigit():
             per_process = int(nxt)
-        elif a in ("-p", "--processes"):
+        elif a in ("-p", "--processes") and nxt.isdigit():
             processes = int(nxt)
         elif a in ("-a", "--addresses"):
             processes = len([x for x in nxt.split(";") if x])

@@ -362,6 +362,41 @@ class FilesSource(FixedPartitionedSource[Batch, Any]):
             part.close()
 
 
+FIRST_TICK = 64  # a replay's first tick, in records; each next one doubles up to tick_records
+
+
+class TickRule:
+    """A replay's ticks in source records: 64, 128, 256, ... records, then ``size`` each (a cold
+    stream gets its first models early). ``tick_of(n)`` is the tick of the ``n``-th record,
+    ``end_of(tick)`` the record count where that tick ends.
+
+    >>> r = TickRule(1000)
+    >>> [r.tick_of(n) for n in (0, 63, 64, 191, 192, 447, 448, 959, 960, 1959, 1960)]
+    [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5]
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.ends: list[int] = []
+        n, step = 0, FIRST_TICK
+        while step < size:
+            n += step
+            self.ends.append(n)
+            step *= 2
+        self.warm = n  # the warm-up ticks end here; from then on every tick is `size` records
+
+    def tick_of(self, n: int) -> int:
+        if n >= self.warm:
+            return len(self.ends) + (n - self.warm) // self.size
+        return next(k for k, end in enumerate(self.ends) if n < end)
+
+    def end_of(self, tick: int) -> int:
+        w = len(self.ends)
+        if tick < w:
+            return self.ends[tick]
+        return self.warm + (tick - w + 1) * self.size
+
+
 class FilesPartition(StatefulSourcePartition[Batch, Any]):
     """The one partition of a :class:`FilesSource`; its snapshot is a dict (file, position,
     line, units read, clock)."""
@@ -373,7 +408,7 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
         self._sort = source.sort
         self._mode = "sorted" if source.sort else "bytes"
         self._batch_lines = source.batch_lines
-        self._tick_units = source.tick_records
+        self._ticks = TickRule(source.tick_records)
         self._on_progress = source.on_progress
         self._clock = StreamClock(source.max_lag_s, source.max_ahead_s)
         self._sizes = [p.stat().st_size if p.exists() else 0 for p in self._paths]
@@ -414,9 +449,9 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
         events: list[Event] = []
         rejections: list[Rejection] = []
         read = 0
-        tick = self._units // self._tick_units
+        tick = self._ticks.tick_of(self._units)
         # a batch never crosses a tick boundary
-        budget = min(self._batch_lines, (tick + 1) * self._tick_units - self._units)
+        budget = min(self._batch_lines, self._ticks.end_of(tick) - self._units)
         while budget > 0:
             if self._sort:
                 n, got = self._read_sorted(budget, events, rejections)
@@ -753,6 +788,7 @@ class RedisStreamPartition(StatefulSourcePartition[Batch, Any]):
             self._high = state["high"]
             self._clock.high = state["clock"]
         self._pending_first = True  # re-read our own delivered-but-unacked entries first
+        self._pending_cursor = "0"
         self._awake: datetime | None = None
         self._backoff = 0.0
         self._last_warning = 0.0
@@ -811,23 +847,28 @@ class RedisStreamPartition(StatefulSourcePartition[Batch, Any]):
         return self._emit(entries)
 
     def _read(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        entries: list[Any] = []
-        if self._pending_first:
-            reply: Any = self._r.xreadgroup(
-                self._group, self._consumer, {self._stream: "0"}, count=self._count
-            )
-            entries = [(i, f) for i, f in (reply[0][1] if reply else []) if f]
-            if not entries:
-                self._pending_first = False
-        if not entries:
-            reply = self._r.xreadgroup(
-                self._group, self._consumer, {self._stream: ">"}, count=self._count
-            )
-            entries = reply[0][1] if reply else []
         now = time.monotonic()
         if now - self._last_gap_check > 5.0:
             self._last_gap_check = now
             self._check_gap()
+        entries: list[Any] = []
+        if self._pending_first:
+            # after a restart: what the group delivered to us before and we never acknowledged
+            reply: Any = self._r.xreadgroup(
+                self._group, self._consumer, {self._stream: self._pending_cursor},
+                count=self._count,
+            )  # fmt: skip
+            got = reply[0][1] if reply else []
+            if got:
+                self._pending_cursor = got[-1][0].decode()
+                entries = [(i, f) for i, f in got if f]  # deleted entries come back empty
+            if not got:
+                self._pending_first = False
+        if not entries and not self._pending_first:
+            reply = self._r.xreadgroup(
+                self._group, self._consumer, {self._stream: ">"}, count=self._count
+            )
+            entries = reply[0][1] if reply else []
         return entries
 
     def _idle(self) -> list[Batch]:
@@ -851,7 +892,7 @@ class RedisStreamPartition(StatefulSourcePartition[Batch, Any]):
             if raw is None:
                 if streams.EOF_FIELD in fields:
                     self._done = True
-                    last = last or entry_id
+                    last = entry_id  # consumed: a resumed run reads on after it
                     break
                 pos = prefix + entry_id.decode()
                 detail = f"the entry has no {streams.EVENT_FIELD.decode()!r} field"
@@ -916,34 +957,42 @@ class RedisStreamPartition(StatefulSourcePartition[Batch, Any]):
 
     def _check_gap(self) -> None:
         """Entries trimmed before this group read them (a producer's MAXLEN, a manual trim) are
-        a gap: counted, logged, never silent; reading goes on from the oldest entry left."""
+        a gap: counted, logged, never silent; reading goes on from the oldest entry left.
+
+        Redis counts every entry ever added to the stream and every entry delivered to the
+        group; what was added, not delivered and is no longer in the stream was lost."""
         try:
             groups: Any = self._r.xinfo_groups(self._stream)
             info: Any = self._r.xinfo_stream(self._stream)
         except redis.ResponseError:
             return
         mine = next((g for g in groups if _text(g.get("name")) == self._group), None)
-        first = info.get("first-entry")
-        if mine is None or not first:
+        if mine is None:
             return
-        delivered = mine.get("last-delivered-id") or b"0-0"
-        first_id = first[0]
-        if _id_tuple(first_id) <= _id_tuple(_next_id(delivered)):
-            return
-        added = int(info.get("entries-added") or 0)
+        added = info.get("entries-added")
         entries_read = mine.get("entries-read")
+        first = info.get("first-entry")
+        delivered = mine.get("last-delivered-id") or b"0-0"
+        if added is None or entries_read is None or not first:
+            return
+        if _id_tuple(first[0]) <= _id_tuple(_next_id(delivered)):
+            return  # every entry the group has not read yet is still in the stream
+        # every entry left is undelivered: what was added and never delivered, minus those
         length = int(info.get("length") or 0)
-        missed = added - int(entries_read) - length if entries_read is not None else -1
+        missed = int(added) - int(entries_read) - length
+        if missed <= 0:
+            return
         self.gaps += 1
-        log.error("live stream %s: entries were trimmed before the flow read them (after %s, "
-                  "up to %s; %s events): recorded as a gap in %s:gaps", self._stream,
-                  _text(delivered), _text(first_id), missed if missed >= 0 else "unknown",
+        log.error("live stream %s: %d events were trimmed before the flow read them (after %s): "
+                  "recorded as a gap in %s:gaps", self._stream, missed, _text(delivered),
                   self._stream)  # fmt: skip
         pipe = self._r.pipeline(transaction=False)
         pipe.hincrby(f"{self._stream}:gaps", "gaps", 1)
-        if missed > 0:
-            pipe.hincrby(f"{self._stream}:gaps", "events", missed)
-        pipe.xgroup_setid(self._stream, self._group, _prev_id(first_id))
+        pipe.hincrby(f"{self._stream}:gaps", "events", missed)
+        # on from the oldest entry left, with the group's counters made consistent again
+        pipe.xgroup_setid(
+            self._stream, self._group, _prev_id(first[0]), entries_read=int(added) - length
+        )
         pipe.execute()
 
     def next_awake(self) -> datetime | None:

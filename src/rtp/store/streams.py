@@ -251,9 +251,7 @@ def _script(r: Any) -> Any:
     return s
 
 
-def append_eof(
-    r: Any, stream: str = DEFAULT_STREAM, partitions: int | None = None
-) -> list[bytes]:
+def append_eof(r: Any, stream: str = DEFAULT_STREAM, partitions: int | None = None) -> list[bytes]:
     """Ask every partition's reader to end (for tests and benchmarks)."""
     if partitions is None:
         partitions = read_config(r, stream).partitions
