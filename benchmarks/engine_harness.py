@@ -4,9 +4,9 @@
 
 Reads the slice once through ``FilesSource`` (no gate, no Bytewax), then times the facade
 :class:`rtp.engine.Engine` (the user, item and global steps in one process, joined by the
-in-memory model log) source batch by source batch: each batch is one tick, as in a replay
-(``Settings.tick_records`` = ``batch_lines``), so decisions use the models of the tick before.
-No Redis. A quick, low-noise check of a change to the per-event path.
+in-memory model log) tick by tick: one ``Engine.process`` call per tick of the replay (the
+source's batches grouped by their tick), so decisions use the models of the tick before, as in
+``rtp replay``. No Redis. A quick, low-noise check of a change to the per-event path.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+from rtp.capture.events import Event
 from rtp.config import Settings
 from rtp.engine import Engine
 from rtp.flow.dataflow import tune_gc
-from rtp.flow.sources import Batch, FilesSource
+from rtp.flow.sources import FilesSource
 
 TAOBAO = (
     Path(__file__).resolve().parents[1].parent
@@ -32,17 +33,19 @@ def main() -> None:
     tune_gc()
     s = Settings()
     src = FilesSource(TAOBAO, "taobao", batch_lines=s.batch_lines, tick_records=s.tick_records)
-    batches: list[Batch] = list(src.read_all())
+    ticks: dict[int, list[Event]] = {}
+    for b in src.read_all():
+        ticks.setdefault(b.tick, []).extend(b.events)
     eng = Engine(s)
     t = time.process_time()
-    for b in batches:
-        eng.process(b.events)
+    for _tick, events in sorted(ticks.items()):
+        eng.process(events)
     eng.finish()
     dt = time.process_time() - t
-    n = sum(len(b.events) for b in batches)
+    n = sum(len(events) for events in ticks.values())
     st = eng.users.stats
     print(
-        f"engine: {n:,} events in {len(batches)} ticks, {dt:.2f} CPU-s: "
+        f"engine: {n:,} events in {len(ticks)} ticks, {dt:.2f} CPU-s: "
         f"{n / dt:,.0f} events/CPU-s, {dt / n * 1e6:.1f} us/event; "
         f"decisions {st['decisions_ranked']:,.0f}, ranking examples {st['learned']:,.0f}, "
         f"model {eng.view.version}, pages {eng.items.stats['pages']:,.0f}"
