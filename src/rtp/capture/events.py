@@ -404,25 +404,43 @@ class StreamClock:
     - an event more than ``max_ahead`` seconds ahead of the wall clock is from the future.
 
     Gaps in a replayed history (a quiet week in a sparse data set) are fine: "ahead" is judged
-    against the wall clock, not against the previous event. Control events are not checked.
+    against the wall clock *now*, not against the previous event nor against the time the clock
+    was made, so a flow that runs for weeks keeps accepting today's events (the horizon is
+    cached and moved on with ``clock`` when an event passes it). Control events are not checked.
+
+    >>> now = [1_700_000_000.0]
+    >>> c = StreamClock(max_ahead=60.0, clock=lambda: now[0])
+    >>> c.check(now[0] + 120) is None
+    False
+    >>> now[0] += 30 * 86_400  # a month of uptime later
+    >>> c.check(now[0] + 30) is None
+    True
     """
 
-    __slots__ = ("max_lag", "max_ahead", "high", "horizon")
+    __slots__ = ("max_lag", "max_ahead", "high", "horizon", "clock")
 
     def __init__(
-        self, max_lag: float = 86_400.0, max_ahead: float = 86_400.0, now: float | None = None
+        self,
+        max_lag: float = 86_400.0,
+        max_ahead: float = 86_400.0,
+        now: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.max_lag = max_lag
         self.max_ahead = max_ahead
         self.high = 0.0
-        self.horizon = min(MAX_TS, (time.time() if now is None else now) + max_ahead)
+        self.clock = clock
+        self.horizon = min(MAX_TS, (clock() if now is None else now) + max_ahead)
 
     def check(self, ts: float) -> str | None:
         """``None`` if ``ts`` is acceptable (and advance the clock), else the detail text."""
         if not MIN_TS <= ts < self.horizon:
-            if MIN_TS <= ts < MAX_TS:
+            if not MIN_TS <= ts < MAX_TS:
+                return f"ts {ts!r} is outside 2000-01-01..2100-01-01"
+            # the wall clock may have moved on since the horizon was last set
+            self.horizon = min(MAX_TS, self.clock() + self.max_ahead)
+            if ts >= self.horizon:
                 return f"ts {ts:.0f} is more than {self.max_ahead:.0f}s in the future"
-            return f"ts {ts!r} is outside 2000-01-01..2100-01-01"
         high = self.high
         if ts > high:
             self.high = ts

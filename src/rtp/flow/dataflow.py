@@ -209,6 +209,7 @@ def build_flow(
     name: str = "rtp",
     layout: Layout | None = None,
     keep_idle: bool = False,
+    clock: Callable[[], float] | None = None,
 ) -> Dataflow:
     """The rtp dataflow from ``source`` (any source of :class:`rtp.flow.sources.Batch`) to
     ``sink``.
@@ -294,6 +295,8 @@ def build_flow(
             )
         if loader_factory is not None:
             shard.loader = loader_factory()
+        if clock is not None:
+            shard.clock = clock
         return _Users(shard, mlog)
 
     # Bytewax builders do not receive the key: bind it through a per-key wrapper stream.

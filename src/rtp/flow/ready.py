@@ -92,8 +92,12 @@ def build(
     sink: Any = None,
     dead_letter: Any = None,
     on_progress: Any = None,
+    clock: Callable[[], float] | None = None,
 ) -> Dataflow:
-    """The dataflow a spec describes (sinks default to Redis at ``settings.redis_url``)."""
+    """The dataflow a spec describes (sinks default to Redis at ``settings.redis_url``).
+
+    ``clock`` replaces the wall clock of the live source and the user steps (tests simulate
+    weeks of uptime with it)."""
     from rtp.flow.sinks import DeadLetterSink, RedisSink
 
     settings = settings.replace(**spec.settings) if spec.settings else settings
@@ -106,6 +110,8 @@ def build(
                 "a live flow needs RTP_REDIS_URL: its stream and decisions live there"
             )
         source = _live_source(spec, settings, url)
+        if clock is not None:
+            source.clock = clock
         parts = source.list_parts()
     elif spec.kind == "files":
         from rtp.flow.sources import FilesSource
@@ -185,6 +191,7 @@ def build(
         name="rtp_eval" if spec.evaluate else "rtp",
         layout=layout,
         keep_idle=spec.evaluate,
+        clock=clock,
     )
 
 

@@ -772,7 +772,7 @@ class RedisStreamPartition(StatefulSourcePartition[Batch, Any]):
         self._poll = timedelta(milliseconds=source.poll_ms)
         self._tick_ms = source.tick_ms
         self._lateness_ms = source.lateness_ms
-        self._clock = StreamClock(source.max_lag_s, source.max_ahead_s)
+        self._clock = StreamClock(source.max_lag_s, source.max_ahead_s, clock=source.clock)
         self._now = source.clock
         self._r = redis.Redis.from_url(
             source.url,
