@@ -119,7 +119,8 @@ class UserShard:
         self.idle: dict[str, UserState] = {}  # folded, kept in memory until idle_ttl_s
         self.wm: dict[str, int] = dict.fromkeys(self.parts, -1)
         self.done = -1
-        self.high = 0.0  # the stream's event time (the source's high-water mark)
+        self.high = 0.0  # the stream's event time at the end of the previous tick
+        self._tick_high = 0.0  # ... and within the current tick
         self.tick = -1
         self.degraded = False
         self.hold_profiles = hold_profiles or settings.hold_profiles
@@ -208,7 +209,12 @@ class UserShard:
         st = self.stats
         st["read"] += b.read
         st["rejected"] += b.rejected
-        self.tick = b.tick
+        if b.tick > self.tick:
+            # the stream's event time as of the end of the previous tick: the same value in
+            # every shard whatever order the partitions' batches of this tick arrive in
+            if self._tick_high > self.high:
+                self.high = self._tick_high
+            self.tick = b.tick
         self._sweep(w)
         events = b.events
         if events:
@@ -219,8 +225,8 @@ class UserShard:
             if b.lag_ref is not None:
                 self._check_lag(self.clock() - b.lag_ref)
             self._events(events, w)
-        if b.high > self.high:
-            self.high = b.high
+        if b.high > self._tick_high:
+            self._tick_high = b.high
         if b.wm > self.wm.get(b.part, -1):
             self.wm[b.part] = b.wm
         for f in self._on_batch_end:
@@ -293,6 +299,8 @@ class UserShard:
                 self._end_session(u, w)
         w.profiles.extend(self.pending_profiles.items())
         self.pending_profiles = {}
+        if self._tick_high > self.high:
+            self.high = self._tick_high
         for h in self.hooks:
             h.finish(w)
         if not self._serve_per_event:

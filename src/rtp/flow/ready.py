@@ -126,6 +126,8 @@ def build(
             on_progress=on_progress,
             speed=spec.speed,
             tick_records=settings.tick_records,
+            partitions=layout.workers,
+            shards=layout.shards,
         )
         parts = source.list_parts()
     else:

@@ -53,6 +53,7 @@ from rtp.capture.events import (
     parse_json,
 )
 from rtp.engine.messages import INF_TICK
+from rtp.engine.shards import user_shard_of
 from rtp.errors import SourceError
 from rtp.store import streams
 
@@ -302,6 +303,13 @@ class FilesSource(FixedPartitionedSource[Batch, Any]):
     :arg speed: pace the replay at ``speed`` times event time.
     :arg tick_records: the replay's tick, in source lines (records, when sorting).
     :arg gate: makes the gate of a partition (``None``: no gate, e.g. a source read alone).
+    :arg partitions: read the files as this many partitions, one per worker: each reads every
+        line (the clock and the ticks see the whole stream) but emits only the events of the
+        users of its shards (``user_shard_of(user, shards) % partitions``), so a user's events
+        are parsed on the worker that owns the user and never cross to another process.
+        Partition 0 also emits the rejections. Bytewax gives the ``i``-th partition (in sorted
+        name order) to worker ``i % workers``.
+    :arg shards: the user shards (for ``partitions > 1``).
     """
 
     PART = "files"
@@ -318,6 +326,8 @@ class FilesSource(FixedPartitionedSource[Batch, Any]):
         speed: float | None = None,
         tick_records: int = 2_000,
         gate: Callable[[], Gate] | None = None,
+        partitions: int = 1,
+        shards: int = 0,
     ) -> None:
         if batch_lines < 1:
             raise SourceError(f"batch_lines must be at least 1, not {batch_lines}")
@@ -335,19 +345,26 @@ class FilesSource(FixedPartitionedSource[Batch, Any]):
         self.speed = speed
         self.tick_records = tick_records
         self.gate = gate
+        if partitions < 1:
+            raise SourceError(f"partitions must be at least 1, not {partitions}")
+        self.partitions = partitions
+        self.shards = shards or partitions
 
     def list_parts(self) -> list[str]:
-        return [self.PART]
+        if self.partitions == 1:
+            return [self.PART]
+        return [f"{self.PART}{i:03d}" for i in range(self.partitions)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> GatedPartition:
         inner_state, marked, high = _unwrap(resume_state)
+        index = 0 if for_part == self.PART else int(for_part[len(self.PART) :])
         inner: Any
         if self.speed is not None:
-            inner = PacedPartition(self, inner_state, self.speed)
+            inner = PacedPartition(self, inner_state, self.speed, index, for_part)
         else:
-            inner = FilesPartition(self, inner_state)
+            inner = FilesPartition(self, inner_state, index, for_part)
         gate = self.gate() if self.gate is not None else None
-        return GatedPartition(inner, self.PART, gate, start_tick=marked, start_high=high)
+        return GatedPartition(inner, for_part, gate, start_tick=marked, start_high=high)
 
     def read_all(self) -> Iterable[Batch]:
         """Every batch of the replay, without Bytewax and without the gate."""
@@ -401,7 +418,17 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
     """The one partition of a :class:`FilesSource`; its snapshot is a dict (file, position,
     line, units read, clock)."""
 
-    def __init__(self, source: FilesSource, resume: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        source: FilesSource,
+        resume: dict[str, Any] | None,
+        index: int = 0,
+        part: str = FilesSource.PART,
+    ) -> None:
+        self._part = part
+        self._index_of = index
+        self._count = source.partitions
+        self._shards = source.shards
         self._paths = source.paths
         self._adapter = source.adapter
         self._parse = source.adapter.parse
@@ -474,7 +501,18 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
                 raise StopIteration
             return []
         high = _high(events, self._clock.high)
-        return [Batch(events, rejections, read, FilesSource.PART, read_at, None, tick, tick, high)]
+        if self._count > 1:
+            events, rejections = self._mine(events, rejections)
+            read = len(events) + len(rejections)
+        return [Batch(events, rejections, read, self._part, read_at, None, tick, tick, high)]
+
+    def _mine(
+        self, events: list[Event], rejections: list[Rejection]
+    ) -> tuple[list[Event], list[Rejection]]:
+        """This partition's share: its users' events (and, for partition 0, the rejections)."""
+        n, count, me = self._shards, self._count, self._index_of
+        mine = [e for e in events if user_shard_of(e.user, n) % count == me]
+        return mine, (rejections if me == 0 else [])
 
     def _read_lines(
         self, budget: int, events: list[Event], rejections: list[Rejection]
@@ -611,9 +649,17 @@ class PacedPartition(StatefulSourcePartition[Batch, Any]):
     rehearses the live path's degraded mode.
     """
 
-    def __init__(self, source: FilesSource, resume: dict[str, Any] | None, speed: float):
+    def __init__(
+        self,
+        source: FilesSource,
+        resume: dict[str, Any] | None,
+        speed: float,
+        index: int = 0,
+        part: str = FilesSource.PART,
+    ):
         inner_state, skip = (resume["inner"], resume["skip"]) if resume is not None else (None, 0)
-        self.inner = FilesPartition(source, inner_state)
+        self.part = part
+        self.inner = FilesPartition(source, inner_state, index, part)
         self.speed = speed
         self.pre = self.inner.snapshot()
         self.skip = skip
@@ -656,9 +702,9 @@ class PacedPartition(StatefulSourcePartition[Batch, Any]):
         self.i = j
         if j == i and not rejections and not read:
             return []
-        part = held[i:j]
-        high = _high(part, 0.0) or self.high
-        return [Batch(part, rejections, read, FilesSource.PART, now, now, self.tick, self.tick,
+        out = held[i:j]
+        high = _high(out, 0.0) or self.high
+        return [Batch(out, rejections, read, self.part, now, now, self.tick, self.tick,
                       high)]  # fmt: skip
 
     def next_awake(self) -> datetime | None:
