@@ -206,3 +206,26 @@ def test_the_page_renders_its_fallback_when_the_api_is_down(
         assert other.locator(f"{HOME} li").count() == 8
     finally:
         fresh.close()
+
+
+def test_do_not_track_means_no_events_and_no_personalization(
+    browser: Any, shop: ServerThread
+) -> None:
+    from rtp.http.testing import IPHONE_UA
+
+    ctx = browser.new_context(user_agent=IPHONE_UA, timezone_id="UTC")
+    try:
+        ctx.add_init_script("Object.defineProperty(navigator, 'doNotTrack', {get: () => '1'})")
+        page = ctx.new_page()
+        calls: list[str] = []
+        page.on("request", lambda req: calls.append(req.url) if "/v1/" in req.url else None)
+        page.goto(shop.url + "/shop/", referer=GOOGLE)
+        for placement in ("hero", "home", "nav", "recent"):
+            loc = page.locator(f"[data-rtp-placement={placement}]")
+            expect(loc).to_have_attribute("data-rtp-source", "fallback")
+        page.evaluate("rtp('track', 'Product Viewed', {product_id: 'i1'}); rtp('flush')")
+        page.wait_for_load_state("networkidle")
+        assert calls == []  # neither events nor decision requests
+        assert page.locator(f"{HERO} h1").inner_text() == "Welcome to the rtp shop"
+    finally:
+        ctx.close()
