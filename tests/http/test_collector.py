@@ -317,7 +317,7 @@ def test_backpressure_is_429_and_nothing_is_kept(redis_url: str, r: redis.Redis)
     assert r.xlen(config.names()[0]) == 8
 
 
-def test_redis_down_is_503(own_redis: RedisServer) -> None:
+def test_redis_down_is_503_then_recovers(own_redis: RedisServer) -> None:
     with serve(own_redis.url, rtp=Settings(redis_url=own_redis.url, redis_timeout_s=0.5)) as s:
         own_redis.stop()
         with client(s) as c:
@@ -326,6 +326,11 @@ def test_redis_down_is_503(own_redis: RedisServer) -> None:
             assert res.json()["error"]["code"] == "store_unavailable"
             assert c.get("/healthz").status_code == 503
             assert c.get("/v1/decisions/u").status_code == 503
+            own_redis.start()  # back on the same port: the next requests reconnect
+            assert c.get("/healthz").status_code == 200
+            assert c.get("/v1/decisions/u").json()["mode"] == "fallback"
+            event = {"type": "page_view", "user": "u", "ts": time.time()}
+            assert c.post("/v1/events", json=event).json()["accepted"] == 1
 
 
 def test_api_key(redis_url: str) -> None:
