@@ -182,13 +182,6 @@ def test_choose_for_serves_the_burn_in_first() -> None:
     assert {t.choose_for(k) for k in _keys(20)} == {"x"}
 
 
-@pytest.mark.xfail(
-    reason="BanditTuner.choose_for reads river's per-arm reward defaultdict "
-    "(policy._rewards[arm]) for Thompson sampling (and epsilon-greedy's exploit step), which "
-    "inserts a fresh prior for every arm not yet rewarded: the bandit's state (its pickle) "
-    "changes, against its docstring; later choices are unaffected",
-    strict=True,
-)
 def test_choose_for_leaves_a_fresh_bandit_unchanged() -> None:
     t = BanditTuner("b", "home", list(MEANS), seed=5)
     before = pickle.dumps(t)

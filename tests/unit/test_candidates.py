@@ -8,6 +8,7 @@ import random
 import pytest
 
 from rtp.candidates.covisit import CoVisitation
+from rtp.candidates.decay import anchor, inflation
 from rtp.candidates.popularity import Popularity
 from rtp.config import Settings
 from rtp.engine.facade import Engine
@@ -34,7 +35,9 @@ def test_covisitation_type_weights_purchase_over_cart_over_view() -> None:
             cv = eng.view.cv
         top = cv.top("a", 10)
         assert [n for n, _ in top] == ["z", "y", "x"]
-        assert dict(top) == pytest.approx({"z": 4.0, "y": 3.0, "x": 1.0})
+        # weights are inflated relative to the decay grid's anchor: the same factor for all
+        f = inflation(anchor(T0, cv.half_life_s), T0, cv.half_life_s)
+        assert {n: w / f for n, w in top} == pytest.approx({"z": 4.0, "y": 3.0, "x": 1.0})
 
 
 def test_covisitation_distance_weighting_and_backward_links() -> None:

@@ -336,6 +336,9 @@ def test_rejection_raw_without_address_is_kept_as_is() -> None:
     assert Rejection(ev.OVERSIZED, "d", "p", long).raw == b"z" * ev.RAW_PREFIX
     assert Rejection(ev.INVALID_CSV, "d", "p", "é\ud800").raw == "é?".encode()
     assert Rejection(ev.INVALID_CSV, "d", "p", bytearray(b"ab")).raw == b"ab"
+    r = Rejection(ev.INVALID_CSV, "é \udc80 81.2.69.160", "p", b"")
+    assert r.detail == "é \\udc80 GB"
+    orjson.dumps(r.to_dict())
 
 
 def test_every_rejection_path_of_from_dict_is_scrubbed() -> None:

@@ -23,7 +23,7 @@ import heapq
 from collections.abc import Callable
 from operator import itemgetter
 
-from rtp.candidates.decay import REBASE_EXPONENT, rescale_factor
+from rtp.candidates.decay import REBASE_EXPONENT, anchor, rescale_factor
 
 _second = itemgetter(1)
 
@@ -59,11 +59,11 @@ class CoVisitation:
         if not prev:
             return
         if self.ref is None:
-            self.ref = ts
+            self.ref = anchor(ts, self.half_life_s)
         x = (ts - self.ref) / self.half_life_s
-        if x > REBASE_EXPONENT:  # a long gap in event time: rescale before floats overflow
+        if x >= REBASE_EXPONENT:  # the next span of the grid: rescale before floats overflow
             self.rebase(ts)
-            x = 0.0
+            x = (ts - self.ref) / self.half_life_s
         inflate = weight * 2.0**x
         nb = self.nb
         cache = self._cache
@@ -124,12 +124,13 @@ class CoVisitation:
 
     def rebase(self, ts: float) -> None:
         """Rescale counts when the inflation exponent grows large (keeps floats finite)."""
-        f = rescale_factor(self.ref, ts, self.half_life_s)
-        if f is None:
+        got = rescale_factor(self.ref, ts, self.half_life_s)
+        if got is None:
             return
+        f, new_ref = got
         self.nb = {i: {j: w * f for j, w in d.items()} for i, d in self.nb.items()}
         self._cache.clear()
-        self.ref = ts
+        self.ref = new_ref
 
     def evict(self, before: float) -> int:
         """Drop the lists of items untouched since event time ``before``; how many."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 from operator import itemgetter
 
-from rtp.candidates.decay import REBASE_EXPONENT, rescale_factor
+from rtp.candidates.decay import REBASE_EXPONENT, anchor, rescale_factor
 
 _second = itemgetter(1)
 
@@ -49,11 +49,11 @@ class Popularity:
         self, item: str, cat: str | None, price: float | None, weight: float, ts: float
     ) -> None:
         if self.ref is None:
-            self.ref = ts
+            self.ref = anchor(ts, self.half_life_s)
         x = (ts - self.ref) / self.half_life_s
-        if x > REBASE_EXPONENT:  # a long gap in event time: rescale before floats overflow
+        if x >= REBASE_EXPONENT:  # the next span of the grid: rescale before floats overflow
             self.rebase(ts)
-            x = 0.0
+            x = (ts - self.ref) / self.half_life_s
         score = self.score
         w = weight * 2.0**x
         old = score.get(item)
@@ -119,13 +119,14 @@ class Popularity:
         return [i for i, _ in self.trending[:n]]
 
     def rebase(self, ts: float) -> None:
-        f = rescale_factor(self.ref, ts, self.half_life_s)
-        if f is None:
+        got = rescale_factor(self.ref, ts, self.half_life_s)
+        if got is None:
             return
+        f, new_ref = got
         self.score = {i: w * f for i, w in self.score.items()}
         self.trending = [(i, w * f) for i, w in self.trending]
         self.cat_top = {c: [(i, w * f) for i, w in lst] for c, lst in self.cat_top.items()}
-        self.ref = ts
+        self.ref = new_ref
 
     def evict(self, before: float) -> list[str]:
         """Forget items last seen before event time ``before``; the items dropped."""

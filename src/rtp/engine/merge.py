@@ -66,6 +66,7 @@ class GlobalMerge:
         self.unpublished: list[tuple[int, Any]] = []
         self.stats: dict[str, float] = dict.fromkeys(("examples", "rewards", "sessions"), 0)
         self._edge_dirty = False
+        self._bandits_published = False
 
     def on_signals(self, msg: GlobalSignals, log: ModelLog) -> Writes | None:
         for tick, xs in msg.examples.items():
@@ -129,6 +130,17 @@ class GlobalMerge:
                 self._edge_dirty = True
             if part:
                 parts.append((tick, part))
+        if self.bandits and not self._bandits_published:
+            # the first state of every bandit, so user steps can choose before any reward
+            self._bandits_published = True
+            first = next((p for t, p in parts if t == upto), None)
+            if first is None:
+                first = {}
+                parts.append((upto, first))
+            first.setdefault("bandits", {
+                name: pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL)
+                for name, b in self.bandits.items()
+            })  # fmt: skip
         self.complete = upto
         log.publish(GLOBAL, parts, upto)
         self.unpublished.extend(parts)

@@ -38,7 +38,7 @@ from rtp.config import Settings
 from rtp.decisions.home import fallback_home, rank_home
 from rtp.decisions.placements import decide
 from rtp.decisions.ranked import Ranked, Rules
-from rtp.engine.hooks import BATCH, POPULAR, REALTIME, BatchServing, Hook, overriding
+from rtp.engine.hooks import BATCH, MODES, POPULAR, REALTIME, BatchServing, Hook, overriding
 from rtp.engine.log import GLOBAL, ModelLog, item_writer
 from rtp.engine.messages import INF_TICK, GlobalSignals, ItemSignals, UserBatch
 from rtp.engine.shards import item_shard_of
@@ -102,6 +102,8 @@ class UserShard:
         keep_idle: bool = False,
         hold_profiles: bool = False,
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is not one of {MODES}")
         self.settings = settings
         self.shard = shard
         self.shards = shards

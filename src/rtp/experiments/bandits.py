@@ -125,8 +125,13 @@ class BanditTuner:
             if policy._counts[arm] < policy.burn_in:
                 return arm
         if self.policy == "thompson":
-            rewards = policy._rewards
-            return max(arms, key=lambda a: rng.betavariate(rewards[a].alpha, rewards[a].beta))
+            rewards = policy._rewards  # a defaultdict: .get, so reading adds no arm to it
+
+            def draw(a: str) -> float:
+                post = rewards.get(a)
+                return rng.betavariate(post.alpha, post.beta) if post is not None else rng.random()
+
+            return max(arms, key=draw)
         saved = policy._rng
         policy._rng = rng
         try:

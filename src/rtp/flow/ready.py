@@ -284,7 +284,4 @@ def _several_processes() -> bool:
     import sys
 
     args = sys.argv
-    for flag in ("-p", "--processes", "-a", "--addresses"):
-        if flag in args:
-            return True
-    return False
+    return any(flag in args for flag in ("-p", "--processes", "-a", "--addresses"))
