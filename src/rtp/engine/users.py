@@ -101,6 +101,7 @@ class UserShard:
         run: str = "default",
         keep_idle: bool = False,
         hold_profiles: bool = False,
+        sweep_by_home: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {MODES}")
@@ -109,6 +110,7 @@ class UserShard:
         self.shards = shards
         self.item_shards = item_shards
         self.parts = list(parts)
+        self.sweep_by_home = sweep_by_home  # a replay: partition i carries shard i's users
         self.mode = mode
         self.experiments = experiments
         self.run = run
@@ -200,9 +202,11 @@ class UserShard:
     def process(self, b: UserBatch, mlog: ModelLog) -> list[Output]:
         """Fold one batch into state; what to write and what to send downstream.
 
-        Users idle past the session gap are swept first, by the event time of the batches
-        before this one, so the sweeps fall at the same place in the stream whatever batches
-        carried events for this shard."""
+        Users idle past the session gap are swept first, at the batches of the shard's home
+        partition (the one its users' events come from, in a replay), by the event time of that
+        partition's previous tick: so the sweeps fall at the same place in the stream whatever
+        order the partitions' batches arrive in. Everything the batch sends downstream is
+        tagged with the batch's own tick."""
         w = Writes()
         if self._release:
             self._release = False
@@ -211,13 +215,15 @@ class UserShard:
         st = self.stats
         st["read"] += b.read
         st["rejected"] += b.rejected
-        if b.tick > self.tick:
-            # the stream's event time as of the end of the previous tick: the same value in
-            # every shard whatever order the partitions' batches of this tick arrive in
-            if self._tick_high > self.high:
-                self.high = self._tick_high
-            self.tick = b.tick
-        self._sweep(w)
+        home = self.home_part
+        if home is None or b.part == home:
+            if b.tick > self.tick:
+                if self._tick_high > self.high:
+                    self.high = self._tick_high
+                self.tick = b.tick
+            self._sweep(w)
+            if b.high > self._tick_high:
+                self._tick_high = b.high
         events = b.events
         if events:
             target = b.tick - self.lag
@@ -227,14 +233,12 @@ class UserShard:
             if b.lag_ref is not None:
                 self._check_lag(self.clock() - b.lag_ref)
             self._events(events, w)
-        if b.high > self._tick_high:
-            self._tick_high = b.high
         if b.wm > self.wm.get(b.part, -1):
             self.wm[b.part] = b.wm
         for f in self._on_batch_end:
             f()
         self._meta(w, force=False)
-        return self._outputs(w)
+        return self._outputs(w, b.tick)
 
     def _events(self, events: list[ev.Event], w: Writes) -> None:
         dirty: dict[str, UserState] = {}
@@ -310,7 +314,7 @@ class UserShard:
         self._meta(w, force=True)
         for p in self.parts:
             self.wm[p] = INF_TICK
-        return self._outputs(w)
+        return self._outputs(w, self.tick)
 
     def snapshot_taken(self) -> None:
         """Bytewax took a snapshot of this step: held profiles may now be written."""
@@ -642,8 +646,16 @@ class UserShard:
         for h in self.hooks:
             h.meta(w)
 
-    def _outputs(self, w: Writes) -> list[Output]:
-        """The batch's writes, and its signals for the item and global steps."""
+    @property
+    def home_part(self) -> str | None:
+        """The source partition this shard's users' events come from (a replay read as one
+        partition per worker), or ``None`` (live: several)."""
+        if not self.sweep_by_home:
+            return None
+        return self.parts[self.shard % len(self.parts)]
+
+    def _outputs(self, w: Writes, tick: int) -> list[Output]:
+        """The batch's writes, and its signals (tagged ``tick``) for the item and global steps."""
         done = min(self.wm.values()) - 1 if self.wm else INF_TICK
         out: list[Output] = [("w", w)] if len(w) or w.users or w.evals else []
         records = self._records
@@ -652,7 +664,7 @@ class UserShard:
         if not advanced and not records and not examples and not rewards and not edge:
             return out
         self.done = max(self.done, done)
-        tick = max(self.tick, 0)
+        tick = max(tick, 0)
         view_tick = self.view.tick
         n = self.item_shards
         if records or advanced:

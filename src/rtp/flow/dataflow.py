@@ -210,6 +210,7 @@ def build_flow(
     layout: Layout | None = None,
     keep_idle: bool = False,
     clock: Callable[[], float] | None = None,
+    sweep_by_home: bool = False,
 ) -> Dataflow:
     """The rtp dataflow from ``source`` (any source of :class:`rtp.flow.sources.Batch`) to
     ``sink``.
@@ -292,6 +293,7 @@ def build_flow(
                 experiments=experiments,
                 run=run,
                 keep_idle=keep_idle,
+                sweep_by_home=sweep_by_home,
             )
         if loader_factory is not None:
             shard.loader = loader_factory()

@@ -194,6 +194,7 @@ def build(
         layout=layout,
         keep_idle=spec.evaluate,
         clock=clock,
+        sweep_by_home=spec.kind == "files",
     )
 
 
