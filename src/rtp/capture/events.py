@@ -295,8 +295,10 @@ class Rejection:
         if (b"." in raw or b":" in raw) and _IP_HINT.search(raw) is not None:
             raw = scrub_ips(raw)
         self.raw = raw[:RAW_PREFIX]
+        if not detail.isascii():
+            detail = _utf8(detail).decode()  # lone surrogates escaped: JSON can hold it
         if ("." in detail or ":" in detail) and _IP_HINT.search(_utf8(detail)) is not None:
-            detail = scrub_ips(_utf8(detail)).decode("utf-8", "replace")
+            detail = scrub_ips(_utf8(detail)).decode()
         self.detail = detail
 
     def to_dict(self) -> dict[str, str]:
