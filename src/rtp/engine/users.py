@@ -452,8 +452,10 @@ class UserShard:
             reward = 1.0 if u.serving.attributed else 0.0
             self._rewards.append((s.last, f"{u.uid}|{s.sid}", "home", u.strategy, reward))
         if self.settings.edge_model and not u.dnp and s.n:
-            cats = [c for c, _ in heapq.nlargest(3, s.cats.items(), key=_second)]
-            items = [i for i, _ in heapq.nlargest(3, s.seen.items(), key=_second)]
+            # what the visit went on to do, weighted (category weights count carts and buys
+            # more than views; items by their interactions)
+            cats = dict(heapq.nlargest(3, s.cats.items(), key=_second))
+            items = {i: float(n) for i, n in heapq.nlargest(4, s.seen.items(), key=_second)}
             signals = {
                 "referral": u.referral,
                 "device": u.device,
