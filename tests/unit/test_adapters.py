@@ -18,6 +18,7 @@ from rtp.capture.adapters import (
     diginetica_key,
     get_adapter,
     parse_otto,
+    recover,
     safe_parse,
     utc_time,
 )
@@ -564,3 +565,20 @@ def test_safe_parse_keeps_the_counts_over_a_file() -> None:
     assert read == 1 + 1 + 2 == len(events) + len(rejections)
     assert [e.pos for e in events] == ["f:1#1", "f:3#1", "f:3#2"]
     assert [(r.reason, r.pos) for r in rejections] == [(ev.INTERNAL_ERROR, "f:2")]
+
+
+def test_recover_is_safe_parse_inlined() -> None:
+    events: list[Event] = []
+    rejections: list[Rejection] = []
+    read = 0
+    for n, line in enumerate([OTTO_OK, OTTO_BUG], 1):
+        n_events, n_rejections = len(events), len(rejections)
+        try:
+            read += parse_otto_with_a_bug(line, f"f:{n}", events, rejections)
+        except Exception as e:
+            read += recover(e, line, f"f:{n}", events, rejections, n_events, n_rejections)
+    assert read == 2 == len(events) + len(rejections)
+    assert (
+        rejections[0].to_dict()
+        == Rejection(ev.INTERNAL_ERROR, "ValueError: cannot route GB", "f:2", OTTO_BUG).to_dict()
+    )

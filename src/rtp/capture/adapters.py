@@ -81,6 +81,7 @@ __all__ = [
     "by_time",
     "diginetica_key",
     "get_adapter",
+    "recover",
     "safe_parse",
     "utc_time",
 ]
@@ -192,17 +193,40 @@ def safe_parse(
     ``internal_error`` rejection for the line in place of whatever it appended: the caller's
     counts still add up (``read == accepted + rejected``) and the flow goes on.
 
-    The cost on the normal path is two ``len`` calls and a ``try`` (free in CPython 3.11).
+    It costs a function call and two ``len`` calls per line (~80 ns on the Taobao adapter's
+    ~1 µs, measured). A source loop that already takes ``len(events)`` can inline it for ~15 ns
+    (the ``try`` itself is free in CPython 3.11)::
+
+        n, m = len(events), len(rejections)
+        try:
+            read += parse(line, pos, events, rejections)
+        except Exception as e:
+            read += recover(e, line, pos, events, rejections, n, m)
     """
     n_events = len(events)
     n_rejections = len(rejections)
     try:
         return parse(line, pos, events, rejections)
     except Exception as e:
-        del events[n_events:]
-        del rejections[n_rejections:]
-        rejections.append(internal_error(e, pos, line))
-        return 1
+        return recover(e, line, pos, events, rejections, n_events, n_rejections)
+
+
+def recover(
+    exc: Exception,
+    line: bytes,
+    pos: str,
+    events: list[Event],
+    rejections: list[Rejection],
+    n_events: int,
+    n_rejections: int,
+) -> int:
+    """After ``parse`` raised ``exc`` on ``line``: take back what it appended (the lists had
+    ``n_events`` and ``n_rejections`` items before), append the line's ``internal_error``
+    rejection, and count the line as one record (the return value)."""
+    del events[n_events:]
+    del rejections[n_rejections:]
+    rejections.append(internal_error(exc, pos, line))
+    return 1
 
 
 def _decode(line: bytes, pos: str, rejections: list[Rejection]) -> str | None:
