@@ -510,23 +510,25 @@ def parse_diginetica(
         who = f[1] if len(f) > 1 and f[1] != "NA" else None
         return _reject(rejections, INVALID_CSV, f"{len(f)} fields, expected 5", pos, line, who)
     session_s, user, item, timeframe, day = f
-    anonymous = not user or user == "NA"
     try:
         session = str(int(session_s))
         offset_ms = int(timeframe)
     except ValueError:
         detail = "session_id and timeframe must be integers"
-        return _reject(rejections, INVALID_FIELD, detail, pos, line, None if anonymous else user)
-    who = "s" + session if anonymous else user  # the user id, for a rejection
+        who = None if not user or user == "NA" else user
+        return _reject(rejections, INVALID_FIELD, detail, pos, line, who)
     midnight = _midnight(day)
     if midnight is None:
-        return _reject(rejections, INVALID_FIELD, f"eventdate {day[:40]!r}", pos, line, who)
+        detail = f"eventdate {day[:40]!r}"
+        return _reject(rejections, INVALID_FIELD, detail, pos, line, _digi_user(user, session))
     if len(line) > MAX_ID_CHARS or not item:
+        who = _digi_user(user, session)
         if _check_ids(pos, line, rejections, who, item_id=item, user_id=user or "-"):
             return 1
         if len(session) >= MAX_ID_CHARS or not -_MAX_INT_TS < offset_ms < _MAX_INT_TS:
             detail = "session_id or timeframe is absurdly long"
-            return _reject(rejections, INVALID_FIELD, detail, pos, line)
+            return _reject(rejections, INVALID_FIELD, detail, pos, line, who)
+    anonymous = not user or user == "NA"
     events.append(
         Event(
             PRODUCT_VIEW,
@@ -542,6 +544,11 @@ def parse_diginetica(
         )
     )
     return 1
+
+
+def _digi_user(user: str, session: str) -> str:
+    """A DIGINETICA record's user id (for its rejection): ``s<session_id>`` when anonymous."""
+    return "s" + session if not user or user == "NA" else user
 
 
 def diginetica_key(event: Event) -> tuple[Any, ...]:
