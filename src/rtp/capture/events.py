@@ -10,9 +10,10 @@ An event is one thing a user did. On the wire it is one JSON object (schema vers
                  "medium": "email"}, "channel": "web"}}
 
 - ``v`` is absent or exactly ``1`` (anything else: ``unsupported_version``).
-- ``user`` or ``anon`` (an anonymous id) is required: a string of 1..128 characters or an
-  integer. ``session`` is optional, and a short id of the same kind when given (rtp splits
-  sessions by an inactivity gap in event time when it is absent).
+- ``user`` or ``anon`` (an anonymous id) is required: a short id, i.e. a string of 1..128
+  characters or an integer of up to 38 digits (made a string). ``session`` is optional, and a
+  short id when given (rtp splits sessions by an inactivity gap in event time when it is
+  absent).
 - ``ts`` is event time: unix seconds (int or float), unix milliseconds (values above 1e11) or an
   ISO-8601 string with a timezone. NaN and infinities are not times.
 - ``item`` and ``category`` are short ids; ``price`` a number in 0..1,000,000; ``query`` a
@@ -34,21 +35,21 @@ with a reason code and the record's source position. Any JSON value in any field
 
 Rejection reason codes (:data:`REASONS`, stable: dashboards count them):
 
-=========================  ====================================================================
-``invalid_json``           not JSON, or not a JSON object (an OTTO line: not a session)
-``invalid_csv``            a CSV line of the wrong shape, or not UTF-8
-``unknown_type``           an event type (or a data set's behaviour) rtp does not know
-``missing_field``          a required field is absent or empty
-``invalid_field``          a field of the wrong type, or out of its range
-``timestamp_out_of_range`` event time outside 2000..2100, too late or in the future
-                           (:class:`StreamClock`, in the sources)
-``invalid_price``          a price that is not a number in 0..1,000,000
-``oversized``              a record over :data:`MAX_RECORD_BYTES`
-``unsupported_version``    a schema version ``v`` other than 1
-``internal_error``         a parser raised on the record (a bug): the safety net
-                           (:func:`internal_error`, ``rtp.capture.adapters.safe_parse``) turned
-                           the exception into this rejection so that the flow goes on
-=========================  ====================================================================
+==========================  ===================================================================
+``invalid_json``            not JSON, or not a JSON object (an OTTO line: not a session)
+``invalid_csv``             a CSV line of the wrong shape, or not UTF-8
+``unknown_type``            an event type (or a data set's behaviour) rtp does not know
+``missing_field``           a required field is absent or empty
+``invalid_field``           a field of the wrong type, or out of its range
+``timestamp_out_of_range``  event time outside 2000..2100, too late or in the future
+                            (:class:`StreamClock`, in the sources)
+``invalid_price``           a price that is not a number in 0..1,000,000
+``oversized``               a record over :data:`MAX_RECORD_BYTES`
+``unsupported_version``     a schema version ``v`` other than 1
+``internal_error``          a parser raised on the record (a bug): the safety net
+                            (:func:`internal_error`, ``rtp.capture.adapters.safe_parse``)
+                            turned the exception into this rejection and the flow went on
+==========================  ===================================================================
 
 A :class:`Rejection` keeps at most :data:`RAW_PREFIX` bytes of the record, with every IPv4 and
 IPv6 address in it (and in its detail) replaced by the address's country code, or ``-`` when
