@@ -29,6 +29,9 @@ class Settings:
     redis_backoff_max_s: float = 2.0
     dead_letter_stream: str = "rtp:deadletter"
     dead_letter_file: str | None = None  # JSONL of rejections, if set
+    dead_letter_ttl_s: float = (
+        7 * 86_400.0
+    )  # dead letters (IPs already resolved) are kept this long
 
     # Live stream
     stream: str = "rtp:events"  # partitions are {stream}:0 .. {stream}:{n-1}

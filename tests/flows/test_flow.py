@@ -107,7 +107,7 @@ def test_flow_counts_add_up_and_rejections_keep_their_reasons(
     entries = store.r.xrange(settings.dead_letter_stream)
     got = {f[b"pos"].decode(): f[b"reason"].decode() for _, f in entries}
     assert got == where
-    assert store.r.hlen(settings.dead_letter_stream + ":pos") == len(BAD_LINES)
+    assert store.r.zcard(settings.dead_letter_stream + ":pos") == len(BAD_LINES)
     file_rows = [orjson.loads(x) for x in dl_file.read_bytes().splitlines()]
     assert {r["pos"]: r["reason"] for r in file_rows} == where
     assert all(r["raw"] and r["detail"] for r in file_rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from rtp.client import Client
 from rtp.config import Settings
 from rtp.decisions.reasons import item_reason, quiet_reason
 from rtp.errors import StoreUnavailable
+from rtp.store.store import Store
 from tests.conftest import RedisServer
 
 DOC: dict[str, Any] = {
@@ -193,13 +195,17 @@ def _stream_events(raw: redis.Redis) -> list[Event]:
     return out
 
 
-def test_forget_deletes_now_and_tells_the_flow(client: Client, raw: redis.Redis) -> None:
+def test_forget_deletes_now_and_leaves_a_tombstone_for_the_flows(
+    client: Client, raw: redis.Redis, redis_url: str
+) -> None:
     raw.sadd("rtp:dnp", "u1")
+    raw.set("rtp:d:u1", b"{}")
     client.forget("u1")
     assert raw.exists("rtp:d:u1", "rtp:p:u1") == 0
-    assert raw.sismember("rtp:dnp", "u1")
-    [e] = _stream_events(raw)
-    assert (e.type, e.user) == ("forget", "u1")
+    assert raw.sismember("rtp:dnp", "u1")  # the do-not-personalize wish is kept
+    assert _stream_events(raw) == []  # no control event naming the user in the stream
+    stones = Store.from_url(redis_url).tombstones(["u1"])
+    assert list(stones) == ["u1"] and abs(stones["u1"] - time.time()) < 60
 
 
 def test_do_not_personalize_round_trip(client: Client, raw: redis.Redis) -> None:

@@ -15,7 +15,7 @@ from rtp.capture.events import Rejection
 from rtp.config import Settings
 from rtp.engine.writes import Writes
 from rtp.errors import StoreError, StoreUnavailable
-from rtp.store.store import Store, _py_command, pack_command
+from rtp.store.store import Store, _py_command, pack_command, user_hash
 from tests.conftest import RedisServer
 
 SETTINGS = Settings(context_ttl_s=3_600, profile_ttl_s=7_200)
@@ -165,12 +165,44 @@ def test_dead_letters_idempotent_by_position(store: Store, raw: redis.Redis) -> 
     assert fields[b"reason"] == b"invalid_json"
     assert fields[b"pos"] == b"f.jsonl:1"
     assert fields[b"raw"] == b'{"v":1'
-    stored = orjson.loads(raw.hget("rtp:deadletter:pos", "f.jsonl:7"))
-    assert stored == rejections[1].to_dict()
+    assert raw.zscore("rtp:deadletter:pos", "f.jsonl:7") is not None
     more = [Rejection("invalid_price", "price -1", "f.jsonl:9", b"")]
     assert store.write_rejections(rejections + more) == 1
     assert raw.xlen("rtp:deadletter") == 3
-    assert raw.hlen("rtp:deadletter:pos") == 3
+    assert raw.zcard("rtp:deadletter:pos") == 3
+
+
+def test_dead_letters_expire_after_their_ttl(raw: redis.Redis, redis_url: str) -> None:
+    store = Store.from_url(redis_url, Settings(dead_letter_ttl_s=1.0))
+    assert store.write_rejections([Rejection("invalid_json", "x", "a:1", b"{", user="u1")]) == 1
+    time.sleep(1.2)
+    assert store.write_rejections([Rejection("invalid_json", "y", "a:2", b"{")]) == 1
+    assert [f[b"pos"] for _, f in raw.xrange("rtp:deadletter")] == [b"a:2"]
+    assert raw.zrange("rtp:deadletter:pos", 0, -1) == [b"a:2"]
+    assert raw.ttl(f"rtp:dlu:{user_hash('u1')}") in (-2, 0, 1)  # the index expires with it
+    store.close()
+
+
+def test_forget_is_atomic_and_leaves_only_a_tombstone(
+    store: Store, raw: redis.Redis, redis_url: str
+) -> None:
+    raw.set("rtp:d:u1", b"{}")
+    raw.set("rtp:p:u1", b"{}")
+    raw.set("rtp:d:u2", b"{}")
+    store.write_rejections(
+        [
+            Rejection("invalid_price", "price -1", "f:1", b'{"user":"u1"}', user="u1"),
+            Rejection("invalid_price", "price -2", "f:2", b'{"user":"u2"}', user="u2"),
+        ]
+    )
+    before = time.time()
+    store.forget("u1")
+    assert raw.exists("rtp:d:u1", "rtp:p:u1") == 0
+    assert raw.exists("rtp:d:u2") == 1  # nobody else's
+    assert [f[b"pos"] for _, f in raw.xrange("rtp:deadletter")] == [b"f:2"]
+    assert not [k for k in raw.scan_iter() if b"u1" in k]  # no key names the forgotten user
+    stones = store.tombstones(["u1", "u2"])
+    assert list(stones) == ["u1"] and before <= stones["u1"] <= time.time()
 
 
 def test_refused_write_raises_store_error(store: Store, raw: redis.Redis) -> None:

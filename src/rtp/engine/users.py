@@ -150,6 +150,8 @@ class UserShard:
                 "max_lag_s",
                 "mode_changes",
                 "view_lag_ticks_max",
+                "dropped_forgotten",
+                "internal_errors",
             ),
             0,
         )
@@ -162,6 +164,7 @@ class UserShard:
         self._fallback_version = ""
         self._fallback_dirty = False
         self.loader: Loader | None = None
+        self.tombstones: Callable[[list[str]], dict[str, float]] | None = None
         self.clock: Callable[[], float] = time.time
         self._bind()
 
@@ -182,6 +185,7 @@ class UserShard:
         state = self.__dict__.copy()
         for name in (
             "loader",
+            "tombstones",
             "clock",
             "_on_target",
             "_after_event",
@@ -225,6 +229,8 @@ class UserShard:
             if b.high > self._tick_high:
                 self._tick_high = b.high
         events = b.events
+        if self.tombstones is not None and (events or w.profiles):
+            events = self._forgotten(events, w)
         if events:
             target = b.tick - self.lag
             if target > self.view.tick:
@@ -256,46 +262,78 @@ class UserShard:
         weights = TYPE_WEIGHT
         for e in events:
             uid = e.user
-            if e.type in control:
-                self._control(e, w, dirty)
-                continue
-            u = users.pop(uid, None)
-            if u is None:
-                u = idle.pop(uid, None) or self._new_user(uid, None, False)
-            users[uid] = u
-            if e.dnp and not u.dnp:
-                self._set_dnp(u, True, w)
-            new_session = u.starts_new_session(e, gap)
-            if new_session:
-                if u.session.n:
-                    self._end_session(u, w)
-                u.begin(e)
-                self._session_started(u)
-            item = e.item
-            prev: tuple[str, ...] = ()
-            if item is not None:
-                if not new_session:
-                    self._test(u, e, item)
-                if not u.dnp:
-                    prev = tuple(u.session.recent[-WINDOW:])
-            sess = u.session
-            sess.update(e, hl, recent_n, queries_n)
-            u.observe(e)
-            if item is not None:
-                records.append(
-                    (e.ts, e.pos, item, e.category, e.price, weights.get(e.type, 1.0), prev)
-                )
-            if per_event:
-                for f in after:
-                    f(u, e)
-            elif uid in dirty:
-                self.stats["coalesced"] += 1
-            dirty[uid] = u
+            try:
+                if e.type in control:
+                    self._control(e, w, dirty)
+                    continue
+                u = users.pop(uid, None)
+                if u is None:
+                    u = idle.pop(uid, None) or self._new_user(uid, None, False)
+                users[uid] = u
+                if e.dnp and not u.dnp:
+                    self._set_dnp(u, True, w)
+                new_session = u.starts_new_session(e, gap)
+                if new_session:
+                    if u.session.n:
+                        self._end_session(u, w)
+                    u.begin(e)
+                    self._session_started(u)
+                item = e.item
+                prev: tuple[str, ...] = ()
+                if item is not None:
+                    if not new_session:
+                        self._test(u, e, item)
+                    if not u.dnp:
+                        prev = tuple(u.session.recent[-WINDOW:])
+                sess = u.session
+                sess.update(e, hl, recent_n, queries_n)
+                u.observe(e)
+                if item is not None:
+                    records.append(
+                        (e.ts, e.pos, item, e.category, e.price, weights.get(e.type, 1.0), prev)
+                    )
+                if per_event:
+                    for f in after:
+                        f(u, e)
+                elif uid in dirty:
+                    self.stats["coalesced"] += 1
+                dirty[uid] = u
+            except Exception as exc:  # a bug met by one event: a dead letter, not a dead flow
+                self._internal_error(e, exc, w, dirty)
         self.stats["events"] += len(events)
         if not per_event:
             for u in dirty.values():
                 if u.uid in users or u.uid in idle:
-                    self._write_decision(u, w)
+                    try:
+                        self._write_decision(u, w)
+                    except Exception as exc:
+                        self._internal_error(None, exc, w, dirty, u.uid)
+
+    def _internal_error(
+        self,
+        e: ev.Event | None,
+        exc: Exception,
+        w: Writes,
+        dirty: dict[str, UserState],
+        uid: str | None = None,
+    ) -> None:
+        """An unexpected exception while processing one event (or deciding for one user): the
+        event becomes an ``internal_error`` dead letter, the user's state in memory (possibly
+        half updated) is dropped (their stored profile stays), and the batch goes on."""
+        uid = e.user if e is not None else uid
+        assert uid is not None
+        self.stats["internal_errors"] += 1
+        log.exception("user shard %d: internal error on %s of user %r; dead-lettered",
+                      self.shard, e.pos if e is not None else "a decision", uid)  # fmt: skip
+        self.users.pop(uid, None)
+        self.idle.pop(uid, None)
+        dirty.pop(uid, None)
+        w.decisions = [kv for kv in w.decisions if kv[0] != uid]
+        if e is not None:
+            raw = orjson.dumps(e.to_dict())
+            rej = ev.internal_error(exc, e.pos, raw)
+            rej.user = uid
+            w.rejections.append(rej)
 
     def finish(self, mlog: ModelLog) -> list[Output]:
         """End of a finite stream: fold every open session so profiles are complete."""
@@ -356,6 +394,29 @@ class UserShard:
             self._fallback_dirty = True
 
     # -- users --------------------------------------------------------------------------------
+    def _forgotten(self, events: list[ev.Event], w: Writes) -> list[ev.Event]:
+        """Apply the tombstones of the users in this batch (and of profiles about to be
+        written): what a user did before they were forgotten is dropped (their events, their
+        state in memory, their pending writes), whether it arrives live or from history; what
+        they do after starts a new, empty user."""
+        users = dict.fromkeys(e.user for e in events)
+        for uid, _ in w.profiles:
+            users[uid] = None
+        assert self.tombstones is not None
+        found = self.tombstones(list(users))
+        if not found:
+            return events
+        for uid, when in found.items():
+            u = self.users.get(uid) or self.idle.get(uid)
+            if u is not None and u.session.start < when:
+                self.users.pop(uid, None)
+                self.idle.pop(uid, None)
+            _drop_pending(w, uid)
+            self.pending_profiles.pop(uid, None)
+        kept = [e for e in events if e.user not in found or e.ts >= found[e.user]]
+        self.stats["dropped_forgotten"] += len(events) - len(kept)
+        return kept
+
     def _new_user(self, uid: str, raw: bytes | None, dnp: bool) -> UserState:
         profile = None
         if raw is not None and not dnp:

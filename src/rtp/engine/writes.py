@@ -46,6 +46,7 @@ class Writes:
         "dnp_remove",
         "users",
         "evals",
+        "rejections",
     )
 
     def __init__(self) -> None:
@@ -60,6 +61,7 @@ class Writes:
         self.dnp_remove: list[str] = []
         self.users: list[str] = []  # into the users HyperLogLog
         self.evals: list[Any] = []  # evaluation records (only in `rtp evaluate`; not stored)
+        self.rejections: list[Any] = []  # events the engine could not process: dead letters
 
     def extend(self, other: Writes) -> Writes:
         """Append ``other``'s writes after this one's (same order as writing both)."""
@@ -74,6 +76,7 @@ class Writes:
         self.dnp_remove.extend(other.dnp_remove)
         self.users.extend(other.users)
         self.evals.extend(other.evals)
+        self.rejections.extend(other.rejections)
         return self
 
     def __len__(self) -> int:
@@ -87,6 +90,7 @@ class Writes:
             + len(self.forget)
             + len(self.dnp_add)
             + len(self.dnp_remove)
+            + len(self.rejections)
         )
 
     def __repr__(self) -> str:

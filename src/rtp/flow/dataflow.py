@@ -198,7 +198,7 @@ def build_flow(
     *,
     parts: Sequence[str],
     model_log: Callable[[], ModelLog],
-    loader_factory: Callable[[], Callable[[list[str]], Any]] | None = None,
+    loader_factory: Callable[[], Any] | None = None,
     enricher: Any = None,
     mode: str = REALTIME,
     hooks_factory: Callable[[], list[Hook]] | None = None,
@@ -218,8 +218,9 @@ def build_flow(
     :param parts: the source's partition names (a user shard waits for every one's watermark).
     :param model_log: makes the model log (``rtp.engine.log.local_log`` for workers that are
         threads of one process, ``rtp.store.modellog.RedisModelLog`` otherwise).
-    :param loader_factory: makes, once per user shard, the function that reads returning users'
-        profiles (``rtp.store.store.Store.load_users``); ``None`` starts every user fresh.
+    :param loader_factory: makes, once per user shard, what reads returning users' profiles
+        and the tombstones of forgotten users (an object with ``load_users`` and ``tombstones``,
+        like ``rtp.store.store.Store``); ``None`` starts every user fresh.
     :param hooks_factory: makes the user step's hooks (evaluation, batch serving, metrics).
     """
     tune_gc()
@@ -296,7 +297,9 @@ def build_flow(
                 sweep_by_home=sweep_by_home,
             )
         if loader_factory is not None:
-            shard.loader = loader_factory()
+            reads = loader_factory()
+            shard.loader = reads.load_users
+            shard.tombstones = reads.tombstones
         if clock is not None:
             shard.clock = clock
         return _Users(shard, mlog)

@@ -174,7 +174,7 @@ def build(
         from rtp.store.store import Store
 
         def loader() -> Any:
-            return Store.from_url(url, settings).load_users
+            return _PatientReads(Store.from_url(url, settings))
 
     return build_flow(
         source,
@@ -196,6 +196,24 @@ def build(
         clock=clock,
         sweep_by_home=spec.kind == "files",
     )
+
+
+class _PatientReads:
+    """What the user step reads from Redis (returning users' profiles, tombstones), waited for
+    through any outage (:func:`rtp.flow.sinks.patiently`)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def load_users(self, users: list[str]) -> Any:
+        from rtp.flow.sinks import patiently
+
+        return patiently("a profile read", lambda: self.store.load_users(users))
+
+    def tombstones(self, users: list[str]) -> Any:
+        from rtp.flow.sinks import patiently
+
+        return patiently("a tombstone read", lambda: self.store.tombstones(users))
 
 
 def _target_filter(spec: FlowSpec) -> Callable[[Any], bool] | None:

@@ -29,12 +29,12 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from rtp.capture.events import DO_NOT_PERSONALIZE, FORGET, SCHEMA_VERSION
+from rtp.capture.events import DO_NOT_PERSONALIZE, SCHEMA_VERSION
 from rtp.config import Settings
 from rtp.decisions.reasons import expand_why, item_reason, quiet_reason
 from rtp.errors import StoreError, StoreUnavailable
 from rtp.store import streams
-from rtp.store.store import connect, pack_command, roundtrip
+from rtp.store.store import FORGET_LUA, connect, forget_keys, pack_command, roundtrip
 
 __all__ = ["Client", "RERANK_WEIGHTS", "rerank_scores"]
 
@@ -72,6 +72,7 @@ class Client:
         self._n = self.prefix + "n:"
         self._items = self.prefix + "items"
         self._dnp = self.prefix + "dnp"
+        self._forget_script: Any = None
         # items-hash value -> (category, price or -1.0): parsed once, most searches repeat items
         self._item_cache: dict[bytes, tuple[bytes, float]] = {}
 
@@ -238,12 +239,15 @@ class Client:
     # -- control ------------------------------------------------------------------------------
 
     def forget(self, user_id: str) -> None:
-        """Delete the user's decisions and profile now, and tell a running flow to drop its
-        state for them (a ``forget`` event on the live stream). The ``dnp`` flag is kept."""
-        uid = str(user_id)
-        self._call("forget", self.r.delete, self._d + uid, f"{self.prefix}p:{uid}")
-        event = {"v": SCHEMA_VERSION, "type": FORGET, "user": uid}
-        self._call("forget", streams.append, self.r, [event], self.stream)
+        """Forget the user now, in one atomic operation: their decisions, profile and dead
+        letters are deleted, and a tombstone (a hash of the id and the time) makes every flow,
+        live or replaying history, drop their events from before now and start afresh with
+        later ones. The ``dnp`` flag, if set, is kept."""
+        keys, args = forget_keys(self.prefix, self.settings.dead_letter_stream, str(user_id))
+        script = self._forget_script
+        if script is None:
+            script = self._forget_script = self.r.register_script(FORGET_LUA)
+        self._call("forget", script, keys, args)
 
     def set_do_not_personalize(self, user_id: str, flag: bool = True) -> None:
         """Add the user to (or remove them from) the do-not-personalize set now, and tell a

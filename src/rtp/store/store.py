@@ -26,6 +26,7 @@ Needs Redis >= 6.2 (``SMISMEMBER``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -58,19 +59,59 @@ _RETRYABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 
 T = TypeVar("T")
 
-# KEYS[1] stream, KEYS[2] position hash; ARGV[1] maxlen, then (pos, json, reason, detail, raw)*.
-# A position already in the hash is not appended again: rewriting a batch adds nothing.
+# KEYS[1] stream, KEYS[2] positions (a sorted set scored by time); ARGV[1] maxlen, ARGV[2] now,
+# ARGV[3] ttl, ARGV[4] the prefix of the per-user index keys, then (pos, reason, detail, raw,
+# user hash)*. A position already recorded is not appended again: rewriting a batch adds
+# nothing. Entries and positions older than the ttl are dropped; each entry with a user is
+# listed in that user's index (so a forget can delete it), which expires with it.
 _DEAD_LETTER_LUA = """
+local now = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local minid = string.format('%d-0', math.floor((now - ttl) * 1000))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
 local n = 0
-for i = 2, #ARGV, 5 do
-  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'reason', ARGV[i + 2],
-               'detail', ARGV[i + 3], 'pos', ARGV[i], 'raw', ARGV[i + 4])
+for i = 5, #ARGV, 5 do
+  if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then
+    local id = redis.call('XADD', KEYS[1], 'MINID', minid, '*', 'reason', ARGV[i + 1],
+                          'detail', ARGV[i + 2], 'pos', ARGV[i], 'raw', ARGV[i + 3])
+    if ARGV[i + 4] ~= '' then
+      local k = ARGV[4] .. ARGV[i + 4]
+      redis.call('SADD', k, id)
+      redis.call('EXPIRE', k, math.floor(ttl))
+    end
     n = n + 1
   end
 end
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
 return n
 """
+
+# KEYS[1] d:{user}, KEYS[2] p:{user}, KEYS[3] the tombstones hash, KEYS[4] the user's dead-letter
+# index, KEYS[5] the dead-letter stream; ARGV[1] the user's hash, ARGV[2] the time of the forget.
+# One atomic operation: everything stored about the user goes, the tombstone stays.
+FORGET_LUA = """
+local ids = redis.call('SMEMBERS', KEYS[4])
+for _, id in ipairs(ids) do
+  redis.call('XDEL', KEYS[5], id)
+end
+local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+return n + #ids
+"""
+
+
+def user_hash(user: str) -> str:
+    """A user's key in the tombstones and dead-letter indexes: 16 hex digits of BLAKE2b, so
+    what rtp keeps about a forgotten user is not their id."""
+    return hashlib.blake2b(user.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def forget_keys(prefix: str, dead_letter_stream: str, user: str) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of :data:`FORGET_LUA` for ``user`` (forgotten now)."""
+    h = user_hash(user)
+    keys = [f"{prefix}d:{user}", f"{prefix}p:{user}", f"{prefix}tomb", f"{prefix}dlu:{h}",
+            dead_letter_stream]  # fmt: skip
+    return keys, [h, repr(time.time())]
 
 
 def connect(url: str, settings: Settings) -> redis.Redis:
@@ -235,6 +276,10 @@ class Store:
             b"$2\r\nEX\r\n$" + b"%d" % len(ctx_ttl) + b"\r\n" + ctx_ttl + b"\r\n"
         )
         self._dead_letter = self.r.register_script(_DEAD_LETTER_LUA)
+        self._forget = self.r.register_script(FORGET_LUA)
+        self._forget_sha = self._forget.sha.encode()
+        self._tomb = p + b"tomb"
+        self._dlu = settings.key_prefix + "dlu:"
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> Store:
@@ -293,9 +338,9 @@ class Store:
     def _pack(self, packer: _Packer, w: Writes) -> None:
         add = packer.add
         d, pp = self._d, self._pp
-        for user in w.forget:
-            u = _str_bytes(user)
-            add(_command(b"DEL", d + u, pp + u))
+        for user in w.forget:  # the atomic forget (a tombstone stays)
+            keys, args = forget_keys(self.prefix, self._dl_stream, user)
+            add(_command(b"EVALSHA", self._forget_sha, b"5", *keys, *args))
         step = _HSET_FIELDS
         for verb, users in ((b"SREM", w.dnp_remove), (b"SADD", w.dnp_add)):
             for i in range(0, len(users), step):
@@ -346,19 +391,29 @@ class Store:
         if not chunks:
             return 0
         pending: Any = ws[0] if len(ws) == 1 else list(ws)
-        self._retry("write", lambda: self._send(chunks, counts), pending)
+        forgets = any(w.forget for w in ws)
+
+        def send() -> list[Any]:
+            if forgets:
+                self.r.script_load(FORGET_LUA)  # a restarted Redis has forgotten the script
+            return self._send(chunks, counts)
+
+        self._retry("write", send, pending)
         return sum(counts)
 
     def write_rejections(self, rejections: Iterable[Rejection]) -> int:
-        """Dead-letter rejections: the stream (approximate MAXLEN 1,000,000) and the
-        position -> JSON hash. Idempotent by position: a position already recorded is not
-        appended again. Returns how many were new."""
+        """Dead-letter rejections into the stream (entries older than
+        ``Settings.dead_letter_ttl_s`` are dropped, and at most ``DEAD_LETTER_MAXLEN`` kept).
+        Idempotent by position: a position already recorded is not appended again. A rejection
+        with a user is indexed for forget. Returns how many were new."""
         batch = list(rejections)
         if not batch:
             return 0
-        args: list[Any] = [DEAD_LETTER_MAXLEN]
+        ttl = self.settings.dead_letter_ttl_s
+        args: list[Any] = [DEAD_LETTER_MAXLEN, repr(time.time()), repr(ttl), self._dlu]
         for rej in batch:
-            args += [rej.pos, orjson.dumps(rej.to_dict()), rej.reason, rej.detail, rej.raw]
+            h = user_hash(rej.user) if rej.user else ""
+            args += [rej.pos, rej.reason, rej.detail, rej.raw, h]
         keys = [self._dl_stream, self._dl_pos]
 
         def call() -> int:
@@ -367,9 +422,19 @@ class Store:
         return self._retry("dead-letter write", call, batch)
 
     def forget(self, user: str) -> int:
-        """Delete the user's decisions and profile now (the ``dnp`` flag stays)."""
-        keys = [self.decision_key(user), self.profile_key(user)]
-        return int(self._retry("forget", lambda: self.r.delete(*keys), None))
+        """Forget the user now, atomically: their decisions, profile and dead letters are
+        deleted and a tombstone (their hash and the time) is left, so a flow drops their
+        events from before now, live or replayed (the ``dnp`` flag stays)."""
+        keys, args = forget_keys(self.prefix, self._dl_stream, user)
+        return int(self._retry("forget", lambda: self._forget(keys=keys, args=args), None))
+
+    def tombstones(self, users: Sequence[str]) -> dict[str, float]:
+        """The time each of ``users`` was forgotten, for those who were (one round trip)."""
+        if not users:
+            return {}
+        hashes = [user_hash(u) for u in users]
+        values: Any = self._retry("tombstones", lambda: self.r.hmget(self._tomb, hashes), None)
+        return {u: float(v) for u, v in zip(users, values, strict=True) if v is not None}
 
     # -- reads --------------------------------------------------------------------------------
 
