@@ -310,15 +310,29 @@ def test_degraded_mode_engages_on_lag_and_recovers_with_hysteresis() -> None:
     assert eng.users.stats["decisions_degraded"] == 2
     assert eng.users.stats["max_lag_s"] == 6.0
     assert eng.users.stats["mode_changes"] == 2  # degraded once, recovered once
-    # a degraded decision is the fallback list, said so
+    # degraded: the user's list computed before (their last ranked one), said so
+    ranked_before = decisions(eng.process([view("u", "i8", T0 + 8, "c")], lag_ref=now[0]))["u"]
+    assert ranked_before["mode"] == "ranked"
     now[0] += 10
     w = eng.process([view("u", "i9", T0 + 9, "c")], lag_ref=now[0] - 9.0)
     d = decisions(w)["u"]
     assert d["mode"] == "degraded"
+    assert d["home"]["items"] == ranked_before["home"]["items"]
+    assert d["home"]["why"] == CHAR["pre"] * len(d["home"]["items"])
+    assert "catching up" in d["home"]["reason"]
+    # a user never ranked gets the fallback list
+    w = eng.process([view("newcomer", "i1", T0 + 10, "c")], lag_ref=now[0] - 9.0)
+    d = decisions(w)["newcomer"]
+    assert d["mode"] == "degraded"
     assert d["home"]["items"] == eng.view.pop.trending_items(20)
     assert d["home"]["items"][0] == "p1"  # the background item, learned in an earlier tick
     assert d["home"]["why"] == CHAR["pop"] * len(d["home"]["items"])
-    assert "catching up" in d["home"]["reason"]
+    # caught up: both are decided again, although neither did anything since
+    w = eng.process([view("third", "i2", T0 + 11, "c")], lag_ref=now[0])
+    again = decisions(w)
+    assert set(again) == {"u", "newcomer", "third"}
+    assert all(doc["mode"] == "ranked" for doc in again.values())
+    assert eng.users.stats["redecided"] == 2
 
 
 @pytest.mark.parametrize("mode", ["realtime", "batch", "popular"])

@@ -60,7 +60,11 @@ def decide(
     if home.items and mode == "ranked":
         reason = _sentence(home.codes[0], u, m, home.items[0])
     elif mode == "degraded":
-        reason = "popular right now (personalization is catching up)"
+        reason = (
+            "recommended for you earlier in this visit (personalization is catching up)"
+            if home.codes and home.codes[0] == "pre"
+            else "popular right now (personalization is catching up)"
+        )
     elif mode == "ranked":
         reason = "trending now"
     else:

@@ -16,6 +16,9 @@ ITEM = {
     "fav": "one of your favourites",
     "ex": "something different: trending elsewhere",
     "batch": "recommended for you (refreshed periodically)",
+    "pre": "recommended for you earlier in this visit",
+    "ed": "an editor's pick",
+    "feed": "fresh in the topics you read",
 }
 
 # One character per home item in storage ("why": "rkkkp..."); the client expands them.
@@ -28,6 +31,9 @@ CHAR = {
     "fav": "f",
     "ex": "x",
     "batch": "b",
+    "pre": "s",
+    "ed": "e",
+    "feed": "n",
 }
 CODE = {c: code for code, c in CHAR.items()}
 

@@ -127,6 +127,8 @@ class UserShard:
         self._tick_high = 0.0  # ... and within the current tick
         self.tick = -1
         self.degraded = False
+        self.degraded_users: dict[str, None] = {}  # decided while degraded: re-decide later
+        self._redecide = False
         self.hold_profiles = hold_profiles or settings.hold_profiles
         self.pending_profiles: dict[str, bytes] = {}
         self._release = False
@@ -152,6 +154,7 @@ class UserShard:
                 "view_lag_ticks_max",
                 "dropped_forgotten",
                 "internal_errors",
+                "redecided",
             ),
             0,
         )
@@ -239,6 +242,8 @@ class UserShard:
             if b.lag_ref is not None:
                 self._check_lag(self.clock() - b.lag_ref)
             self._events(events, w)
+        if self._redecide:
+            self._redecide_degraded(w)
         if b.wm > self.wm.get(b.part, -1):
             self.wm[b.part] = b.wm
         for f in self._on_batch_end:
@@ -450,6 +455,17 @@ class UserShard:
                 continue
             idle[uid] = self._new_user(uid, raw, dnp)
 
+    def _redecide_degraded(self, w: Writes) -> None:
+        """The flow caught up: decide again for the users served while it lagged (those still
+        in memory; the others' degraded decisions expire with their key)."""
+        self._redecide = False
+        pending, self.degraded_users = self.degraded_users, {}
+        for uid in pending:
+            u = self.users.get(uid) or self.idle.get(uid)
+            if u is not None and u.session.n:
+                self._write_decision(u, w)
+                self.stats["redecided"] += 1
+
     def _check_lag(self, lag: float) -> None:
         s = self.settings
         if lag > self.stats["max_lag_s"]:
@@ -457,9 +473,11 @@ class UserShard:
         if self.degraded:
             if lag < s.recover_lag_s:
                 self.degraded = False
+                self._redecide = True
                 self.stats["mode_changes"] += 1
-                log.warning("user shard %d: caught up (lag %.1fs): ranked decisions again",
-                            self.shard, lag)  # fmt: skip
+                log.warning("user shard %d: caught up (lag %.1fs): ranked decisions again; "
+                            "re-deciding %d users served while degraded", self.shard, lag,
+                            len(self.degraded_users))  # fmt: skip
         elif lag > s.degrade_lag_s:
             self.degraded = True
             self.stats["mode_changes"] += 1
@@ -621,8 +639,15 @@ class UserShard:
             home = fallback_home(m, rules.home_n)
             st["decisions_non_personalized"] += 1
         elif self.degraded:
+            # behind capture: what was computed for the user before (their last ranked list),
+            # else what is popular; they are re-decided when the flow catches up
             mode = "degraded"
-            home = fallback_home(m, rules.home_n)
+            prev = u.serving.served if u.serving.ranked else None
+            if prev:
+                home = Ranked(list(prev), [0.0] * len(prev), ["pre"] * len(prev))
+            else:
+                home = fallback_home(m, rules.home_n)
+            self.degraded_users[u.uid] = None
             st["decisions_degraded"] += 1
         elif arm == BATCH and self.batch_serving is not None:
             mode = "ranked"
@@ -637,6 +662,9 @@ class UserShard:
             st["decisions_ranked"] += 1
         s = u.session
         u.serving.serve(home.items, s.last)
+        u.serving.ranked = mode == "ranked"
+        if mode == "ranked" and self.degraded_users:
+            self.degraded_users.pop(u.uid, None)
         if cats is None:
             cats = u.blended_categories()
         top = (

@@ -17,6 +17,7 @@ class Serving:
         "served",
         "served_ts",
         "served_hit",
+        "ranked",
         "attributed",
         "offer",
         "offer_until",
@@ -32,6 +33,7 @@ class Serving:
         self.served: list[str] | None = None  # the home items last served
         self.served_ts = 0.0
         self.served_hit = False  # an interaction was attributed to that list already
+        self.ranked = False  # that list was ranked for the user (not a fallback)
         self.assist_ts = 0.0  # last chat offer (a cooldown across visits)
         self.new_session()
 
