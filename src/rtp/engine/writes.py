@@ -5,25 +5,40 @@ and the sink (``rtp.flow.sinks``) hands it to the store (``rtp.store.store``), w
 one pipeline. Every write is a whole value keyed by something stable, so writing the same batch
 twice (at-least-once output after a resume) leaves the same state.
 
-Key schema (``P`` is ``Settings.key_prefix``, ``rtp:`` by default):
+Key schema (``P`` is ``Settings.key_prefix``, ``rtp:`` by default; the owner is the one step or
+component that writes the key):
 
-=====================  =========================================================  ============
-key                    value                                                      TTL
-=====================  =========================================================  ============
-``P d:{user}``         decisions per placement + the session context they were    context_ttl
-                       made from (one key, one write per user per batch, so a
-                       reader never sees a context newer than its decisions)
-``P p:{user}``         long-term profile (written when a session is folded)       profile_ttl
-``P n:{item}``         the item's product-page recommendations (co-visited       context_ttl
-                       neighbours), shared by every user on that page
-``P items``            hash item -> "category|price" (for ``Client.rerank``)      none
-``P meta:{name}``      fallback list, per-shard stats, experiment metrics,        none
-                       bandit state summaries; overwritten whole
-``P dnp``              set of do-not-personalize users                            none
-``P hll:users``        HyperLogLog of users seen (the report's ``users``)         none
-``P deadletter``       stream of rejections (also a JSONL file if configured)     none
-``P deadletter:pos``   hash source position -> rejection (idempotent by position) none
-=====================  =========================================================  ============
+========================  ====================================================  ==============
+key                       value (owner)                                         TTL
+========================  ====================================================  ==============
+``P d:{user}``            decisions per placement + the session context they    context_ttl_s
+                          were made from, one write per user per batch (user
+                          step)
+``P p:{user}``            long-term profile, written when a session is folded   profile_ttl_s
+                          (user step)
+``P n:{item}``            the item's product page: co-visited neighbours        context_ttl_s
+                          (item step owning the item)
+``P items``               hash item -> "category|price" (each field: the item   none; evicted
+                          step owning the item)                                 items removed
+``P meta:fallback``       trending items (user shard 0)                         none
+``P meta:stats:{run}:u*`` a user shard's counters (that shard)                  none
+``P meta:ranker``,        ranker weights, bandit summaries, the edge model      none
+``P meta:bandit:*``,      (global step)
+``P meta:edge``
+``P m:{run}:{writer}``,   the model log: parts per tick and progress (item      1 day after
+``P m:{run}:p:{writer}``  shards, global step; Redis log only)                  the last write
+``P dnp``                 set of do-not-personalize users (Client, user step)   none
+``P tomb``                hash user hash -> time of the forget (forget)         none
+``P hll:users``           HyperLogLog of users seen (user steps; no ids)        none
+``P deadletter``          stream of rejections: reason, detail, pos, raw        dead_letter_ttl_s
+                          (sinks, the HTTP collector)
+``P deadletter:pos``      sorted set of positions recorded (idempotence)        dead_letter_ttl_s
+``P dlu:{user hash}``     a user's dead-letter entry ids (for forget)           dead_letter_ttl_s
+``{stream}:{p}``          live stream partition p (producers; trimmed by the    until processed
+                          flow below what it acknowledged)
+``{stream}:config``       partitions, max_backlog (the live flow)               none
+``{stream}:{p}:gaps``     entries trimmed before the flow read them (source)    none
+========================  ====================================================  ==============
 """
 
 from __future__ import annotations

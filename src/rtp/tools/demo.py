@@ -481,8 +481,8 @@ def _rerank_and_forget(
     client.forget(victim)
     after = client.decision(victim, "home") is not None, client.profile(victim) is not None
     out(f"Client.forget({victim!r}): decisions stored {before[0]} -> {after[0]}, "
-        f"profile stored {before[1]} -> {after[1]}; a 'forget' event went to the live stream "
-        f"{client.stream} for a running flow")  # fmt: skip
+        f"profile stored {before[1]} -> {after[1]}; a tombstone makes every flow drop their "
+        f"older events, live or replayed")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -502,6 +502,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RtpError as e:
         print(f"rtp demo: {e}", file=sys.stderr)
         return 2
+    print(
+        "\nNext: the demo shop in a browser, personalized live as you click:\n"
+        "  .venv/bin/rtp serve --demo --port 8000   # then open http://127.0.0.1:8000/shop/\n"
+        "(it runs the live flow beside the HTTP doors; docs/http.md explains them)"
+    )
     return 0
 
 
