@@ -42,7 +42,7 @@ class Settings:
     workers: int = 0  # Bytewax workers in the cluster (0: read from the command line, else 1)
     shards: int = 0  # user and item shards (0: one per worker); results never depend on it
     batch_lines: int = 2_000  # records a file source reads per batch
-    tick_records: int = 2_000  # a replay's model tick: this many source records
+    tick_records: int = 500  # a replay's model tick: this many source records
     tick_s: float = 1.0  # the live stream's model tick: this much capture time
     model_lag_ticks: int = 1  # decisions at tick t use the models of tick t - this (>= 1)
     max_lag_s: float = 86_400.0  # events further behind the stream are rejected
@@ -57,7 +57,8 @@ class Settings:
 
     # Models and memory
     covisit_half_life_s: float = 6 * 3_600.0
-    item_ttl_s: float = 7 * 86_400.0  # items untouched this long (event time) are forgotten
+    item_ttl_s: float = 90 * 86_400.0  # items untouched this long (event time) are forgotten
+    max_items: int = 2_000_000  # ...and beyond this many, the least recently touched are
     idle_ttl_s: float = 86_400.0  # idle users leave memory after this (their profile stays)
     edge_model: bool = True  # learn the edge model (first-page decisions from context)
 

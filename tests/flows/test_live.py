@@ -49,7 +49,7 @@ def test_forget_and_dnp_reach_a_running_flow(redis_url: str) -> None:
     c = Client.from_url(redis_url)
     streams.append(r, [_view("bob", "b1", T0), _view("cat", "c1", T0 + 1)])
     assert _wait(lambda: c.decision("bob") is not None and c.decision("cat") is not None)
-    c.forget("bob")  # deletes now, and tells the flow through the stream
+    c.forget("bob")  # deletes now; its tombstone keeps the flow from writing bob back
     c.set_do_not_personalize("cat")
     streams.append(r, [_view("cat", "c2", T0 + 2), _view("dan", "d1", T0 + 3)])
     assert _wait(lambda: c.decision("dan") is not None)

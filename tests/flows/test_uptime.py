@@ -39,7 +39,9 @@ def _wait(pred, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
 def test_thirty_simulated_days_of_live_traffic(redis_url: str) -> None:
     now = [START]
     r = redis.Redis.from_url(redis_url)
-    settings = Settings(redis_url=redis_url, stream_partitions=1, max_ahead_s=3_600.0)
+    settings = Settings(
+        redis_url=redis_url, stream_partitions=1, max_ahead_s=3_600.0, item_ttl_s=7 * DAY
+    )
     spec = FlowSpec(kind="live", run="uptime", metrics_mode="live")
     flow = build(spec, settings, clock=lambda: now[0])
     worker = threading.Thread(target=run_main, args=(flow,), daemon=True)

@@ -30,6 +30,56 @@ CAT_PER_CAT = 15  # popular items from each of the two strongest categories (dis
 TREND_N = 4
 
 
+def seed_lists(u: UserState, m: ModelView, seeds: list[str]) -> list[list[tuple[str, float]]]:
+    """Each seed's co-visited neighbours, strongest first: the model view's list plus the pairs
+    of the user's own session that the view does not hold yet (their records are of ticks after
+    the view's), weighted exactly as the co-visitation model weighs them.
+
+    The view lags the stream by a tick or two (see ``docs/architecture.md``); a user's own last
+    events must not: they are in the user's state, so they count at once, the same in every
+    worker.
+    """
+    cv = m.cv
+    top = cv.top
+    fresh = u.session.fresh
+    if not fresh or fresh[-1][0] <= m.tick or cv.ref is None and not fresh:
+        return [top(seed, CV_PER_SEED) for seed in seeds]
+    ref = cv.ref if cv.ref is not None else fresh[0][1]
+    hl = cv.half_life_s
+    back = cv.backward
+    window = cv.window
+    wanted = set(seeds)
+    extra: dict[str, dict[str, float]] = {}
+    view_tick = m.tick
+    for tick, ts, item, weight, prev in fresh:
+        if tick <= view_tick or not prev:
+            continue
+        inflate = weight * 2.0 ** ((ts - ref) / hl)
+        dist = 1
+        for p in reversed(prev[-window:]):
+            if p == item:
+                continue
+            w = inflate / dist
+            dist += 1
+            if p in wanted:
+                d = extra.setdefault(p, {})
+                d[item] = d.get(item, 0.0) + w
+            if item in wanted:
+                d = extra.setdefault(item, {})
+                d[p] = d.get(p, 0.0) + w * back
+    out = []
+    for seed in seeds:
+        add = extra.get(seed)
+        if not add:
+            out.append(top(seed, CV_PER_SEED))
+            continue
+        merged = dict(top(seed, cv.k))
+        for k, w in add.items():
+            merged[k] = merged.get(k, 0.0) + w
+        out.append(heapq.nlargest(CV_PER_SEED, merged.items(), key=_second))
+    return out
+
+
 def candidates(u: UserState, m: ModelView, cats: dict[str, float]) -> dict[str, list[float]]:
     """Every candidate with its generator features (context features are zero)."""
     cands: dict[str, list[float]] = {}
@@ -37,8 +87,7 @@ def candidates(u: UserState, m: ModelView, cats: dict[str, float]) -> dict[str, 
     s = u.session
     recent = s.recent
     seeds = recent[-1 : -min(SEEDS, len(SEED_FACTORS)) - 1 : -1]
-    for idx, seed in enumerate(seeds):
-        lst = m.cv.top(seed, CV_PER_SEED)
+    for idx, lst in enumerate(seed_lists(u, m, seeds)):
         if not lst:
             continue
         top_w = lst[0][1]

@@ -170,7 +170,12 @@ def _weights(values: Weights) -> dict[str, float]:
 
 
 class _Rule:
-    """The decayed evidence of one signal combination (values decayed to ``ts``)."""
+    """The decayed evidence of one signal combination.
+
+    Values are kept relative to the reference time ``ts`` by inflation (an observation at
+    ``t`` adds ``2 ** ((t - ts) / half_life)``), so learning never touches the other entries;
+    the values decayed to a time ``now`` are ``value * 0.5 ** ((now - ts) / half_life)``.
+    """
 
     __slots__ = ("mass", "cats", "items", "ts")
 
@@ -180,13 +185,20 @@ class _Rule:
         self.items: dict[str, float] = {}
         self.ts = ts
 
+    def weight_at(self, ts: float, half_life_s: float) -> float:
+        """The weight of an observation at ``ts`` (rescaling first when it grows large)."""
+        x = (ts - self.ts) / half_life_s
+        if x > 64.0:
+            self.decay_to(ts, half_life_s)
+            return 1.0
+        return float(2.0**x)
+
     def decay_to(self, ts: float, half_life_s: float) -> None:
+        """Move the reference time to ``ts`` (values decayed accordingly)."""
         if ts <= self.ts:
             return
         f = 0.5 ** ((ts - self.ts) / half_life_s)
         self.ts = ts
-        if f >= 0.999_999:
-            return
         self.mass *= f
         for table in (self.cats, self.items):
             for k in table:
@@ -270,24 +282,37 @@ class EdgeModel:
             self.now = ts
         known = signals_of(signals)
         hl = self.half_life_s
+        total = sum(cats.values()) or 1.0
+        cat_shares = [(name, v / total) for name, v in cats.items()]
+        total = sum(its.values()) or 1.0
+        item_shares = [(name, v / total) for name, v in its.items()]
+        cap = 2 * self.max_entries
+        rules = self.rules
         for combo in COMBOS:
-            if not all(name in known for name in combo):
-                continue
-            key: RuleKey = tuple((name, known[name]) for name in combo)
-            rule = self.rules.get(key)
-            if rule is None:
-                rule = self.rules[key] = _Rule(ts)
-            rule.decay_to(ts, hl)
-            w = 0.5 ** ((rule.ts - ts) / hl) if ts < rule.ts else 1.0  # a late session
-            rule.mass += w
-            total = sum(cats.values()) or 1.0
-            for name, v in cats.items():
-                rule.cats[name] = rule.cats.get(name, 0.0) + w * v / total
-            total = sum(its.values()) or 1.0
-            for name, v in its.items():
-                rule.items[name] = rule.items.get(name, 0.0) + w * v / total
-            _prune(rule.cats, self.max_entries)
-            _prune(rule.items, self.max_entries)
+            key: RuleKey = ()
+            for name in combo:
+                value = known.get(name)
+                if value is None:
+                    break
+                key += ((name, value),)
+            else:
+                rule = rules.get(key)
+                if rule is None:
+                    rule = rules[key] = _Rule(ts)
+                w = rule.weight_at(ts, hl)  # inflation: the other entries are not touched
+                rule.mass += w
+                table = rule.cats
+                get = table.get
+                for name, share in cat_shares:
+                    table[name] = get(name, 0.0) + w * share
+                if len(table) > cap:
+                    _prune(table, self.max_entries)
+                table = rule.items
+                get = table.get
+                for name, share in item_shares:
+                    table[name] = get(name, 0.0) + w * share
+                if len(table) > cap:
+                    _prune(table, self.max_entries)
         if len(self.rules) > self.max_rules + self.max_rules // 4:
             self._evict()
 
@@ -299,8 +324,7 @@ class EdgeModel:
             mine = self.rules.get(key)
             if mine is None:
                 mine = self.rules[key] = _Rule(now)
-            mine.decay_to(now, hl)
-            f = 0.5 ** ((now - theirs.ts) / hl)
+            f = 0.5 ** ((mine.ts - theirs.ts) / hl)  # theirs, relative to mine's reference
             mine.mass += theirs.mass * f
             for table, src in ((mine.cats, theirs.cats), (mine.items, theirs.items)):
                 for k, v in src.items():

@@ -26,7 +26,7 @@ from rtp.decisions.product import product_list
 from rtp.engine.log import ModelLog, item_writer
 from rtp.engine.messages import ItemSignals
 from rtp.engine.shards import item_shard_of
-from rtp.engine.view import ItemRecord, record_key
+from rtp.engine.view import ItemRecord, lru_cutoff, record_key
 from rtp.engine.writes import Writes
 
 
@@ -138,11 +138,16 @@ class ItemShard:
 
     def _evict(self, w: Writes) -> None:
         high = self.high
-        if high < self._next_evict:
+        cap = self.settings.max_items
+        over = len(self.catalogue) > cap
+        if high < self._next_evict and not over:
             return
         ttl = self.settings.item_ttl_s
-        if self._next_evict:
+        if self._next_evict or over:
             cutoff = high - ttl
+            if over:
+                last = {i: c[2] for i, c in self.catalogue.items()}
+                cutoff = max(cutoff, lru_cutoff(last, int(cap * 0.9)))
             old = [i for i, (_c, _p, t) in self.catalogue.items() if t < cutoff]
             for i in old:
                 del self.catalogue[i]

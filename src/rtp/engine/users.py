@@ -61,6 +61,7 @@ TYPE_WEIGHT = {
 }
 ATTRIBUTION_WINDOW_S = 1_800.0
 WINDOW = 5  # previous items of a session an item record carries (co-visitation window)
+FRESH_RECORDS = 12  # a session's own latest records kept for its not-yet-published pairs
 _second = itemgetter(1)
 
 Loader = Callable[[list[str]], dict[str, tuple[bytes | None, bool]]]
@@ -73,6 +74,7 @@ def new_view(settings: Settings) -> ModelView:
         cv_half_life_s=settings.covisit_half_life_s,
         item_ttl_s=settings.item_ttl_s,
         ranker=settings.ranker,
+        max_items=settings.max_items,
     )
 
 
@@ -159,6 +161,7 @@ class UserShard:
             0,
         )
         self.staleness_s_max = 0.0
+        self.first_wall = 0.0  # when the first event arrived (the busy time of a replay)
         self._records: list[ItemRecord] = []
         self._examples: list[Any] = []
         self._rewards: list[Any] = []
@@ -232,6 +235,8 @@ class UserShard:
             if b.high > self._tick_high:
                 self._tick_high = b.high
         events = b.events
+        if events and not self.first_wall:
+            self.first_wall = self.clock()
         if self.tombstones is not None and (events or w.profiles):
             events = self._forgotten(events, w)
         if events:
@@ -241,7 +246,7 @@ class UserShard:
             self._load([e.user for e in events], w)
             if b.lag_ref is not None:
                 self._check_lag(self.clock() - b.lag_ref)
-            self._events(events, w)
+            self._events(events, w, b.tick)
         if self._redecide:
             self._redecide_degraded(w)
         if b.wm > self.wm.get(b.part, -1):
@@ -251,7 +256,7 @@ class UserShard:
         self._meta(w, force=False)
         return self._outputs(w, b.tick)
 
-    def _events(self, events: list[ev.Event], w: Writes) -> None:
+    def _events(self, events: list[ev.Event], w: Writes, tick: int) -> None:
         dirty: dict[str, UserState] = {}
         s = self.settings
         gap = s.session_gap_s
@@ -294,9 +299,12 @@ class UserShard:
                 sess.update(e, hl, recent_n, queries_n)
                 u.observe(e)
                 if item is not None:
-                    records.append(
-                        (e.ts, e.pos, item, e.category, e.price, weights.get(e.type, 1.0), prev)
-                    )
+                    weight = weights.get(e.type, 1.0)
+                    records.append((e.ts, e.pos, item, e.category, e.price, weight, prev))
+                    fresh = sess.fresh
+                    fresh.append((tick, e.ts, item, weight, prev))
+                    if len(fresh) > FRESH_RECORDS:
+                        del fresh[0]
                 if per_event:
                     for f in after:
                         f(u, e)
@@ -348,6 +356,8 @@ class UserShard:
                 self._end_session(u, w)
         w.profiles.extend(self.pending_profiles.items())
         self.pending_profiles = {}
+        if self.tombstones is not None and w.profiles:
+            self._forgotten([], w)  # nothing of a user forgotten meanwhile is written back
         if self._tick_high > self.high:
             self.high = self._tick_high
         for h in self.hooks:
@@ -733,6 +743,8 @@ class UserShard:
         stats["view_staleness_s_max"] = round(self.staleness_s_max, 3)
         stats["degraded"] = self.degraded
         stats["wall"] = now
+        if self.first_wall:
+            stats["first_wall"] = self.first_wall
         w.meta.append((f"stats:{self.run}:u{self.shard}", orjson.dumps(stats)))
         for h in self.hooks:
             h.meta(w)

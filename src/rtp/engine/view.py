@@ -36,6 +36,13 @@ canonical order every consumer applies records in.
 """
 
 
+def lru_cutoff(last: dict[str, float], keep: int) -> float:
+    """The event time before which items must go so that at most about ``keep`` remain."""
+    if len(last) <= keep:
+        return float("-inf")
+    return sorted(last.values())[len(last) - keep]
+
+
 def record_key(r: ItemRecord) -> tuple[float, str]:
     return (r[0], r[1])
 
@@ -48,12 +55,14 @@ class ModelView:
         neighbours_k: int = 30,
         cv_half_life_s: float = 6 * 3_600.0,
         pop_half_life_s: float = 3_600.0,
-        item_ttl_s: float = 7 * 86_400.0,
+        item_ttl_s: float = 90 * 86_400.0,
         ranker: str = "lr",
+        max_items: int = 2_000_000,
     ) -> None:
         self.cv = CoVisitation(k=neighbours_k, half_life_s=cv_half_life_s)
         self.pop = Popularity(half_life_s=pop_half_life_s)
         self.item_ttl_s = item_ttl_s
+        self.max_items = max_items
         self.weights: tuple[float, ...] = tuple(PRIOR[f] for f in FEATURES)
         self.intercept = PRIOR_INTERCEPT
         self.version = f"{ranker}-0"
@@ -105,9 +114,12 @@ class ModelView:
         high = self.high
         self.cv.rebase(high)
         self.pop.rebase(high)
-        if high >= self._next_evict:
-            if self._next_evict:
+        over = len(self.pop) > self.max_items
+        if high >= self._next_evict or over:
+            if self._next_evict or over:
                 cutoff = high - self.item_ttl_s
+                if over:  # beyond the cap: the least recently touched go, down to 90 % of it
+                    cutoff = max(cutoff, lru_cutoff(self.pop.last, int(self.max_items * 0.9)))
                 self.cv.evict(cutoff)
                 self.pop.evict(cutoff)
             self._next_evict = high + self.item_ttl_s / 8.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rtp.candidates.generate import CAT_PER_CAT, CV_PER_SEED, SEED_FACTORS, SEEDS
+from rtp.candidates.generate import CAT_PER_CAT, SEED_FACTORS, SEEDS, seed_lists
 from rtp.ranking.ranker import FEATURES
 
 if TYPE_CHECKING:
@@ -125,9 +125,8 @@ def fast_scores(
 
     sess = u.session
     recent = sess.recent
-    cv_top = m.cv.top
-    for idx, seed in enumerate(recent[-1 : -min(SEEDS, len(SEED_FACTORS)) - 1 : -1]):
-        lst = cv_top(seed, CV_PER_SEED)
+    seeds = recent[-1 : -min(SEEDS, len(SEED_FACTORS)) - 1 : -1]
+    for idx, lst in enumerate(seed_lists(u, m, seeds)):
         if not lst:
             continue
         a = (SEED_FACTORS[idx] * w0 + (w1 if idx == 0 else 0.0)) / lst[0][1]

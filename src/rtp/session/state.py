@@ -70,6 +70,7 @@ class Session:
         "bought",
         "backs",
         "help_s",
+        "fresh",
     )
 
     def __init__(self, sid: str | None = None, ts: float = 0.0) -> None:
@@ -93,6 +94,9 @@ class Session:
         self.bought: list[str] = []
         self.backs: list[float] = []
         self.help_s = 0.0
+        # this visit's latest item records (tick, ts, item, weight, previous items): the pairs
+        # the model view may not hold yet (rtp.candidates.generate.seed_lists)
+        self.fresh: list[tuple[int, float, str, float, tuple[str, ...]]] = []
 
     def update(self, e: ev.Event, half_life_s: float, recent_n: int, queries_n: int) -> None:
         """Fold one event into the session (the caller split sessions first)."""
