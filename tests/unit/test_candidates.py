@@ -110,7 +110,7 @@ def test_popularity_top_lists_are_exact_against_brute_force() -> None:
         assert pop.trending_items(10) == _brute_top(raw, 10), f"batch {batch}"
         for c in set(cat_of.values()):
             in_cat = {i: s for i, s in raw.items() if cat_of[i] == c}
-            got = [i for i, _ in pop.cat_top.get(c, [])]
+            got = [i for i, _ in pop.top_of(c) or []]
             assert got == _brute_top(in_cat, 4), f"batch {batch}, category {c}"
 
 
@@ -185,8 +185,8 @@ def test_popularity_evict_forgets_items_and_their_top_list_entries() -> None:
     assert set(pop.score) == set(pop.last) == {"new"}
     assert pop.cat_of == {"new": "shoes"} and pop.price_of == {"new": 20.0}
     assert pop.trending_items(5) == ["new"]
-    assert [i for i, _ in pop.cat_top["shoes"]] == ["new"]
-    assert "bags" not in pop.cat_top  # an emptied category list is dropped
+    assert [i for i, _ in pop.top_of("shoes")] == ["new"]
+    assert pop.top_of("bags") is None  # an emptied category list is dropped
     assert pop.evict(T0 + 50) == []
     assert len(pop) == 1
     # an evicted item seen again starts from scratch (a new item)
@@ -201,4 +201,4 @@ def test_popularity_ties_keep_the_order_items_were_touched_in() -> None:
         pop.add(item, "k", None, 1.0, ts=T0)
     pop.refresh()
     assert pop.trending_items(10) == ["m", "c", "x", "a"]
-    assert [i for i, _ in pop.cat_top["k"]] == ["m", "c", "x", "a"]
+    assert [i for i, _ in pop.top_of("k")] == ["m", "c", "x", "a"]

@@ -215,7 +215,7 @@ def test_product_placement_never_recommends_the_item_being_viewed_or_bought() ->
             (T0, "x:3", "z", "c", 1.0, 9.0, ()),
         ]
     )
-    assert m2.pop.cat_top["c"][0][0] == "z"
+    assert m2.pop.top_of("c")[0][0] == "z"
     assert product_list(m2.cv, "a", rules.product_n) == (["d", "b"], [1.0, 0.333])
     assert product_list(m2.cv, "a", 1) == (["d"], [1.0])
     assert product_list(m2.cv, "z", rules.product_n) == ([], [])

@@ -71,7 +71,7 @@ def view_state(m: ModelView) -> dict[str, Any]:
         "tops": {i: m.cv.top(i, 30) for i in m.cv.nb},
         "score": dict(m.pop.score),
         "trending": list(m.pop.trending),
-        "cat_top": {c: list(v) for c, v in m.pop.cat_top.items()},
+        "cat_top": {c: m.pop.top_of(c) for c in sorted(set(m.pop.cat_of.values()))},
         "cat_of": dict(m.pop.cat_of),
         "price_of": dict(m.pop.price_of),
         "weights": m.weights,
@@ -120,7 +120,7 @@ def test_apply_items_then_finish_tick() -> None:
     m.finish_tick(0)
     assert m.tick == 0
     assert [i for i, _ in m.pop.trending] == ["b", "x", "a"]  # x: later than a, as strong
-    assert [i for i, _ in m.pop.cat_top["c"]] == ["b", "a"]
+    assert [i for i, _ in m.pop.top_of("c")] == ["b", "a"]
     assert m.stats()["items"] == 3 and m.stats()["neighbour_lists"] == 2
 
 

@@ -101,9 +101,9 @@ def candidates(u: UserState, m: ModelView, cats: dict[str, float]) -> dict[str, 
             if idx == 0:
                 v[1] = x
     if cats:
-        cat_top = m.pop.cat_top
+        top_of = m.pop.top_of
         for c, _ in heapq.nlargest(2, cats.items(), key=_second):
-            lst2 = cat_top.get(c)
+            lst2 = top_of(c)
             if not lst2:
                 continue
             top = lst2[0][1]

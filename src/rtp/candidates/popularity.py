@@ -15,6 +15,8 @@ holds only what the stream still talks about.
 >>> pop.refresh()
 >>> [i for i, _ in pop.trending]
 ['a', 'b']
+>>> [i for i, _ in pop.top_of("shoes")]
+['a', 'b', 'c']
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ class Popularity:
             self.new_items[item] = None
 
     def refresh(self) -> None:
-        """Recompute the top lists from the previous tops and what changed (a batch boundary)."""
+        """Recompute the trending list from the previous top and what changed (a batch
+        boundary). Category tops are refreshed lazily, when :meth:`top_of` asks for one."""
         score = self.score
         if self._touched:
             pool = dict.fromkeys(i for i, _ in self.trending)
@@ -87,28 +90,38 @@ class Popularity:
                 self.top_n, ((i, score[i]) for i in pool if i in score), key=_second
             )
             self._touched = {}
+
+    def top_of(self, cat: str) -> list[tuple[str, float]] | None:
+        """The category's most popular items, strongest first (refreshed when asked for, from
+        its previous top and the items touched since: exact, since counts only grow)."""
+        items = self._touched_cats.pop(cat, None)
+        if items is None:
+            return self.cat_top.get(cat)
+        score = self.score
+        old = self.cat_top.get(cat)
         n = self.cat_top_n
-        cat_top = self.cat_top
-        for cat, items in self._touched_cats.items():
-            old = cat_top.get(cat)
-            if old:
-                if len(old) >= n:
-                    # counts only grow (inflation), so an untouched item keeps its place: the
-                    # top changes only if a touched item is in it or now beats its last entry
-                    floor = old[-1][1]
-                    members = {i for i, _ in old}
-                    if not any(i in members or score.get(i, 0.0) > floor for i in items):
-                        continue
-                pool = dict.fromkeys(i for i, _ in old)
-                pool.update(items)
-            else:
-                pool = items
-            cat_top[cat] = heapq.nlargest(
-                n,
-                ((i, score[i]) for i in pool if i in score and self.cat_of.get(i) == cat),
-                key=_second,
-            )
-        self._touched_cats = {}
+        if old:
+            if len(old) >= n:
+                # an untouched item keeps its place: the top changes only if a touched item
+                # is in it or now beats its last entry
+                floor = old[-1][1]
+                members = {i for i, _ in old}
+                if not any(i in members or score.get(i, 0.0) > floor for i in items):
+                    return old
+            pool = dict.fromkeys(i for i, _ in old)
+            pool.update(items)
+        else:
+            pool = items
+        top = heapq.nlargest(
+            n,
+            ((i, score[i]) for i in pool if i in score and self.cat_of.get(i) == cat),
+            key=_second,
+        )
+        if top:
+            self.cat_top[cat] = top
+        else:
+            self.cat_top.pop(cat, None)
+        return top or None
 
     def drain_new_items(self) -> list[str]:
         out = list(self.new_items)
@@ -142,6 +155,9 @@ class Popularity:
             self.new_items.pop(i, None)
             self._touched.pop(i, None)
         self.trending = [kv for kv in self.trending if kv[0] not in gone]
+        for items in self._touched_cats.values():
+            for i in old:
+                items.pop(i, None)
         for cat in list(self.cat_top):
             lst = [kv for kv in self.cat_top[cat] if kv[0] not in gone]
             if lst:

@@ -169,9 +169,9 @@ def fast_scores(
                 why[it] = "fav"
     seen = sess.seen
     if top_cats:
-        cat_top = pop.cat_top
+        top_of = pop.top_of
         for c in top_cats:
-            lst2 = cat_top.get(c)
+            lst2 = top_of(c)
             if not lst2:
                 continue
             lst2 = lst2[:CAT_PER_CAT]
