@@ -46,7 +46,7 @@ from rtp.engine.view import ItemRecord, ModelView, merge_parts
 from rtp.engine.writes import Writes
 from rtp.ranking.score import fill_context
 from rtp.session.profile import Profile
-from rtp.session.state import UserState, fold_session
+from rtp.session.state import Session, UserState, fold_session
 
 log = logging.getLogger("rtp.engine")
 
@@ -130,6 +130,8 @@ class UserShard:
         self.tick = -1
         self.degraded = False
         self.degraded_users: dict[str, None] = {}  # decided while degraded: re-decide later
+        # users swept in a session with an explicit id: (its events, the list served, the session)
+        self.resumable: dict[str, tuple[int, list[str] | None, Session]] = {}
         self._redecide = False
         self.hold_profiles = hold_profiles or settings.hold_profiles
         self.pending_profiles: dict[str, bytes] = {}
@@ -282,7 +284,7 @@ class UserShard:
                 users[uid] = u
                 if e.dnp and not u.dnp:
                     self._set_dnp(u, True, w)
-                new_session = u.starts_new_session(e, gap)
+                new_session = self._new_session(u, e, gap)
                 if new_session:
                     if u.session.n:
                         self._end_session(u, w)
@@ -340,6 +342,7 @@ class UserShard:
                       self.shard, e.pos if e is not None else "a decision", uid)  # fmt: skip
         self.users.pop(uid, None)
         self.idle.pop(uid, None)
+        self.resumable.pop(uid, None)
         dirty.pop(uid, None)
         w.decisions = [kv for kv in w.decisions if kv[0] != uid]
         if e is not None:
@@ -426,6 +429,7 @@ class UserShard:
             if u is not None and u.session.start < when:
                 self.users.pop(uid, None)
                 self.idle.pop(uid, None)
+                self.resumable.pop(uid, None)
             _drop_pending(w, uid)
             self.pending_profiles.pop(uid, None)
         kept = [e for e in events if e.user not in found or e.ts >= found[e.user]]
@@ -500,6 +504,7 @@ class UserShard:
         if e.type == ev.FORGET:
             self.users.pop(uid, None)
             self.idle.pop(uid, None)
+            self.resumable.pop(uid, None)
             dirty.pop(uid, None)
             if self.batch_serving is not None:
                 self.batch_serving.frozen.pop(uid, None)
@@ -524,6 +529,26 @@ class UserShard:
             w.forget.append(u.uid)  # no stored profile (the decision key is rewritten)
         else:
             w.dnp_remove.append(u.uid)
+
+    def _new_session(self, u: UserState, e: ev.Event, gap: float) -> bool:
+        """Whether ``e`` begins a new session of ``u``. Without a session id, after an
+        inactivity gap; with one, when the id changes (``rtp.capture.events``: an explicit
+        session is never split by a gap). A session with an id that went quiet for longer than
+        the gap was swept (folded into the profile); when its id comes back while the user is
+        still in memory, it resumes: the same visit, with its items and the list last served.
+        """
+        sid = e.session
+        s = u.session
+        if sid is None:
+            return u.starts_new_session(e, gap)
+        if s.n:
+            return sid != s.sid
+        back = self.resumable.pop(u.uid, None)
+        if back is None or sid != back[2].sid:
+            return True
+        n, u.serving.served, u.session = back
+        u.session.n = n
+        return False
 
     def _session_started(self, u: UserState) -> None:
         self.stats["sessions"] += 1
@@ -710,11 +735,16 @@ class UserShard:
                 break
             done.append(uid)
         idle = self.idle
+        resumable = self.resumable
         for uid in done:
             u = users.pop(uid)
-            if u.session.n:
+            n = u.session.n
+            if n:
                 self._end_session(u, w)
+                if _explicit(u.session):  # it may resume (_new_session)
+                    resumable[uid] = (n, u.serving.served, u.session)
             u.serving.served = None
+            u.session = Session(None, u.session.last)  # folded: keep only when it ended
             idle[uid] = u
         if self.keep_idle or not idle:
             return
@@ -726,6 +756,7 @@ class UserShard:
             old.append(uid)
         for uid in old:
             del idle[uid]
+            resumable.pop(uid, None)
 
     def _meta(self, w: Writes, force: bool) -> None:
         now = self.clock()
@@ -822,6 +853,12 @@ class UserShard:
 
     def meta(self) -> dict[str, Any]:
         return dict(self.stats)
+
+
+def _explicit(s: Session) -> bool:
+    """The session's id came with its events (a session without one is named after the second
+    it began: ``UserState.begin``)."""
+    return s.sid is not None and s.sid != f"{int(s.start)}"
 
 
 def _cat_order(kv: tuple[str, float]) -> tuple[float, str]:

@@ -56,6 +56,13 @@ class Profile:
         "upto",
     )
 
+    def __getstate__(self) -> tuple[Any, ...]:  # compact and fast to pickle (snapshots)
+        return tuple([getattr(self, s) for s in self.__slots__])
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for s, v in zip(self.__slots__, state, strict=True):
+            setattr(self, s, v)
+
     def __init__(self) -> None:
         self.ts = 0.0  # event time the decayed weights refer to
         self.cats: dict[str, float] = {}

@@ -29,6 +29,13 @@ class Serving:
         "assist_done",
     )
 
+    def __getstate__(self) -> tuple[Any, ...]:  # compact and fast to pickle (snapshots)
+        return tuple([getattr(self, s) for s in self.__slots__])
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for s, v in zip(self.__slots__, state, strict=True):
+            setattr(self, s, v)
+
     def __init__(self) -> None:
         self.served: list[str] | None = None  # the home items last served
         self.served_ts = 0.0

@@ -73,6 +73,13 @@ class Session:
         "fresh",
     )
 
+    def __getstate__(self) -> tuple[Any, ...]:  # compact and fast to pickle (snapshots)
+        return tuple([getattr(self, s) for s in self.__slots__])
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for s, v in zip(self.__slots__, state, strict=True):
+            setattr(self, s, v)
+
     def __init__(self, sid: str | None = None, ts: float = 0.0) -> None:
         self.sid = sid
         self.start = ts
@@ -253,6 +260,13 @@ class UserState:
         "campaign",
         "hour",
     )
+
+    def __getstate__(self) -> tuple[Any, ...]:  # compact and fast to pickle (snapshots)
+        return tuple([getattr(self, s) for s in self.__slots__])
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for s, v in zip(self.__slots__, state, strict=True):
+            setattr(self, s, v)
 
     def __init__(self, uid: str, profile: Profile | None = None, dnp: bool = False) -> None:
         self.uid = uid
