@@ -27,7 +27,7 @@ def anchor(ts: float, half_life_s: float) -> float:
 
 def inflation(ref: float, ts: float, half_life_s: float) -> float:
     """The weight factor of an observation at ``ts`` relative to the reference time."""
-    return 2.0 ** ((ts - ref) / half_life_s)
+    return float(2.0 ** ((ts - ref) / half_life_s))
 
 
 def rescale_factor(ref: float | None, ts: float, half_life_s: float) -> tuple[float, float] | None:

@@ -316,7 +316,7 @@ def build_flow(
         kind, value = kv[1]
         return value if kind == "w" else None
 
-    def pick_items(kv: tuple[str, Output]) -> tuple[str, ItemSignals] | None:
+    def pick_items(kv: tuple[str, Output]) -> tuple[str, tuple[int, ItemSignals]] | None:
         kind, value = kv[1]
         if kind != "i":
             return None

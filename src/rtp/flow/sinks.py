@@ -226,4 +226,4 @@ def collect_evals(url: str, key: str) -> list[Any]:
         r.delete(key)
     finally:
         r.close()
-    return [pickle.loads(b) for b in blobs]  # type: ignore[union-attr]
+    return [pickle.loads(bytes(b)) for b in blobs]  # type: ignore[arg-type]

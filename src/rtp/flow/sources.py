@@ -1109,8 +1109,10 @@ def kafka_batches(
     import bytewax.operators as op
     from bytewax.connectors.kafka import KafkaSource
 
-    class _GatedKafka(KafkaSource):  # type: ignore[misc]
-        def build_part(self, step_id: str, for_part: str, resume_state: Any) -> GatedPartition:
+    class _GatedKafka(KafkaSource):
+        def build_part(  # type: ignore[override]
+            self, step_id: str, for_part: str, resume_state: Any
+        ) -> GatedPartition:
             inner_state, marked, high = _unwrap(resume_state)
             inner = _KafkaPartition(
                 super().build_part(step_id, for_part, inner_state),
@@ -1124,7 +1126,7 @@ def kafka_batches(
     source = _GatedKafka(
         list(brokers), list(topics), tail=tail, batch_size=batch_size, add_config=add_config
     )
-    return op.input(step_id, flow, source)
+    return op.input(step_id, flow, source)  # type: ignore[arg-type]
 
 
 class _KafkaPartition:
