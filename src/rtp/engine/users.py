@@ -159,6 +159,9 @@ class UserShard:
                 "dropped_forgotten",
                 "internal_errors",
                 "redecided",
+                "staleness_n",
+                "staleness_sum_s",
+                "staleness_max_s",
             ),
             0,
         )
@@ -696,6 +699,12 @@ class UserShard:
             home = rank_home(u, m, rules, self.reshow(u), cats=cats, band=band)
             st["decisions_ranked"] += 1
         s = u.session
+        if m.high:  # how old the newest thing the models know is, at this decision
+            stale = s.last - m.high
+            st["staleness_n"] += 1
+            st["staleness_sum_s"] += stale
+            if stale > st["staleness_max_s"]:
+                st["staleness_max_s"] = stale
         u.serving.serve(home.items, s.last)
         u.serving.ranked = mode == "ranked"
         if mode == "ranked" and self.degraded_users:

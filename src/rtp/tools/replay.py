@@ -63,7 +63,8 @@ def collect_stats(store: Any, run: str) -> dict[str, Any]:
     for stats in parts.values():
         for k, v in stats.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
-                if k in ("max_lag_s", "view_lag_ticks_max", "view_staleness_s_max"):
+                if k in ("max_lag_s", "view_lag_ticks_max", "view_staleness_s_max",
+                         "staleness_max_s"):  # fmt: skip
                     total[k] = max(total.get(k, 0.0), v)
                 elif k == "first_wall":
                     firsts.append(v)
@@ -149,7 +150,12 @@ def replay(
         "learned_examples": int(stats.get("learned", 0)),
         "attributed": int(stats.get("attributed", 0)),
         "max_lag_s": stats.get("max_lag_s", 0.0),
-        "model_staleness_s_max": stats.get("view_staleness_s_max", 0.0),
+        "model_staleness_s": {
+            "mean": round(
+                stats.get("staleness_sum_s", 0.0) / max(1, stats.get("staleness_n", 0)), 1
+            ),
+            "max": round(stats.get("staleness_max_s", 0.0), 1),
+        },
         "model": (stats.get("models") or [None])[0],
         "shards": stats.get("shards", 0),
         "seconds": round(busy, 3),
