@@ -17,6 +17,7 @@ import redis
 from rtp.decisions.edge import EdgeModel
 from rtp.http.app import PLACEMENTS, compact_js, static_bytes
 from rtp.store.client import Client
+from rtp.store.store import user_hash
 
 from .conftest import stream_events
 
@@ -151,7 +152,9 @@ def test_forget_and_consent(http: httpx.Client, r: redis.Redis, known: str) -> N
     assert r.sismember("rtp:dnp", "u1")
     assert http.put("/v1/users/u1/consent", json={"personalize": True}).status_code == 200
     assert not r.sismember("rtp:dnp", "u1")
-    assert [e["type"] for e in stream_events(r)] == ["forget", "dnp", "dnp"]
+    # forget leaves a tombstone every flow reads (no stream event); consent changes are events
+    assert r.hexists("rtp:tomb", user_hash("u1"))
+    assert [e["type"] for e in stream_events(r)] == ["dnp", "dnp"]
     assert http.put("/v1/users/u1/consent", json={"personalize": "no"}).status_code == 400
     assert http.put("/v1/users/u1/consent", content=b"nope").status_code == 400
 

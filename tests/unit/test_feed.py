@@ -276,12 +276,15 @@ def check_feed(inputs: dict[str, object], feed: Feed) -> None:
     # every placed pick is in the feed, marked, and nothing else is marked
     assert {it for it, c in zip(items, feed.codes, strict=True) if c == EDITORS_PICK} == pick_ids
     assert all(it in scores or it in pick_ids for it in items)
-    # a dropped pick had no room: a position beyond the feed, or more picks than slots
+    # a dropped pick had no room: a position beyond the feed, every slot from its position on
+    # held by earlier positioned picks, or (a "within" pick) every slot held by a pick
+    positioned = sum(1 for q in placed_picks if q.position is not None)
     for item in feed.dropped:
         p = next(p for p in active if p.item == item)
-        assert (p.position is not None and p.position > n) or len(active) > n - sum(
-            1 for q in active if q.position is not None and q.position <= n
-        )
+        if p.position is None:
+            assert len(placed_picks) == n
+        else:
+            assert p.position > n or positioned >= n - p.position + 1
 
     ranked = [it for it in items if it not in pick_ids]
     candidates = [it for it in scores if it not in pick_ids and it not in exclude]

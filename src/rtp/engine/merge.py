@@ -124,8 +124,13 @@ class GlobalMerge:
                 self.stats["rewards"] += len(rewards)
             if edge and self.edge is not None:
                 edge.sort(key=_key)
+                # sessions of one context are learned together (the same result, cheaper)
+                groups: dict[tuple[Any, ...], list[Any]] = {}
                 for ts, _k, signals, cats, items in edge:
-                    self.edge.observe(signals, cats, items, ts)
+                    ctx = tuple(sorted((k, v) for k, v in signals.items() if k != "ts"))
+                    groups.setdefault(ctx, []).append((cats, items, ts))
+                for ctx, outcomes in groups.items():
+                    self.edge.observe_many(dict(ctx), outcomes)
                 self.stats["sessions"] += len(edge)
                 self._edge_dirty = True
             if part:
