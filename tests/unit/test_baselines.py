@@ -279,17 +279,17 @@ def time_split(events: list[Event], share: float = 0.8) -> tuple[list[Event], li
 def popularity(warmup: list[Event], events: list[Event], n: int = 20) -> Prequential:
     """Most popular items so far, test-then-train on the same targets as run_baseline."""
     counts = Counter(e.item for e in warmup)
-    last = {e.session: e for e in warmup}
+    last = {(e.user, e.session): e for e in warmup}  # one user's session, as the baselines
     result = Prequential(ks=(20,))
     for e in events:
         assert e.item is not None
-        prev = last.get(e.session)
+        prev = last.get((e.user, e.session))
         if prev is not None:
             top = [item for item, _ in counts.most_common(n)]
             rank = top.index(e.item) if e.item in top else -1
             result.add(EvalRecord(e.ts, e.pos, e.user, e.item, e.type, rank, False))
         counts[e.item] += 1
-        last[e.session] = e
+        last[(e.user, e.session)] = e
     return result
 
 

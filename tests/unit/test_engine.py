@@ -449,3 +449,25 @@ def test_idle_users_leave_memory_after_idle_ttl_and_are_reloaded(keep_idle: bool
     eng.process([view("a", "y", T0 + 3 * HOUR + 10, "c")])
     # a new user is looked up once; a dropped one is looked up again when they come back
     assert asked.count(["a"]) == (1 if keep_idle else 2)
+
+
+def test_an_explicit_session_is_not_split_by_a_gap_and_resumes_after_a_sweep() -> None:
+    """A session id that comes with the events defines the visit (schema v1): a quiet spell
+    longer than the gap neither ends it nor stops its next events from being targets, even
+    after the sweep folded it; without an id, the gap splits."""
+    from rtp.engine.hooks import Evaluation
+
+    ev_hook = Evaluation("realtime")
+    eng = Engine(Settings(), hooks=[ev_hook], keep_idle=True)
+    eng.process([view("a", "x", T0, session="s1"), view("b", "y", T0, "c")])
+    eng.process([view("a", "x2", T0 + 60, session="s1"), view("b", "y2", T0 + 60, "c")])
+    eng.process([view("z", "q", T0 + 3 * HOUR)])  # the stream moves on: both are swept
+    eng.process([view("z", "q2", T0 + 3 * HOUR + 1)])
+    w = eng.process([view("a", "x", T0 + 3 * HOUR + 5, session="s1"),
+                     view("b", "y", T0 + 3 * HOUR + 5, "c")])  # fmt: skip
+    assert len(ev_hook.preq) == 4  # a's second and third events, b's second, z's second
+    a = eng.users.users["a"]
+    assert a.session.sid == "s1" and a.session.n == 3
+    assert a.session.recent == ["x2", "x"]
+    assert eng.users.users["b"].session.n == 1  # no id: the gap split it
+    assert not w.decisions  # an evaluation serves after every event, it writes nothing

@@ -376,7 +376,8 @@ class _Open:
 
 
 class _Sessions:
-    """Splits a stream into sessions: ``event.session`` when set, else user + inactivity gap."""
+    """Splits a stream into sessions: the user's ``event.session`` when set (never split by a
+    gap, as in rtp), else the user's events split by an inactivity gap."""
 
     def __init__(self, gap_s: float) -> None:
         self.gap_s = gap_s
@@ -386,7 +387,9 @@ class _Sessions:
     def get(self, event: Event) -> _Open:
         """The session of ``event`` (its id and items so far)."""
         if event.session is not None:
-            key = "s:" + event.session
+            # one user's session, as rtp's user step sees it: a visitor who logs in mid-session
+            # (DIGINETICA: an anonymous id, then a user id) starts a new one there too
+            key = "s:" + event.user + "\x00" + event.session
             state = self._open.get(key)
             if state is None:
                 state = self._open[key] = _Open(key, event.ts)
