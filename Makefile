@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck redis-server chromium clean
+.PHONY: demo test bench faults lint typecheck redis-server chromium clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v=sys.version_info; sys.exit(0 if (3,10) <= v[:2] <= (3,12) else "rtp needs Python 3.10-3.12 (Bytewax 0.21.1 wheels); set PYTHON=python3.12")'
@@ -43,6 +43,11 @@ test: $(STAMP) redis-server chromium
 
 bench: $(STAMP) redis-server
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds -p no:randomly -s
+
+# The fault suite (minutes, outside `make test`): poison, a 10x spike, forget during a replay,
+# Redis and rtp live killed under load, raw IPs; one table (RELIABILITY.md). --quick: shorter.
+faults: $(STAMP) redis-server
+	$(PY) benchmarks/faults.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks flows replay
