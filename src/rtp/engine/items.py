@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from rtp.candidates.covisit import CoVisitation
 from rtp.config import Settings
 from rtp.decisions.product import product_list
@@ -28,6 +26,7 @@ from rtp.engine.messages import ItemSignals
 from rtp.engine.shards import item_shard_of
 from rtp.engine.view import ItemRecord, lru_cutoff, record_key
 from rtp.engine.writes import Writes
+from rtp.store.codec import encode_page
 
 
 class ItemShard:
@@ -132,7 +131,7 @@ class ItemShard:
         for item in viewed:
             items, scores = product_list(cv, item, n)
             if items:
-                w.neighbours[item] = orjson.dumps({"items": items, "scores": scores})
+                w.neighbours[item] = encode_page(items, scores)
                 self.stats["pages"] += 1
         cv.rebase(high)
 

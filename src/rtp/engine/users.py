@@ -47,6 +47,7 @@ from rtp.engine.writes import Writes
 from rtp.ranking.score import fill_context
 from rtp.session.profile import Profile
 from rtp.session.state import Session, UserState, fold_session
+from rtp.store.codec import encode_decision
 
 log = logging.getLogger("rtp.engine")
 
@@ -729,7 +730,7 @@ class UserShard:
         if u.strategy is not None:
             d["strategy"] = u.strategy
         d["ctx"] = {"dnp": True} if u.dnp else u.context(top, band, intent)
-        w.decisions.append((u.uid, orjson.dumps(d)))
+        w.decisions.append((u.uid, encode_decision(d)))
 
     # -- upkeep -------------------------------------------------------------------------------
     def _sweep(self, w: Writes) -> None:

@@ -1,11 +1,12 @@
 """Decision reads over async Redis, with :class:`rtp.store.client.Client`'s own logic.
 
-``Client`` is the public read API, but it is synchronous. The HTTP app reads the keys a call
-needs in one round trip (the decision document and the fallback list in one ``MGET``, through
-the small asyncio client of :mod:`rtp.http.resp`), then runs ``Client.decision`` on a
-:class:`_Snapshot` of those values, so the answer is exactly what a Python backend would get.
-Should ``Client`` ask for a key the snapshot does not hold (a product page without ``item``
-needs the user's last item first), the key is fetched and the call repeated.
+``Client`` is the public read API, but it is synchronous. The HTTP app reads the values a call
+needs in one round trip (the decision document, the fallback list and, for a product page, the
+page in its bucket, through the small asyncio client of :mod:`rtp.http.resp`), then runs
+``Client.decision`` on a :class:`_Snapshot` of those replies, so the answer is exactly what a
+Python backend would get, decoded the same way (:mod:`rtp.store.codec`). Should ``Client`` ask
+for a value the snapshot does not hold (a product page without ``item`` needs the user's last
+item first), it is fetched and the call repeated.
 
 :func:`fallback` is the non-personalized answer for a visitor rtp has never seen (or forgot):
 the flow's trending list at ``{prefix}meta:fallback``, marked ``"mode": "fallback"``.
@@ -23,7 +24,8 @@ import orjson
 from rtp.config import Settings
 from rtp.decisions.reasons import item_reason
 from rtp.http.resp import AsyncRedis
-from rtp.store.client import Client, rerank_scores
+from rtp.store.client import Client, rerank_scores, stored_decision
+from rtp.store.store import page_key
 
 __all__ = ["fallback", "read_decision", "rerank"]
 
@@ -32,25 +34,27 @@ _NO_DATA_REASON = "our selection (nothing learned yet)"
 _LIST_PLACEMENTS = ("home", "product", "recent")
 
 
+Command = tuple[str, ...]
+
+
 class _Miss(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
+    def __init__(self, commands: list[Command]) -> None:
+        super().__init__(commands)
+        self.commands = commands
 
 
-class _Snapshot:
-    """The few Redis values one call needs, with the redis-py read methods ``Client`` uses."""
+class _Snapshot(Client):
+    """``Client`` reading the replies fetched beforehand (by command) instead of Redis."""
 
-    def __init__(self, values: dict[str, bytes | None]) -> None:
+    def __init__(self, settings: Settings, values: dict[Command, Any]) -> None:
+        super().__init__(None, settings)  # type: ignore[arg-type]
         self.values = values
 
-    def get(self, key: str) -> bytes | None:
-        if key in self.values:
-            return self.values[key]
-        raise _Miss(key)
-
-    def mget(self, keys: Sequence[str]) -> list[bytes | None]:
-        return [self.get(k) for k in keys]
+    def _fetch(self, what: str, commands: Sequence[Command]) -> list[Any]:
+        missing = [c for c in commands if c not in self.values]
+        if missing:
+            raise _Miss(missing)
+        return [self.values[c] for c in commands]
 
 
 async def read_decision(
@@ -63,20 +67,19 @@ async def read_decision(
     """``Client.decision(user, placement, item)`` and the fallback item ids, in one round trip
     (two for a product page without ``item``)."""
     p = settings.key_prefix
-    keys = [f"{p}d:{user}", f"{p}meta:fallback"]
+    commands: list[Command] = [("GET", f"{p}d:{user}"), ("GET", f"{p}meta:fallback")]
     if placement == "product" and item is not None:
-        keys.append(f"{p}n:{item}")
-    values: list[Any] = await aio.mget(keys)
-    snap = _Snapshot(dict(zip(keys, values, strict=True)))
-    fallback_ids = _ids(snap.values.get(keys[1]))
-    client = Client(snap, settings)  # type: ignore[arg-type]
+        commands += [("HGET", page_key(p, item), item), ("GET", f"{p}n:{item}")]
+    replies: list[Any] = await aio.pipeline([list(c) for c in commands])
+    snap = _Snapshot(settings, dict(zip(commands, replies, strict=True)))
+    fallback_ids = _ids(replies[1])
     for _ in range(4):
         try:
-            return client.decision(user, placement, item), fallback_ids
+            return snap.decision(user, placement, item), fallback_ids
         except _Miss as miss:
-            value: Any = await aio.get(miss.key)
-            snap.values[miss.key] = value
-    return None, fallback_ids  # pragma: no cover - Client reads at most two keys
+            more: list[Any] = await aio.pipeline([list(c) for c in miss.commands])
+            snap.values.update(zip(miss.commands, more, strict=True))
+    return None, fallback_ids  # pragma: no cover - Client reads at most twice
 
 
 def _ids(raw: bytes | None) -> list[str]:
@@ -125,8 +128,8 @@ async def rerank(
     replies = await aio.pipeline(commands)
     raw, dnp = replies[0], replies[1]
     meta: list[bytes | None] = list(replies[2]) if keys else []
-    doc = orjson.loads(raw) if raw else None
-    if dnp or not isinstance(doc, dict) or not isinstance(doc.get("ctx"), dict):
+    doc = stored_decision(raw) if raw else None
+    if dnp or doc is None or not isinstance(doc.get("ctx"), dict):
         why = "your search order" if dnp or doc is None else "no browsing in this visit yet"
         return [{"id": i, "score": 0.0, "reason": why} for i in keys], "original"
     scores = rerank_scores(doc, query, keys, meta)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import orjson
+from rtp.store.codec import decode_profile, encode_profile
 
 PRICE_BANDS = 16  # log2 buckets: band b holds prices in [2**b, 2**(b+1))
 MAX_CATS = 24
@@ -33,7 +33,8 @@ def price_band(price: float) -> int:
 
 
 class Profile:
-    """A user's long-term preferences (plain data; JSON round trip with to_bytes/from_bytes)."""
+    """A user's long-term preferences (plain data; stored with to_bytes/from_bytes in the
+    compact form of :mod:`rtp.store.codec`, which also reads the JSON of earlier versions)."""
 
     __slots__ = (
         "ts",
@@ -191,7 +192,7 @@ class Profile:
         return d
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        return encode_profile(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Profile:
@@ -214,7 +215,7 @@ class Profile:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Profile:
-        return cls.from_dict(orjson.loads(raw))
+        return cls.from_dict(decode_profile(raw))
 
     def __repr__(self) -> str:
         return f"Profile(sessions={self.sessions}, events={self.events}, cats={len(self.cats)})"

@@ -8,7 +8,8 @@
         home = rtp_client.decision("u42", "home")          # {"items": [...], "reason": ..., ...}
         hits = rtp_client.rerank("u42", "shoes", search_result_ids)
 
-Reads are single round trips and decode with orjson (a decision read costs one ``GET``); the
+Reads are single round trips (a decision read costs one ``GET``) and decode the compact values
+of :mod:`rtp.store.codec`, or the JSON that earlier versions wrote, to the same documents; the
 client never retries (a request has a deadline: on a Redis error it raises
 :class:`rtp.errors.StoreUnavailable` at once and the caller serves its default experience).
 It imports neither bytewax nor the engine.
@@ -24,7 +25,6 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-import orjson
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -34,9 +34,10 @@ from rtp.config import Settings
 from rtp.decisions.reasons import expand_why, item_reason, quiet_reason
 from rtp.errors import StoreError, StoreUnavailable
 from rtp.store import streams
-from rtp.store.store import FORGET_LUA, connect, forget_keys, pack_command, roundtrip
+from rtp.store.codec import DECISION, PROFILE, decode_decision, decode_page, decode_profile
+from rtp.store.store import FORGET_LUA, connect, forget_keys, pack_command, page_key, roundtrip
 
-__all__ = ["Client", "RERANK_WEIGHTS", "rerank_scores"]
+__all__ = ["Client", "RERANK_WEIGHTS", "rerank_scores", "stored_decision"]
 
 T = TypeVar("T")
 
@@ -69,7 +70,7 @@ class Client:
         self.stream = stream
         self.prefix = self.settings.key_prefix
         self._d = self.prefix + "d:"
-        self._n = self.prefix + "n:"
+        self._n = self.prefix + "n:"  # product pages as written before the buckets (read only)
         self._items = self.prefix + "items"
         self._dnp = self.prefix + "dnp"
         self._forget_script: Any = None
@@ -92,12 +93,18 @@ class Client:
         except _ERRORS as e:
             raise StoreUnavailable(f"Redis did not answer {what}: {e}") from e
 
+    def _fetch(self, what: str, commands: Sequence[tuple[str, ...]]) -> list[Any]:
+        """The replies to read ``commands``, sent in one round trip."""
+        packed = b"".join([pack_command(*c) for c in commands])
+        replies: list[Any] = self._call(what, roundtrip, self.r, (packed,), (len(commands),))
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise StoreError(f"Redis refused {what}: {reply}")
+        return replies
+
     def _doc(self, user_id: str) -> dict[str, Any] | None:
-        raw = self._call("a decision read", self.r.get, self._d + str(user_id))
-        if raw is None:
-            return None
-        doc = orjson.loads(raw)
-        return doc if isinstance(doc, dict) else None
+        raw = self._fetch("a decision read", (("GET", self._d + str(user_id)),))[0]
+        return None if raw is None else stored_decision(raw)
 
     def context(self, user_id: str) -> dict[str, Any] | None:
         """The session context the user's decisions were made from (``"ctx"``), or ``None``."""
@@ -109,11 +116,10 @@ class Client:
 
     def profile(self, user_id: str) -> dict[str, Any] | None:
         """The user's long-term profile, or ``None``."""
-        raw = self._call("a profile read", self.r.get, f"{self.prefix}p:{user_id}")
-        if raw is None:
+        raw = self._fetch("a profile read", (("GET", f"{self.prefix}p:{user_id}"),))[0]
+        if raw is None or raw[:1] not in (b"{", _PROFILE):
             return None
-        doc = orjson.loads(raw)
-        return doc if isinstance(doc, dict) else None
+        return decode_profile(raw)
 
     def decision(
         self, user_id: str, placement: str = "home", item: str | None = None
@@ -148,25 +154,29 @@ class Client:
         out["placement"] = placement
         return out
 
+    def _page_reads(self, item: str) -> tuple[tuple[str, ...], ...]:
+        # the page in its bucket, and where earlier versions kept it (until that expires)
+        return ("HGET", page_key(self.prefix, item), item), ("GET", self._n + item)
+
     def _product(self, user_id: str, item: str | None) -> dict[str, Any] | None:
-        keys = [self._d + str(user_id)]
+        commands: tuple[tuple[str, ...], ...] = (("GET", self._d + str(user_id)),)
         if item is not None:
-            keys.append(self._n + str(item))
-        raws = self._call("a decision read", self.r.mget, keys)
-        if raws[0] is None:
+            item = str(item)
+            commands += self._page_reads(item)
+        raws = self._fetch("a decision read", commands)
+        doc = None if raws[0] is None else stored_decision(raws[0])
+        if doc is None:
             return None
-        doc = orjson.loads(raws[0])
         if item is None:
             recent = (doc.get("ctx") or {}).get("recent") or []
             if not recent:
                 return None
             item = str(recent[0])
-            raw = self._call("a decision read", self.r.get, self._n + item)
-        else:
-            raw = raws[1]
+            raws = [None, *self._fetch("a decision read", self._page_reads(item))]
+        raw = raws[1] if raws[1] is not None else raws[2]
         if raw is None:
             return None
-        part = orjson.loads(raw)
+        part = decode_page(raw)
         out = _expand(part)
         out["items"] = [pair for pair in out["items"] if pair[0] != item]
         out["for"] = item
@@ -206,8 +216,8 @@ class Client:
                 raise StoreError(f"Redis refused a rerank read: {reply}")
         if raw is None or dnp:
             return items
-        doc = orjson.loads(raw)
-        if not isinstance(doc, dict) or not isinstance(doc.get("ctx"), dict):
+        doc = stored_decision(raw)
+        if doc is None or not isinstance(doc.get("ctx"), dict):
             return items
         scores = rerank_scores(doc, query, keys, meta, self._item_cache)
         if len(self._item_cache) > 100_000:
@@ -337,6 +347,18 @@ def rerank_scores(
                 score += w_price
         append(score)
     return scores
+
+
+_DECISION = bytes((DECISION,))
+_PROFILE = bytes((PROFILE,))
+
+
+def stored_decision(raw: bytes) -> dict[str, Any] | None:
+    """A stored decision document (compact or JSON), ``None`` if it is not one (JSON that is
+    not an object, as earlier versions treated it)."""
+    if raw[:1] not in (b"{", _DECISION):
+        return None
+    return decode_decision(raw)
 
 
 def _parse_item(value: bytes) -> tuple[bytes, float]:

@@ -13,13 +13,18 @@ that costs ~1.4-2 µs per key instead of ~8.5-10 µs (measured on a local server
 TCP; packing is ~0.4 µs of it, the server's own work ~0.5 µs). Every value is whole, so
 replaying a pipeline after a failure, or a batch after a resume, leaves the same state.
 
+Values are written as the engine encoded them (:mod:`rtp.store.codec`: compact, versioned) and
+decoded here on read, the JSON of earlier versions included. Product pages go into bucket
+hashes (:func:`page_key`), each bucket with the pages' TTL, refreshed by every write to it; an
+item the item step evicts leaves its bucket with it.
+
 Order inside a batch: ``forget`` deletes, then do-not-personalize changes, then decisions,
-profiles, items, meta and the users HyperLogLog. The engine lists end-of-batch state, so a user
-forgotten and seen again within one batch keeps only what was made after the forget. ``forget``
-keeps the user's ``dnp`` membership on purpose: a user who asked not to be personalized and then
-to be forgotten must stay unpersonalized (the flag is the only thing kept; remove it with
-``dnp_remove`` / ``Client.set_do_not_personalize(user, False)``). The users HyperLogLog cannot
-un-count anyone; it holds no user id.
+profiles, product pages, items, meta and the users HyperLogLog. The engine lists end-of-batch
+state, so a user forgotten and seen again within one batch keeps only what was made after the
+forget. ``forget`` keeps the user's ``dnp`` membership on purpose: a user who asked not to be
+personalized and then to be forgotten must stay unpersonalized (the flag is the only thing
+kept; remove it with ``dnp_remove`` / ``Client.set_do_not_personalize(user, False)``). The users
+HyperLogLog cannot un-count anyone; it holds no user id.
 
 Needs Redis >= 6.2 (``SMISMEMBER``).
 """
@@ -30,6 +35,7 @@ import hashlib
 import logging
 import random
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -46,12 +52,27 @@ from rtp.capture.events import Rejection
 from rtp.config import Settings
 from rtp.engine.writes import Writes
 from rtp.errors import ConfigError, StoreError, StoreUnavailable
+from rtp.store.codec import decode_decision, decode_page, decode_profile
 
-__all__ = ["Store", "connect", "roundtrip", "pack_command", "DEAD_LETTER_MAXLEN"]
+__all__ = [
+    "Store",
+    "connect",
+    "roundtrip",
+    "pack_command",
+    "page_bucket",
+    "page_key",
+    "DEAD_LETTER_MAXLEN",
+    "PAGE_BUCKETS",
+]
 
 log = logging.getLogger("rtp.store.store")
 
 DEAD_LETTER_MAXLEN = 1_000_000
+# Product pages live in PAGE_BUCKETS hashes (``P pages:{bucket}``, field = item), not one key an
+# item: a hash of up to 128 small fields is a listpack (~30 bytes a page on the Taobao slice,
+# instead of ~160 for a key of its own with its TTL). 1,024 buckets hold ~100,000 pages as
+# listpacks; past that Redis turns a bucket into a hashtable, still without a key per page.
+PAGE_BUCKETS = 1_024
 _CHUNK_COMMANDS = 8_000  # commands per send/read round trip inside one pipeline
 _CHUNK_BYTES = 8 << 20
 _HSET_FIELDS = 1_000  # fields per HSET / members per PFADD, SADD, SREM
@@ -98,6 +119,16 @@ local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 return n + #ids
 """
+
+
+def page_bucket(item: str) -> int:
+    """The bucket of ``item``'s product page: CRC-32 of its UTF-8 bytes, modulo the buckets."""
+    return zlib.crc32(item.encode("utf-8", "surrogatepass")) % PAGE_BUCKETS
+
+
+def page_key(prefix: str, item: str) -> str:
+    """The hash holding ``item``'s product page (the field is the item)."""
+    return f"{prefix}pages:{page_bucket(item)}"
 
 
 def user_hash(user: str) -> str:
@@ -252,7 +283,6 @@ class Store:
         self._p = p
         self._d = p + b"d:"
         self._pp = p + b"p:"
-        self._n = p + b"n:"
         self._items = p + b"items"
         self._meta = p + b"meta:"
         self._dnp = p + b"dnp"
@@ -270,11 +300,8 @@ class Store:
             b"*5\r\n$3\r\nSET\r\n$%d\r\n" + self._pp.replace(b"%", b"%%") + b"%b\r\n$%d\r\n%b\r\n"
             b"$2\r\nEX\r\n$" + b"%d" % len(prof_ttl) + b"\r\n" + prof_ttl + b"\r\n"
         )
-        # SET <P n:item> <value> EX <ttl>: an item's product-page neighbours, shared by users.
-        self._set_n = (
-            b"*5\r\n$3\r\nSET\r\n$%d\r\n" + self._n.replace(b"%", b"%%") + b"%b\r\n$%d\r\n%b\r\n"
-            b"$2\r\nEX\r\n$" + b"%d" % len(ctx_ttl) + b"\r\n" + ctx_ttl + b"\r\n"
-        )
+        self._ctx_ttl = ctx_ttl
+        self._pages = p + b"pages:"
         self._dead_letter = self.r.register_script(_DEAD_LETTER_LUA)
         self._forget = self.r.register_script(FORGET_LUA)
         self._forget_sha = self._forget.sha.encode()
@@ -348,11 +375,12 @@ class Store:
         for template, prefix_len, pairs in (
             (self._set_d, len(d), w.decisions),
             (self._set_p, len(pp), w.profiles),
-            (self._set_n, len(self._n), w.neighbours.items()),
         ):
             for user, value in pairs:
                 u = _str_bytes(user)
                 add(template % (prefix_len + len(u), u, len(value), value))
+        if w.neighbours or w.items_removed:
+            self._pack_pages(packer, w)
         if w.items:
             fields = list(w.items.items())
             for i in range(0, len(fields), _HSET_FIELDS):
@@ -373,6 +401,27 @@ class Store:
         users = w.users
         for i in range(0, len(users), step):
             add(_command(b"PFADD", self._hll, *[_str_bytes(u) for u in users[i : i + step]]))
+
+    def _pack_pages(self, packer: _Packer, w: Writes) -> None:
+        """Product pages into their buckets (HSET, then the bucket's TTL), evicted items' pages
+        out of them (before the writes: an item evicted and viewed again keeps its page)."""
+        gone: dict[int, list[bytes]] = {}
+        for item in w.items_removed:
+            if item not in w.neighbours:
+                gone.setdefault(page_bucket(item), []).append(_str_bytes(item))
+        for b, items in sorted(gone.items()):
+            key = self._pages + b"%d" % b
+            for i in range(0, len(items), _HSET_FIELDS):
+                packer.add(_command(b"HDEL", key, *items[i : i + _HSET_FIELDS]))
+        buckets: dict[int, list[bytes]] = {}
+        for item, value in w.neighbours.items():
+            buckets.setdefault(page_bucket(item), []).extend((_str_bytes(item), value))
+        for b, fields in sorted(buckets.items()):
+            key = self._pages + b"%d" % b
+            step = 2 * _HSET_FIELDS
+            for i in range(0, len(fields), step):
+                packer.add(_command(b"HSET", key, *fields[i : i + step]))
+            packer.add(_command(b"EXPIRE", key, self._ctx_ttl))
 
     def write(self, w: Writes) -> int:
         """Apply one batch's writes in one pipeline; the number of commands sent."""
@@ -474,14 +523,30 @@ class Store:
         return None if value is None else bytes(value)
 
     def get_decisions(self, user: str) -> dict[str, Any] | None:
-        """The decoded ``P d:{user}`` value, ``None`` if absent."""
+        """The decoded ``P d:{user}`` value (compact or the JSON of earlier versions), ``None``
+        if absent."""
         raw = self.get_raw(self.decision_key(user))
-        return None if raw is None else dict(orjson.loads(raw))
+        return None if raw is None else decode_decision(raw)
 
     def get_profile(self, user: str) -> Any | None:
         """The decoded ``P p:{user}`` value, ``None`` if absent."""
         raw = self.get_raw(self.profile_key(user))
-        return None if raw is None else orjson.loads(raw)
+        return None if raw is None else decode_profile(raw)
+
+    def get_page(self, item: str) -> dict[str, Any] | None:
+        """``item``'s product page ``{"items": [...], "scores": [...]}``, ``None`` if absent."""
+        raw: Any = self.r.hget(page_key(self.prefix, item), item)
+        return None if raw is None else decode_page(bytes(raw))
+
+    def pages(self) -> dict[str, dict[str, Any]]:
+        """Every stored product page, item -> page (a scan of the buckets: tests and tools)."""
+        out: dict[str, dict[str, Any]] = {}
+        pattern = _glob_escape(f"{self.prefix}pages:") + "*"
+        for key in sorted({bytes(k) for k in self.r.scan_iter(match=pattern, count=1_000)}):
+            fields: Any = self.r.hgetall(key)
+            for item, raw in sorted(fields.items()):
+                out[bytes(item).decode("utf-8", "surrogatepass")] = decode_page(bytes(raw))
+        return out
 
     def meta(self, name: str) -> Any | None:
         """The decoded ``P meta:{name}`` value, ``None`` if absent."""
