@@ -6,7 +6,9 @@ one pipeline. Every write is a whole value keyed by something stable, so writing
 twice (at-least-once output after a resume) leaves the same state.
 
 Key schema (``P`` is ``Settings.key_prefix``, ``rtp:`` by default; the owner is the one step or
-component that writes the key):
+component that writes the key). Values of ``d:``, ``p:`` and the pages are in the compact form
+of :mod:`rtp.store.codec` (first byte 0xD1, 0xE1, 0xB1; the JSON of earlier versions, first
+byte ``{``, is still read):
 
 ========================  ====================================================  ==============
 key                       value (owner)                                         TTL
@@ -16,8 +18,13 @@ key                       value (owner)                                         
                           step)
 ``P p:{user}``            long-term profile, written when a session is folded   profile_ttl_s
                           (user step)
-``P n:{item}``            the item's product page: co-visited neighbours        context_ttl_s
-                          (item step owning the item)
+``P pages:{bucket}``      hash item -> the item's product page (co-visited      context_ttl_s,
+                          neighbours); bucket = CRC-32 of the item % 1,024      refreshed by
+                          (``rtp.store.store.page_key``; each field: the item   each write;
+                          step owning the item; removed with evicted items)     fields: evicted
+``P n:{item}``            a product page as versions before the buckets wrote   context_ttl_s
+                          it: read by the client until it expires, never        (expiring)
+                          written
 ``P items``               hash item -> "category|price" (each field: the item   none; evicted
                           step owning the item)                                 items removed
 ``P meta:fallback``       trending items (user shard 0)                         none
