@@ -260,3 +260,29 @@ def test_openapi_document(http: httpx.Client, server: Any) -> None:
         assert isinstance(node, dict)
     ids = [op["operationId"] for p in doc["paths"].values() for op in p.values()]
     assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("placement", ["home", "hero", "offer", "recent", "nav", "product"])
+def test_compact_values_answer_the_same_json_and_etag(
+    http: httpx.Client, r: redis.Redis, known: str, placement: str
+) -> None:
+    """The flow now writes rtp.store.codec values: the same JSON, byte for byte, and ETag as
+    the JSON that earlier versions wrote; product pages read from their bucket."""
+    from rtp.store.codec import encode_decision, encode_page
+    from rtp.store.store import page_key
+
+    params = {"placement": placement}
+    if placement == "product":
+        params["item"] = "sofa-1"
+    before = http.get("/v1/decisions/u1", params=params)
+    r.set("rtp:d:u1", encode_decision(DOC))
+    r.delete("rtp:n:sofa-1")
+    r.hset(page_key("rtp:", "sofa-1"), "sofa-1", encode_page(["sofa-2", "sofa-3"], [1.0, 0.5]))
+    after = http.get("/v1/decisions/u1", params=params)
+    assert after.status_code == before.status_code == 200
+    assert after.content == before.content
+    assert after.headers["ETag"] == before.headers["ETag"]
+    if placement == "product":  # and without item: the page of the user's last item
+        r.hset(page_key("rtp:", "sofa-2"), "sofa-2", encode_page(["sofa-1"], [1.0]))
+        res = http.get("/v1/decisions/u1", params={"placement": "product"}).json()
+        assert res["for"] == "sofa-2" and res["items"] == [["sofa-1", 1.0]]

@@ -240,3 +240,30 @@ def test_reads_fail_fast_when_redis_is_down(own_redis: RedisServer) -> None:
     with pytest.raises(StoreUnavailable):
         c.rerank("u1", "q", ["a", "b"])
     c.close()
+
+
+def test_compact_values_read_as_the_json_ones(redis_url: str, raw: redis.Redis) -> None:
+    """What the flow writes now (rtp.store.codec) and what earlier versions wrote (JSON) give
+    the same answers; product pages are read from their bucket, or from the old key."""
+    from rtp.store.codec import encode_decision, encode_page, encode_profile
+    from rtp.store.store import page_key
+
+    raw.set("rtp:d:c1", encode_decision(DOC))
+    raw.set("rtp:p:c1", encode_profile({"cats": {"shoes": 2.0}}))
+    for item, page in NEIGHBOURS.items():
+        raw.hset(page_key("rtp:", item), item, encode_page(page["items"], page["scores"]))
+    with Client.from_url(redis_url) as c:
+        assert c.decisions("c1") == c.decisions("u1") == DOC
+        assert c.context("c1") == DOC["ctx"]
+        assert c.profile("c1") == c.profile("u1")
+        for placement in ("home", "recent", "nav", "offer", "hero", "assist", "product"):
+            assert c.decision("c1", placement) == c.decision("u1", placement), placement
+        assert c.decision("c1", "product", item="p1") == c.decision("u1", "product", item="p1")
+        ids = ["toy", "h2", "k1", "r1", "h1", "shoe-cheap", "bag"]
+        assert c.rerank("c1", "shoes", ids) == c.rerank("u1", "shoes", ids)
+        # a page in its bucket wins over the key of earlier versions
+        raw.hset(page_key("rtp:", "r1"), "r1", encode_page(["p9"], [1.0]))
+        product = c.decision("u1", "product")
+        assert product is not None and product["items"] == [["p9", 1.0]]
+        raw.set("rtp:p:junk", b"[1]")  # JSON that is not an object: no profile
+        assert c.profile("junk") is None

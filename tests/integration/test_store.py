@@ -15,7 +15,16 @@ from rtp.capture.events import Rejection
 from rtp.config import Settings
 from rtp.engine.writes import Writes
 from rtp.errors import StoreError, StoreUnavailable
-from rtp.store.store import Store, _py_command, pack_command, user_hash
+from rtp.store.codec import encode_page
+from rtp.store.store import (
+    PAGE_BUCKETS,
+    Store,
+    _py_command,
+    pack_command,
+    page_bucket,
+    page_key,
+    user_hash,
+)
 from tests.conftest import RedisServer
 
 SETTINGS = Settings(context_ttl_s=3_600, profile_ttl_s=7_200)
@@ -44,6 +53,7 @@ def sample_writes() -> Writes:
     w.decisions = [(f"u{i}", decision(f"u{i}")) for i in range(5)]
     w.profiles = [("u1", orjson.dumps({"cats": {"c1": 1.0}}))]
     w.items = {"i1": b"c1|9.5", "i2": b"c2|"}
+    w.neighbours = {"i1": encode_page(["i2"], [1.0])}
     w.meta = [("fallback", orjson.dumps(["i1", "i2"])), ("stats:r:0", orjson.dumps({"n": 3}))]
     w.dnp_add = ["u9"]
     w.users = [f"u{i}" for i in range(5)]
@@ -70,6 +80,38 @@ def test_write_round_trip_with_ttls(store: Store, raw: redis.Redis) -> None:
     assert store.users_estimate() == 5
     assert store.get_decisions("nobody") is None
     assert store.memory_per_key([f"rtp:d:u{i}" for i in range(5)]) > 0
+
+
+def test_product_pages_go_into_bucket_hashes(store: Store, raw: redis.Redis) -> None:
+    w = Writes()
+    w.neighbours = {f"i{n}": encode_page([f"i{n + 1}"], [1.0]) for n in range(300)}
+    store.write(w)
+    keys = sorted(raw.keys("rtp:pages:*"))
+    assert 1 < len(keys) <= PAGE_BUCKETS
+    assert not raw.keys("rtp:n:*")  # no key an item
+    for key in keys:
+        assert raw.object("encoding", key) == b"listpack"  # Redis's compact small hash
+        assert 0 < raw.ttl(key) <= SETTINGS.context_ttl_s
+    assert page_key("rtp:", "i7") == f"rtp:pages:{page_bucket('i7')}"
+    assert raw.hget(page_key("rtp:", "i7"), "i7") == w.neighbours["i7"]
+    assert store.get_page("i7") == {"items": ["i8"], "scores": [1.0]}
+    assert store.get_page("nothing") is None
+    assert len(store.pages()) == 300
+    # an evicted item's page leaves its bucket, unless the same batch writes it again
+    gone = Writes()
+    gone.items_removed = ["i7", "i8"]
+    gone.neighbours = {"i8": encode_page(["i1"], [0.5])}
+    store.write(gone)
+    assert store.get_page("i7") is None
+    assert store.get_page("i8") == {"items": ["i1"], "scores": [0.5]}
+    assert len(store.pages()) == 299
+
+
+def test_old_json_values_still_read(store: Store, raw: redis.Redis) -> None:
+    raw.set("rtp:d:old", orjson.dumps({"v": 1, "ts": 3.0, "ctx": {"session": "s"}}))
+    raw.set("rtp:p:old", orjson.dumps({"cats": {"c": 1.0}}))
+    assert store.get_decisions("old") == {"v": 1, "ts": 3.0, "ctx": {"session": "s"}}
+    assert store.get_profile("old") == {"cats": {"c": 1.0}}
 
 
 def test_idempotent_rewrite(store: Store, raw: redis.Redis) -> None:
