@@ -339,13 +339,27 @@ NUMERIC = ("read", "rejected", "events", "internal_errors", "dropped_forgotten",
            "decisions_ranked", "decisions_degraded", "mode_changes", "redecided")  # fmt: skip
 
 
+_STATS_KEYS: dict[tuple[Any, str], list[bytes]] = {}
+
+
+def stats_keys(r: redis.Redis, run: str) -> list[bytes]:
+    """The stats keys of a run (found by a scan once, then remembered per server)."""
+    where = (tuple(sorted(r.connection_pool.connection_kwargs.items())), run)
+    keys = _STATS_KEYS.get(where)
+    if not keys:
+        keys = sorted(r.scan_iter(match=f"rtp:meta:stats:{run}:u*", count=10_000))
+        if keys:
+            _STATS_KEYS[where] = keys
+    return keys
+
+
 def flow_stats(r: redis.Redis, run: str = "live") -> dict[str, float]:
     """The user steps' stats of a run (``rtp:meta:stats:{run}:u*``), summed over shards."""
     out: dict[str, float] = dict.fromkeys(NUMERIC, 0)
     out["shards"] = 0
     out["wall"] = 0.0
     out["max_lag_s"] = 0.0
-    for key in r.scan_iter(match=f"rtp:meta:stats:{run}:u*", count=1000):
+    for key in stats_keys(r, run):
         raw = r.get(key)
         if not raw:
             continue

@@ -551,12 +551,8 @@ def trial_forget(cfg: Config, logdir: str) -> Row:
     t0 = time.monotonic()
 
     def progress() -> float:
-        best = 0.0
-        for key in r.scan_iter(match="rtp:meta:stats:*:u*", count=1000):
-            raw = r.get(key)
-            if raw:
-                best = max(best, float(orjson.loads(raw).get("read", 0)))
-        return best / total
+        runs = _runs(r)
+        return sum(flow_stats(r, run)["read"] for run in runs) / total if runs else 0.0
 
     waves: list[str] = []
     order = list(gone)
@@ -588,6 +584,7 @@ def trial_forget(cfg: Config, logdir: str) -> Row:
         rb'(?<![A-Za-z0-9_.-])(' + b"|".join(re.escape(u.encode()) for u in gone)
         + rb')(?![A-Za-z0-9_-])'
     )  # fmt: skip
+    quoted = re.compile(rb'"(' + b"|".join(re.escape(u.encode()) for u in gone) + rb')"')
     ctrl = re.compile(
         rb'"user":"(' + b"|".join(re.escape(u.encode()) for u in control) + rb')"'
     )  # fmt: skip
@@ -600,7 +597,9 @@ def trial_forget(cfg: Config, logdir: str) -> Row:
         elif token.search(key):
             left_keys[f"key {key.decode(errors='replace').split(':')[1]}:"] += 1
             examples.append(key.decode(errors="replace"))
-        elif kind != b"stream" and token.search(blob):
+        elif key.startswith((b"rtp:d:", b"rtp:p:")):
+            continue  # another user's own document (compact binary: ids are not spelled out)
+        elif kind != b"stream" and quoted.search(blob):
             left_keys[f"in {key.decode(errors='replace')}"] += 1
     tomb = dict(zip(gone, r.hmget("rtp:tomb", [user_hash(u) for u in gone]), strict=True))
     dl = dead_letters(r)
@@ -635,12 +634,13 @@ def trial_forget(cfg: Config, logdir: str) -> Row:
                 file_left["unreadable"] += 1
     no_tomb = [u for u in gone if tomb[u] is None]
     left_docs = []
-    for key in examples[:3]:
-        doc = orjson.loads(r.get(key) or b"{}") if r.type(key) == b"string" else {}
-        u = key.split(":", 2)[-1]
-        left_docs.append(f"{key}: mode {doc.get('mode')}, ctx events "
-                         f"{(doc.get('ctx') or {}).get('events')}, ttl {r.ttl(key)} s, forgotten "
-                         f"at {float(tomb.get(u) or 0):.0f}")  # fmt: skip
+    with Client.from_url(srv.url) as c:
+        for key in examples[:3]:
+            u = key.split(":", 2)[-1]
+            doc = (c.decisions(u) if key.startswith("rtp:d:") else c.profile(u)) or {}
+            left_docs.append(f"{key}: mode {doc.get('mode')}, ctx events "
+                             f"{(doc.get('ctx') or {}).get('events')}, ttl {r.ttl(key)} s, "
+                             f"forgotten at {float(tomb.get(u) or 0):.0f}")  # fmt: skip
     row.check(row.lost == 0, f"{row.lost} lines not read")
     row.check(not no_tomb, f"{len(no_tomb)} forgotten users have no tombstone")
     row.check(not left_keys, f"{sum(left_keys.values())} keys still hold forgotten users: "
@@ -675,11 +675,16 @@ def trial_forget(cfg: Config, logdir: str) -> Row:
     return row
 
 
+_RUNS: dict[int, list[str]] = {}
+
+
 def _runs(r: redis.Redis) -> list[str]:
-    names = set()
-    for key in r.scan_iter(match="rtp:meta:stats:*:u*", count=1000):
-        names.add(key.decode().split(":")[3])
-    return sorted(names)
+    """The runs that wrote stats (the replay's run id is random): scanned until found."""
+    if not _RUNS.get(id(r)):
+        names = {k.decode().split(":")[3] for k in r.scan_iter(match="rtp:meta:stats:*:u*",
+                                                                count=10_000)}  # fmt: skip
+        _RUNS[id(r)] = sorted(names)
+    return _RUNS[id(r)]
 
 
 # --- 4. Redis outages --------------------------------------------------------------------------
@@ -884,7 +889,7 @@ def trial_ips(cfg: Config, logdir: str) -> Row:
     wait_for(lambda: flow_stats(r)["read"] >= len(recs) and stream_state(r)["length"] == 0, 30)
     rc, _secs = live.terminate(timeout=30)
     st = flow_stats(r)
-    hits = _scan_ips(r, needles)
+    hits = _scan_ips(r, needles, srv.url)
     file_hits: list[str] = []
     if dl_file.exists():
         text = dl_file.read_bytes().lower()
@@ -929,13 +934,21 @@ def trial_ips(cfg: Config, logdir: str) -> Row:
     return row
 
 
-def _scan_ips(r: redis.Redis, needles: list[bytes]) -> list[str]:
+def _scan_ips(r: redis.Redis, needles: list[bytes], url: str) -> list[str]:
+    """Every needle found in any key's name or contents; decisions and profiles (a compact
+    binary form) are also read back as documents through the client and searched as JSON."""
     hits = []
+    c = Client.from_url(url)
     for key, _kind, blob in dump_all(r):
+        if key.startswith(b"rtp:d:"):
+            blob += b"\n" + orjson.dumps(c.decisions(key[6:].decode()))
+        elif key.startswith(b"rtp:p:"):
+            blob += b"\n" + orjson.dumps(c.profile(key[6:].decode()))
         low = (key + b"\n" + blob).lower()
         for n in needles:
             if n.lower() in low:
                 hits.append(f"{n.decode()} in {key.decode(errors='replace')}")
+    c.close()
     return hits
 
 
