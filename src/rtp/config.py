@@ -56,7 +56,7 @@ class Settings:
     default_utc_offset_h: float = 0.0  # local time for events whose country is unknown
 
     # Models and memory
-    covisit_half_life_s: float = 6 * 3_600.0
+    covisit_half_life_s: float = 90 * 86_400.0  # co-visits age slowly (docs/quality.md)
     item_ttl_s: float = 90 * 86_400.0  # items untouched this long (event time) are forgotten
     max_items: int = 2_000_000  # ...and beyond this many, the least recently touched are
     idle_ttl_s: float = 86_400.0  # idle users leave memory after this (their profile stays)
@@ -76,6 +76,7 @@ class Settings:
     explore_share: float = 0.1  # share of home slots for items outside the user's pattern
     neighbours_k: int = 30  # bounded top-K co-visited neighbours per item
     ranker: str = "lr"  # lr (River LogisticRegression), pa (PAClassifier), prior (no learning)
+    ranker_lr: float = 0.02  # the ranker's learning rate (SGD step; PA's C)
     seed: int = 7
 
     # Experiments

@@ -202,3 +202,36 @@ def test_popularity_ties_keep_the_order_items_were_touched_in() -> None:
     pop.refresh()
     assert pop.trending_items(10) == ["m", "c", "x", "a"]
     assert [i for i, _ in pop.top_of("k")] == ["m", "c", "x", "a"]
+
+
+def test_two_hop_lists_are_what_the_current_lists_give_whenever_asked() -> None:
+    """A two-hop list is cached until its item's list or one it went through changes: a model
+    that asks for them at every batch and one that asks only at the end answer the same, and
+    both equal a model built from scratch (so every worker's view ranks alike)."""
+    rng = random.Random(3)
+    items = [f"i{n}" for n in range(40)]
+    eager, lazy = CoVisitation(k=6, half_life_s=50.0), CoVisitation(k=6, half_life_s=50.0)
+    batches = []
+    ts = 0.0
+    for _ in range(60):
+        batch = []
+        for _ in range(rng.randint(1, 8)):
+            ts += rng.random() * 3.0
+            prev = rng.sample(items, rng.randint(1, 4))
+            batch.append((prev, rng.choice(items), rng.choice((1.0, 3.0)), ts))
+        batches.append(batch)
+    for n, batch in enumerate(batches):
+        for cv in (eager, lazy):
+            for prev, item, w, t in batch:
+                cv.add(prev, item, w, t)
+            cv.prune()
+            if n % 17 == 16:
+                cv.evict(ts - 40.0)
+        for it in rng.sample(items, 10):
+            eager.top2(it, 20)
+    fresh = CoVisitation(k=6, half_life_s=50.0)
+    fresh.nb = {i: dict(d) for i, d in lazy.nb.items()}
+    for it in items:
+        assert eager.top2(it, 20) == lazy.top2(it, 20) == fresh.top2(it, 20)
+        direct = set(lazy.nb.get(it, {}))
+        assert not {m for m, _ in lazy.top2(it, 20)} & (direct | {it})

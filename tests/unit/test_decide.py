@@ -16,6 +16,7 @@ from rtp.decisions.ranked import Rules
 from rtp.engine.facade import Engine
 from rtp.engine.users import new_view
 from rtp.engine.view import ItemRecord, ModelView
+from rtp.ranking.ranker import FEATURES
 from rtp.ranking.score import fill_context
 from rtp.session.profile import Profile
 from rtp.session.state import UserState, fold_session
@@ -297,7 +298,8 @@ def test_out_of_band_items_rank_below_equal_in_band_ones() -> None:
     order = [it for it, _, _ in home]
     assert order.index("cheap") < order.index("lux")
     scores = {it: s for it, s, _ in home}
-    assert scores["cheap"] - scores["lux"] == pytest.approx(m.weights[6], abs=2e-3)
+    price_fit = m.weights[FEATURES.index("price_fit")]
+    assert scores["cheap"] - scores["lux"] == pytest.approx(price_fit, abs=2e-3)
 
 
 def test_nav_follows_session_categories_and_hero_theme() -> None:

@@ -155,7 +155,7 @@ def test_trend_terms_follow_new_weights_and_new_trending_lists() -> None:
     m.apply_items([rec(T0, "f:0", "a", weight=2.0), rec(T0, "f:1", "b")])
     m.finish_tick(0)
     terms = m.trend_terms()
-    w4 = m.weights[4]
+    w4 = m.weights[FEATURES.index("pop")]
     assert terms == [("a", "c", pytest.approx(w4), 10.0), ("b", "c", pytest.approx(w4 / 2), 10.0)]
     m.apply_global({"w": [1.0] * len(FEATURES), "b": 0.0, "v": "lr-1"})
     assert m.trend_terms()[1][2] == pytest.approx(0.5)

@@ -1,8 +1,9 @@
 """Stage one: the candidates of one user's decision, with their generator features.
 
-Generators: co-visitation neighbours of the session's last items (recency-weighted), the popular
-items of the user's two strongest categories, trending items, the session's own items (re-shows),
-the cart, and long-term favourites. :func:`candidates` returns every candidate with a feature
+Generators: co-visitation neighbours of the session's last items (recency-weighted), their
+two-hop neighbours (:meth:`rtp.candidates.covisit.CoVisitation.top2`), the popular items of the
+user's two strongest categories, trending items, the session's own items (re-shows), the cart,
+and long-term favourites. :func:`candidates` returns every candidate with a feature
 vector over :data:`rtp.ranking.ranker.FEATURES` whose generator features are filled; the ranking
 stage fills the context features (:func:`rtp.ranking.score.fill_context`). The hot path
 (:func:`rtp.ranking.score.fast_scores`) fuses both stages without building vectors; this module
@@ -15,7 +16,17 @@ import heapq
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from rtp.ranking.ranker import FEATURES
+from rtp.ranking.ranker import (
+    AT_LAST,
+    AT_PREV,
+    CAT_POP,
+    CV,
+    CV2,
+    CV_LAST,
+    FEATURES,
+    RE_CV,
+    RECENCY,
+)
 
 if TYPE_CHECKING:
     from rtp.engine.view import ModelView
@@ -26,6 +37,8 @@ N_FEATURES = len(FEATURES)
 SEEDS = 5  # the session's last items whose neighbours are candidates
 SEED_FACTORS = (1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.06)  # by recency; SEEDS <= 10
 CV_PER_SEED = 12  # neighbours taken from each seed item (measured in BENCHMARKS.md)
+HOP_SEEDS = 2  # the session's last items whose two-hop neighbours are candidates
+HOP_PER_SEED = 12  # two-hop neighbours taken from each of them (docs/quality.md)
 CAT_PER_CAT = 15  # popular items from each of the two strongest categories (discovery)
 TREND_N = 4
 
@@ -87,6 +100,7 @@ def candidates(u: UserState, m: ModelView, cats: dict[str, float]) -> dict[str, 
     s = u.session
     recent = s.recent
     seeds = recent[-1 : -min(SEEDS, len(SEED_FACTORS)) - 1 : -1]
+    seen = s.seen
     for idx, lst in enumerate(seed_lists(u, m, seeds)):
         if not lst:
             continue
@@ -97,9 +111,26 @@ def candidates(u: UserState, m: ModelView, cats: dict[str, float]) -> dict[str, 
             if v is None:
                 v = cands[nbr] = [0.0] * N_FEATURES
             x = w / top_w
-            v[0] += f * x
+            if nbr in seen:  # a re-show: its own feature, learned apart from new items'
+                v[RE_CV] += f * x
+                continue
+            v[CV] += f * x
             if idx == 0:
-                v[1] = x
+                v[CV_LAST] = x
+    top2 = m.cv.top2
+    for idx, seed in enumerate(seeds[:HOP_SEEDS]):
+        lst = top2(seed, HOP_PER_SEED)
+        if not lst:
+            continue
+        top_w = lst[0][1]
+        f = SEED_FACTORS[idx]
+        for nbr, w in lst:
+            if nbr in seen:
+                continue
+            v = get(nbr)
+            if v is None:
+                v = cands[nbr] = [0.0] * N_FEATURES
+            v[CV2] += f * w / top_w
     if cats:
         top_of = m.pop.top_of
         for c, _ in heapq.nlargest(2, cats.items(), key=_second):
@@ -111,7 +142,7 @@ def candidates(u: UserState, m: ModelView, cats: dict[str, float]) -> dict[str, 
                 v = get(it)
                 if v is None:
                     v = cands[it] = [0.0] * N_FEATURES
-                v[5] = sc / top
+                v[CAT_POP] = sc / top
     for it, _ in m.pop.trending[:TREND_N]:
         if it not in cands:
             cands[it] = [0.0] * N_FEATURES
@@ -121,7 +152,9 @@ def candidates(u: UserState, m: ModelView, cats: dict[str, float]) -> dict[str, 
         v = get(it)
         if v is None:
             v = cands[it] = [0.0] * N_FEATURES
-        v[8] = 1.0 / (1 + pos)
+        v[RECENCY] = 1.0 / (1 + pos)
+        if pos < 2:
+            v[AT_LAST if pos == 0 else AT_PREV] = 1.0
     for it in s.cart:
         if it not in cands:
             cands[it] = [0.0] * N_FEATURES

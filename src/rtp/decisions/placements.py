@@ -27,6 +27,8 @@ _second = itemgetter(1)
 def _sentence(code: str, u: UserState, m: ModelView, item: str) -> str:
     if code == "cv":
         return f"because you viewed {u.session.current}"
+    if code == "cv2":
+        return f"goes with items viewed with {u.session.current}"
     if code == "cat":
         return f"popular in {m.pop.cat_of.get(item, 'a category')}, a category you browse"
     if code == "re":

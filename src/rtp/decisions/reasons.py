@@ -9,6 +9,7 @@ from __future__ import annotations
 
 ITEM = {
     "cv": "viewed together with what you just viewed",
+    "cv2": "viewed with items that go with what you viewed",
     "re": "you viewed this earlier in this visit",
     "cart": "still in your cart",
     "cat": "popular in a category you browse",
@@ -24,6 +25,7 @@ ITEM = {
 # One character per home item in storage ("why": "rkkkp..."); the client expands them.
 CHAR = {
     "cv": "v",
+    "cv2": "w",
     "re": "r",
     "cart": "c",
     "cat": "k",

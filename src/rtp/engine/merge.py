@@ -54,7 +54,7 @@ class GlobalMerge:
     ) -> None:
         self.settings = settings
         self.user_shards = user_shards
-        self.ranker = OnlineRanker(seed=settings.seed, kind=settings.ranker)
+        self.ranker = OnlineRanker(lr=settings.ranker_lr, seed=settings.seed, kind=settings.ranker)
         # keyed by placement: a user step asks for the bandit of the placement it decides
         self.bandits: dict[str, Any] = {b.placement: b for b in (bandits or {}).values()}
         self.edge = edge

@@ -26,6 +26,7 @@ from rtp.candidates.popularity import Popularity
 from rtp.ranking.ranker import FEATURES, PRIOR, PRIOR_INTERCEPT
 
 TREND_N = 4
+POP = FEATURES.index("pop")
 
 ItemRecord = tuple[float, str, str, str | None, float | None, float, tuple[str, ...]]
 """``(ts, pos, item, category, price, weight, previous items)``: one event's item signal.
@@ -132,7 +133,7 @@ class ModelView:
         weights, trending = self.weights, self.pop.trending
         key = (id(weights), id(trending))
         if key != self._trend_key:
-            w4 = weights[4]
+            w4 = weights[POP]
             top = trending[0][1] if trending else 1.0
             cat_of, price_of = self.pop.cat_of.get, self.pop.price_of.get
             self._trend = [

@@ -30,30 +30,44 @@ from river import linear_model, optim
 FEATURES = (
     "cv",  # co-visitation with the session's recent items (normalised, recency-weighted)
     "cv_last",  # co-visitation with the item the user is on
+    "cv2",  # two-hop co-visitation with the session's last items (normalised, recency-weighted)
     "cat",  # blended (session + profile) weight of the candidate's category
     "same_cat",  # same category as the item the user is on
     "pop",  # trending score (normalised to the top item)
     "cat_pop",  # popularity within its category (normalised)
     "price_fit",  # 1 inside the session's price band, 0 outside, 0.5 unknown
     "seen",  # the user already interacted with it this session (a re-show)
+    "re_cv",  # a re-show's co-visitation with the session's last items (as "cv" for new ones)
     "recency",  # how recently in the session (1 = the item the user is on)
+    "at_last",  # 1 for the item the user is on
+    "at_prev",  # 1 for the item before it (the one a comparison goes back to)
+    "seen_n",  # interactions with it this session (a re-show), up to 4, / 4
     "cart",  # in the cart
     "fav",  # a long-term favourite from the profile
 )
 PRIOR = {
-    "cv": 2.5,
+    "cv": 2.5,  # new items only: a re-show's co-visitation is "re_cv"
     "cv_last": 1.5,
+    "cv2": 0.8,
     "cat": 1.0,
     "same_cat": 0.3,
     "pop": 0.4,
     "cat_pop": 0.6,
     "price_fit": 0.2,
     "seen": 0.8,
+    "re_cv": 1.5,
     "recency": 2.0,
+    "at_last": 0.0,
+    "at_prev": 0.0,
+    "seen_n": 0.0,
     "cart": 0.8,
     "fav": 0.5,
 }
 PRIOR_INTERCEPT = -3.0
+# positions in a feature vector (and in the frozen weights)
+(CV, CV_LAST, CV2, CAT, SAME_CAT, POP, CAT_POP, PRICE_FIT, SEEN, RE_CV, RECENCY, AT_LAST, AT_PREV,
+ SEEN_N, CART, FAV) = range(16)  # fmt: skip
+assert FEATURES[FAV] == "fav" and FEATURES[RE_CV] == "re_cv" and len(FEATURES) == FAV + 1
 T = TypeVar("T")
 
 

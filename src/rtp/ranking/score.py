@@ -12,8 +12,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rtp.candidates.generate import CAT_PER_CAT, SEED_FACTORS, SEEDS, seed_lists
-from rtp.ranking.ranker import FEATURES
+from rtp.candidates.generate import (
+    CAT_PER_CAT,
+    HOP_PER_SEED,
+    HOP_SEEDS,
+    SEED_FACTORS,
+    SEEDS,
+    seed_lists,
+)
+from rtp.ranking.ranker import (
+    CART,
+    CAT,
+    FAV,
+    FEATURES,
+    POP,
+    PRICE_FIT,
+    SAME_CAT,
+    SEEN,
+    SEEN_N,
+)
 
 if TYPE_CHECKING:
     from rtp.engine.view import ModelView
@@ -48,24 +65,26 @@ def fill_context(
     for it, v in cands.items():
         c = cat_of.get(it)
         if c is not None:
-            v[2] = cats.get(c, 0.0)
+            v[CAT] = cats.get(c, 0.0)
             if c == cur_cat:
-                v[3] = 1.0
-        if v[4] == 0.0:
+                v[SAME_CAT] = 1.0
+        if v[POP] == 0.0:
             sc = score.get(it)
             if sc is not None:
-                v[4] = sc / top_pop if sc < top_pop else 1.0
+                v[POP] = sc / top_pop if sc < top_pop else 1.0
         if band is not None:
             p = price_of.get(it)
-            v[6] = 0.5 if p is None else (1.0 if lo <= p <= hi else 0.0)
+            v[PRICE_FIT] = 0.5 if p is None else (1.0 if lo <= p <= hi else 0.0)
         else:
-            v[6] = 0.5
-        if it in seen:
-            v[7] = 1.0
+            v[PRICE_FIT] = 0.5
+        k = seen.get(it)
+        if k:
+            v[SEEN] = 1.0
+            v[SEEN_N] = k / 4.0 if k < 4 else 1.0
         if it in cart:
-            v[9] = 1.0
+            v[CART] = 1.0
         if it in favs:
-            v[10] = 1.0
+            v[FAV] = 1.0
 
 
 def fast_scores(
@@ -86,7 +105,7 @@ def fast_scores(
     ``(item, score)`` instead of entering the dict (their reason code is ``cat``); the result is
     the same as without, and cheaper.
     """
-    w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10 = m.weights
+    w0, w1, wx, w2, w3, w4, w5, w6, w7, wr, w8, wl, wp, wn, w9, w10 = m.weights
     sc: dict[str, float] = {}
     get = sc.get
     pop = m.pop
@@ -125,16 +144,36 @@ def fast_scores(
 
     sess = u.session
     recent = sess.recent
+    seen = sess.seen
     seeds = recent[-1 : -min(SEEDS, len(SEED_FACTORS)) - 1 : -1]
     for idx, lst in enumerate(seed_lists(u, m, seeds)):
         if not lst:
             continue
-        a = (SEED_FACTORS[idx] * w0 + (w1 if idx == 0 else 0.0)) / lst[0][1]
+        top_w = lst[0][1]
+        a = (SEED_FACTORS[idx] * w0 + (w1 if idx == 0 else 0.0)) / top_w
+        ar = SEED_FACTORS[idx] * wr / top_w
         for nbr, w in lst:
             v = get(nbr)
+            if nbr in seen:
+                sc[nbr] = (context(nbr) if v is None else v) + ar * w
+                continue
             if v is None:
                 v = context(nbr)
                 why[nbr] = "cv"
+            sc[nbr] = v + a * w
+    top2 = m.cv.top2
+    for idx, seed in enumerate(seeds[:HOP_SEEDS]):
+        lst = top2(seed, HOP_PER_SEED)
+        if not lst:
+            continue
+        a = SEED_FACTORS[idx] * wx / lst[0][1]
+        for nbr, w in lst:
+            if nbr in seen:
+                continue
+            v = get(nbr)
+            if v is None:
+                v = context(nbr)
+                why[nbr] = "cv2"
             sc[nbr] = v + a * w
     for it, c, pop_term, pr in m.trend_terms():
         if it in sc:
@@ -155,7 +194,10 @@ def fast_scores(
     for pos in range(n):
         it = recent[n - 1 - pos]
         v = get(it)
-        sc[it] = (context(it) if v is None else v) + w8 / (1 + pos)
+        v = (context(it) if v is None else v) + w8 / (1 + pos)
+        if pos < 2:
+            v += wl if pos == 0 else wp
+        sc[it] = v
     cart = sess.cart
     for it in cart:
         v = get(it)
@@ -167,7 +209,6 @@ def fast_scores(
             if it not in sc:
                 sc[it] = context(it)
                 why[it] = "fav"
-    seen = sess.seen
     if top_cats:
         top_of = pop.top_of
         for c in top_cats:
@@ -203,10 +244,10 @@ def fast_scores(
                     v = context(it)
                     why[it] = "cat"
                 sc[it] = v + b * s
-    for it in seen:
+    for it, k in seen.items():
         v = get(it)
         if v is not None:
-            sc[it] = v + w7
+            sc[it] = v + w7 + wn * (k / 4.0 if k < 4 else 1.0)
             why[it] = "re"
     for it in cart:
         why[it] = "cart"
