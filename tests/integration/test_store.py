@@ -310,3 +310,55 @@ def test_python_packer_matches_hiredis() -> None:
     args: tuple[bytes | str, ...] = (b"HSET", "rtp:items", "caf\u00e9", b"c|1.5", b"", "x" * 300)
     assert _py_command(args) == pack_command(*args)
     assert _py_command((b"PING",)) == b"*1\r\n$4\r\nPING\r\n"
+
+
+def test_a_forget_landing_after_the_tombstone_read_is_applied_at_the_write(
+    store: Store, raw: redis.Redis
+) -> None:
+    """The user step read the tombstones (``checked_at``), a forget landed, then the sink
+    wrote the batch: what it wrote of that user is deleted again in the same pipeline; a user
+    forgotten long before the read (and back since) keeps what the batch wrote."""
+    raw.hset("rtp:tomb", user_hash("back"), repr(time.time() - 60))
+    w = Writes()
+    w.checked_at = time.time()
+    w.decisions = [(u, decision(u)) for u in ("late", "other", "back")]
+    w.profiles = [("late", orjson.dumps({"cats": {}})), ("other", orjson.dumps({"cats": {}}))]
+    time.sleep(0.01)
+    store.forget("late")  # after the read, before the write
+    store.write(w)
+    assert raw.exists("rtp:d:late", "rtp:p:late") == 0
+    assert raw.exists("rtp:d:other", "rtp:p:other", "rtp:d:back") == 3
+    unchecked = Writes()  # a batch that read no tombstones (no Redis reads) writes as it is
+    unchecked.decisions = [("late", decision("late"))]
+    store.write(unchecked)
+    assert raw.exists("rtp:d:late") == 1
+
+
+def test_erase_deletes_a_users_values_without_a_tombstone(store: Store, raw: redis.Redis) -> None:
+    store.write(sample_writes())
+    w = Writes()
+    w.erase = ["u1"]
+    w.decisions = [("u1", decision("u1", 2))]  # written after the erase: kept
+    store.write(w)
+    assert raw.exists("rtp:p:u1") == 0
+    assert store.get_decisions("u1") == orjson.loads(decision("u1", 2))
+    assert store.tombstones(["u1"]) == {}
+
+
+def test_dead_letters_of_a_forgotten_user_are_kept_only_when_newer_than_the_forget(
+    store: Store, raw: redis.Redis
+) -> None:
+    store.forget("gone")
+    now = time.time()
+    rejections = [
+        Rejection("invalid_price", "price -1", "f:1", b'{"user":"gone"}', user="gone", ts=now - 60),
+        Rejection("invalid_json", "truncated", "f:2", b'{"user":"gone"', user="gone"),
+        Rejection("invalid_price", "price -2", "f:3", b'{"user":"gone"}', user="gone", ts=now + 60),
+        Rejection("invalid_price", "price -3", "f:4", b'{"user":"kept"}', user="kept", ts=now - 60),
+        Rejection("invalid_json", "no user", "f:5", b"{"),
+    ]
+    assert store.write_rejections(rejections) == 3
+    assert store.dead_letters_forgotten == 2
+    assert [f[b"pos"] for _, f in raw.xrange("rtp:deadletter")] == [b"f:3", b"f:4", b"f:5"]
+    assert raw.scard(f"rtp:dlu:{user_hash('gone')}") == 1  # only the newer one is indexed
+    assert [r.pos for r in store.without_forgotten(rejections)] == ["f:3", "f:4", "f:5"]

@@ -257,7 +257,8 @@ def test_dnp_control_event_stops_personalizing_and_deletes_the_profile() -> None
     w = eng.process([view("p", "x", T0 + 3 * HOUR, "c")])  # folds session 1: a profile
     assert [u for u, _ in w.profiles] == ["p"]
     w2 = eng.process([dnp("p"), view("p", "y", T0 + 3 * HOUR + 5, "c")])
-    assert "p" in w2.forget and "p" in w2.dnp_add
+    # the stored profile and decisions go, but no tombstone: the user's events still count
+    assert "p" in w2.erase and "p" not in w2.forget and "p" in w2.dnp_add
     assert decisions(w2)["p"]["mode"] == "non_personalized"
     assert not [u for u, _ in eng.finish().profiles if u == "p"]
 
@@ -428,7 +429,7 @@ def test_dnp_drops_the_decision_its_own_batch_wrote() -> None:
     docs = decisions(w)
     # one decision for p, written after the flag: not personalized, no context
     assert docs["p"]["mode"] == "non_personalized" and docs["p"]["ctx"] == {"dnp": True}
-    assert "p" in w.forget and "p" in w.dnp_add
+    assert "p" in w.erase and "p" in w.dnp_add and not w.forget
     w2 = eng.process([dnp("p", False), view("p", "c", T0 + 10, "c")])
     assert "p" in w2.dnp_remove and decisions(w2)["p"]["mode"] == "ranked"
 
@@ -471,3 +472,17 @@ def test_an_explicit_session_is_not_split_by_a_gap_and_resumes_after_a_sweep() -
     assert a.session.recent == ["x2", "x"]
     assert eng.users.users["b"].session.n == 1  # no id: the gap split it
     assert not w.decisions  # an evaluation serves after every event, it writes nothing
+
+
+def test_control_events_are_never_dropped_by_a_tombstone() -> None:
+    """Control events carry no time (0.0): a forgotten user's later opt-out and opt-in still
+    apply, while their events from before the forget are dropped."""
+    eng = Engine(Settings())
+    eng.users.tombstones = lambda users: {u: T0 + 100 for u in users if u == "p"}
+    w = eng.process([view("p", "old", T0, "c"), dnp("p"), view("p", "new", T0 + 200, "c")])
+    assert "p" in w.dnp_add and "p" in w.erase and not w.forget
+    assert decisions(w)["p"]["mode"] == "non_personalized"
+    assert eng.users.stats["dropped_forgotten"] == 1
+    assert w.checked_at is not None
+    w2 = eng.process([dnp("p", False), view("p", "newer", T0 + 300, "c")])
+    assert "p" in w2.dnp_remove and decisions(w2)["p"]["mode"] == "ranked"

@@ -216,8 +216,14 @@ def test_context_country() -> None:
 
 
 def test_back_and_dnp_flags() -> None:
-    assert accepted(back=True).back and not accepted(back="yes").back
-    assert accepted(dnp=True).dnp and not accepted(dnp=1).dnp
+    assert accepted(back=True).back and not accepted(back=False).back
+    assert accepted(dnp=True).dnp and not accepted(dnp=False).dnp and not accepted().dnp
+    # a privacy flag is never guessed: anything but true/false is a rejection, with the user
+    for bad in ("true", 1, "yes", [True], None, 0.0):
+        for name in ("dnp", "back"):
+            r = result(**{name: bad})
+            assert isinstance(r, Rejection) and r.reason == ev.INVALID_FIELD, (name, bad)
+            assert r.detail.startswith(f"{name} ") and r.user == "u1"
 
 
 def test_from_dict_is_its_own_safety_net() -> None:

@@ -20,14 +20,17 @@ An event is one thing a user did. On the wire it is one JSON object (schema vers
   string of at most 256 characters (required by a ``search``).
 - ``back`` marks back-navigation (the browser's back button or swipe), ``dwell`` seconds spent on
   the page (help pages, scroll depth: a finite number in 0..86,400), ``dnp`` the
-  do-not-personalize flag.
+  do-not-personalize flag. ``back`` and ``dnp`` are JSON ``true`` or ``false`` when given:
+  ``"true"`` or ``1`` is rejected (a privacy flag is never guessed).
 - ``context`` is an object (or absent) of strings ``ua``, ``ip``, ``referrer``, ``channel``, an
   object ``utm`` of string (or integer) values, and ``country``: an ISO 3166-1 alpha-2 code
   already resolved by the producer (``rtp.store.streams.append`` replaces ``context.ip`` by it
   before anything is stored). :class:`~rtp.capture.enrich.Enricher` keeps a given country when
   there is no IP to resolve.
-- ``forget`` and ``dnp`` are control events: they carry only a user and ask the flow to delete
-  the user's data / to stop personalizing for them, in order with the user's other events.
+- ``forget`` and ``dnp`` are control events: they carry only a user (``ts`` is optional) and
+  ask the flow to delete the user's data / to stop (``"dnp": true``) or resume (``"dnp":
+  false``) personalizing for them, in order with the user's other events. A forgotten user's
+  tombstone never drops a control event.
 
 Parsing never raises on bad data: every record becomes an :class:`Event` or a :class:`Rejection`
 with a reason code and the record's source position. Any JSON value in any field is handled
@@ -273,10 +276,12 @@ class Rejection:
     ``raw`` keeps the first :data:`RAW_PREFIX` bytes of the record and ``detail`` says what is
     wrong; every IP address in either is replaced by its country code (``-`` when unknown)
     here, so no dead letter holds one. ``user`` is the record's user id when it could be read
-    (``None`` otherwise): forgetting a user deletes their dead letters too.
+    (``None`` otherwise): forgetting a user deletes their dead letters too. ``ts`` is the
+    record's event time when it could be read: a dead letter of a forgotten user is kept only
+    when it is known to be newer than the forget.
     """
 
-    __slots__ = ("reason", "detail", "pos", "raw", "user")
+    __slots__ = ("reason", "detail", "pos", "raw", "user", "ts")
 
     def __init__(
         self,
@@ -286,10 +291,12 @@ class Rejection:
         raw: bytes | str = b"",
         *,
         user: str | None = None,
+        ts: float | None = None,
     ) -> None:
         self.reason = reason
         self.pos = pos
         self.user = user
+        self.ts = ts
         if type(raw) is not bytes:
             raw = _as_bytes(raw)
         raw = raw[:_RAW_SCAN]
@@ -302,8 +309,8 @@ class Rejection:
             detail = scrub_ips(_utf8(detail)).decode()
         self.detail = detail
 
-    def to_dict(self) -> dict[str, str]:
-        d = {
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
             "reason": self.reason,
             "detail": self.detail,
             "pos": self.pos,
@@ -311,6 +318,8 @@ class Rejection:
         }
         if self.user is not None:
             d["user"] = self.user
+        if self.ts is not None:
+            d["ts"] = self.ts
         return d
 
     def __repr__(self) -> str:
@@ -534,7 +543,10 @@ def from_dict(d: Any, pos: str, raw: bytes = b"") -> Event | Rejection:
     """Validate one decoded schema-v1 object: an :class:`Event`, or a :class:`Rejection` with
     the reason (``internal_error`` if validation itself raised, which is a bug)."""
     try:
-        return _from_dict(d, pos, raw)
+        out = _from_dict(d, pos, raw)
+        if type(out) is Rejection and out.user is not None and "ts" in d:
+            out.ts = parse_ts(d["ts"])  # (a rejection is rare: read here, not on the way)
+        return out
     except Exception as e:  # the safety net: one record, never the flow
         rejection = internal_error(e, pos, raw)
         with contextlib.suppress(Exception):  # best effort
@@ -620,6 +632,12 @@ def _from_dict(d: Any, pos: str, raw: bytes) -> Event | Rejection:
         if session is None:
             detail = f"session {brief(d['session'])} is not a short id"
             return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
+    back = d.get("back", False)
+    dnp = d.get("dnp", False)
+    if type(back) is not bool or type(dnp) is not bool:
+        bad = "back" if type(back) is not bool else "dnp"
+        detail = f"{bad} {brief(d[bad])} is not true or false"
+        return Rejection(INVALID_FIELD, detail, pos, raw, user=uid)
     ctx = d.get("context")
     if ctx is None:
         return Event(
@@ -632,9 +650,9 @@ def _from_dict(d: Any, pos: str, raw: bytes) -> Event | Rejection:
             query,
             session,
             anonymous=anonymous,
-            back=d.get("back") is True,
+            back=back,
             dwell=dwell,
-            dnp=d.get("dnp") is True,
+            dnp=dnp,
             pos=pos,
         )
     if not isinstance(ctx, dict):
@@ -672,9 +690,9 @@ def _from_dict(d: Any, pos: str, raw: bytes) -> Event | Rejection:
         query,
         session,
         anonymous=anonymous,
-        back=d.get("back") is True,
+        back=back,
         dwell=dwell,
-        dnp=d.get("dnp") is True,
+        dnp=dnp,
         pos=pos,
         ua=ua,
         ip=ip,

@@ -356,12 +356,12 @@ class EdgeModel:
                 if rule is None:
                     rule = rules[key] = _Rule(rows[0][0])
                 cats_t, items_t = rule.cats, rule.items
-                for ts, cs, its in rows:
-                    w = rule.weight_at(ts, hl)
+                for row_ts, row_cats, row_items in rows:
+                    w = rule.weight_at(row_ts, hl)
                     rule.mass += w
-                    for name, share in cs:
+                    for name, share in row_cats:
                         cats_t[name] = cats_t.get(name, 0.0) + w * share
-                    for name, share in its:
+                    for name, share in row_items:
                         items_t[name] = items_t.get(name, 0.0) + w * share
                     if len(cats_t) > cap:
                         _prune(cats_t, self.max_entries)

@@ -126,11 +126,11 @@ class GlobalMerge:
                 edge.sort(key=_key)
                 # sessions of one context are learned together (the same result, cheaper)
                 groups: dict[tuple[Any, ...], list[Any]] = {}
-                for ts, _k, signals, cats, items in edge:
-                    ctx = tuple(sorted((k, v) for k, v in signals.items() if k != "ts"))
-                    groups.setdefault(ctx, []).append((cats, items, ts))
-                for ctx, outcomes in groups.items():
-                    self.edge.observe_many(dict(ctx), outcomes)
+                for ts, _k, signals, seen_cats, seen_items in edge:
+                    signature = tuple(sorted((k, v) for k, v in signals.items() if k != "ts"))
+                    groups.setdefault(signature, []).append((seen_cats, seen_items, ts))
+                for signature, outcomes in groups.items():
+                    self.edge.observe_many(dict(signature), outcomes)
                 self.stats["sessions"] += len(edge)
                 self._edge_dirty = True
             if part:

@@ -26,7 +26,7 @@ import logging
 import random
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -416,15 +416,23 @@ class UserShard:
             self._fallback_dirty = True
 
     # -- users --------------------------------------------------------------------------------
-    def _forgotten(self, events: list[ev.Event], w: Writes) -> list[ev.Event]:
+    def _forgotten(
+        self, events: list[ev.Event], w: Writes, also: Iterable[str] = ()
+    ) -> list[ev.Event]:
         """Apply the tombstones of the users in this batch (and of profiles about to be
-        written): what a user did before they were forgotten is dropped (their events, their
-        state in memory, their pending writes), whether it arrives live or from history; what
-        they do after starts a new, empty user."""
-        users = dict.fromkeys(e.user for e in events)
+        written, and of ``also``): what a user did before they were forgotten is dropped (their
+        events, their state in memory, their pending writes), whether it arrives live or from
+        history; what they do after starts a new, empty user. Control events are never
+        dropped (a ``dnp`` after a forget still applies). A forget that lands after this read
+        is caught by the store when it writes the batch (``Writes.checked_at``)."""
+        users = dict.fromkeys(e.user for e in events if e.type not in ev.CONTROL_TYPES)
         for uid, _ in w.profiles:
             users[uid] = None
+        for uid in also:
+            users[uid] = None
         assert self.tombstones is not None
+        if w.checked_at is None:
+            w.checked_at = time.time()  # the store re-checks tombstones written since then
         found = self.tombstones(list(users))
         if not found:
             return events
@@ -436,7 +444,10 @@ class UserShard:
                 self.resumable.pop(uid, None)
             _drop_pending(w, uid)
             self.pending_profiles.pop(uid, None)
-        kept = [e for e in events if e.user not in found or e.ts >= found[e.user]]
+        control = ev.CONTROL_TYPES
+        kept = [
+            e for e in events if e.user not in found or e.ts >= found[e.user] or e.type in control
+        ]
         self.stats["dropped_forgotten"] += len(events) - len(kept)
         return kept
 
@@ -478,6 +489,8 @@ class UserShard:
         in memory; the others' degraded decisions expire with their key)."""
         self._redecide = False
         pending, self.degraded_users = self.degraded_users, {}
+        if self.tombstones is not None and pending:
+            self._forgotten([], w, pending)  # nobody forgotten meanwhile is decided again
         for uid in pending:
             u = self.users.get(uid) or self.idle.get(uid)
             if u is not None and u.session.n:
@@ -530,7 +543,9 @@ class UserShard:
             _drop_pending(w, u.uid)
             self.pending_profiles.pop(u.uid, None)
             w.dnp_add.append(u.uid)
-            w.forget.append(u.uid)  # no stored profile (the decision key is rewritten)
+            # the stored profile and (personalized) decisions go; no tombstone: the user's
+            # events still count, for unpersonalized decisions, and an opt-in applies
+            w.erase.append(u.uid)
         else:
             w.dnp_remove.append(u.uid)
 

@@ -64,6 +64,8 @@ class Writes:
         "neighbours",
         "meta",
         "forget",
+        "erase",
+        "checked_at",
         "dnp_add",
         "dnp_remove",
         "users",
@@ -78,7 +80,11 @@ class Writes:
         self.items_removed: list[str] = []  # items the item step evicted: out of P items
         self.neighbours: dict[str, bytes] = {}  # item -> its product list -> P n:{item}
         self.meta: list[tuple[str, bytes]] = []  # (name, value) -> P meta:{name}
-        self.forget: list[str] = []  # users whose every key is deleted
+        self.forget: list[str] = []  # users forgotten: every key deleted, a tombstone left
+        self.erase: list[str] = []  # users whose d: and p: are deleted (opted out; no tombstone)
+        # wall time the batch's users were checked against the tombstones (None: not checked);
+        # the store deletes, after writing, what it wrote of anyone forgotten since then
+        self.checked_at: float | None = None
         self.dnp_add: list[str] = []
         self.dnp_remove: list[str] = []
         self.users: list[str] = []  # into the users HyperLogLog
@@ -94,6 +100,11 @@ class Writes:
         self.neighbours.update(other.neighbours)
         self.meta.extend(other.meta)
         self.forget.extend(other.forget)
+        self.erase.extend(other.erase)
+        if other.checked_at is not None and (
+            self.checked_at is None or other.checked_at < self.checked_at
+        ):
+            self.checked_at = other.checked_at
         self.dnp_add.extend(other.dnp_add)
         self.dnp_remove.extend(other.dnp_remove)
         self.users.extend(other.users)
@@ -110,6 +121,7 @@ class Writes:
             + len(self.neighbours)
             + len(self.meta)
             + len(self.forget)
+            + len(self.erase)
             + len(self.dnp_add)
             + len(self.dnp_remove)
             + len(self.rejections)

@@ -109,11 +109,13 @@ class _DeadLetterPartition(StatelessSinkPartition[list[Rejection]]):
 
     def write_batch(self, items: list[list[Rejection]]) -> None:
         rejections = [r for batch in items for r in batch]
+        store = self.store
         if rejections:
-            store = self.store
             patiently("dead letters", lambda: store.write_rejections(rejections))
         if self.file is None:
             return
+        if rejections:
+            rejections = patiently("dead letters", lambda: store.without_forgotten(rejections))
         if rejections:
             # One write call per batch (O_APPEND): lines of concurrent workers do not interleave.
             now = round(time.time(), 3)
@@ -143,7 +145,11 @@ class _DeadLetterPartition(StatelessSinkPartition[list[Rejection]]):
         if tombs != self._tombs:
             users = sorted({r["user"] for r in keep if r.get("user")})
             gone = self.store.tombstones(users) if users else {}
-            keep = [r for r in keep if r.get("user") not in gone]
+            keep = [
+                r
+                for r in keep
+                if r.get("user") not in gone or float(r.get("ts") or 0.0) >= gone[r["user"]]
+            ]
             self._tombs = tombs
         if len(keep) == len(rows):
             return

@@ -177,6 +177,8 @@ class GatedPartition(StatefulSourcePartition[Batch, Any]):
     skips a batch.
     """
 
+    SETTLE_S = 5.0  # the longest an ended partition waits for its inner source to settle
+
     def __init__(
         self,
         inner: Any,
@@ -198,6 +200,7 @@ class GatedPartition(StatefulSourcePartition[Batch, Any]):
         self.ended = False
         self.awake: datetime | None = None
         self.waits = 0
+        self._settle_until: float | None = None
 
     def next_batch(self) -> list[Batch]:
         self.awake = None
@@ -209,7 +212,8 @@ class GatedPartition(StatefulSourcePartition[Batch, Any]):
                           self.high)]  # fmt: skip
         if self.held is None:
             if self.ended:
-                raise StopIteration
+                self._settle()
+                return []
             self.pre = self.inner.snapshot()
             try:
                 got = self.inner.next_batch()
@@ -240,6 +244,18 @@ class GatedPartition(StatefulSourcePartition[Batch, Any]):
         self.waits += 1
         self.awake = datetime.now(timezone.utc) + self.poll
         return []
+
+    def _settle(self) -> None:
+        """After the end: give the inner source up to :attr:`SETTLE_S` to settle what it
+        emitted (the live stream acknowledges what the steps have processed, so a clean stop
+        leaves nothing to process twice), then end (StopIteration)."""
+        settle = getattr(self.inner, "settle", None)
+        now = time.monotonic()
+        if self._settle_until is None:
+            self._settle_until = now + self.SETTLE_S
+        if settle is None or settle() or now >= self._settle_until:
+            raise StopIteration
+        self.awake = datetime.now(timezone.utc) + timedelta(seconds=0.05)
 
     def next_awake(self) -> datetime | None:
         return self.awake
@@ -970,6 +986,19 @@ class RedisStreamPartition(StatefulSourcePartition[Batch, Any]):
                       self._high)]  # fmt: skip
 
     # -- acknowledging and trimming --
+
+    def settle(self) -> bool:
+        """Acknowledge what is settled now (the end of a run); whether nothing emitted is left
+        unacknowledged. Only acknowledging by progress settles at the end (by snapshots, no
+        further snapshot comes); Redis away: nothing more can be done (they are redelivered)."""
+        if self._source.ack != "progress" or self._progress is None:
+            return True
+        self._last_ack = 0.0
+        try:
+            self._acknowledge()
+        except (redis.ConnectionError, redis.TimeoutError):
+            return True
+        return not self._unacked
 
     def _acknowledge(self) -> None:
         """Acknowledge (and trim below) the entries whose processing is settled: their tick's

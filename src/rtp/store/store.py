@@ -80,23 +80,35 @@ _RETRYABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 
 T = TypeVar("T")
 
-# KEYS[1] stream, KEYS[2] positions (a sorted set scored by time); ARGV[1] maxlen, ARGV[2] now,
-# ARGV[3] ttl, ARGV[4] the prefix of the per-user index keys, then (pos, reason, detail, raw,
-# user hash)*. A position already recorded is not appended again: rewriting a batch adds
-# nothing. Entries and positions older than the ttl are dropped; each entry with a user is
-# listed in that user's index (so a forget can delete it), which expires with it.
+# KEYS[1] stream, KEYS[2] positions (a sorted set scored by time), KEYS[3] the tombstones hash;
+# ARGV[1] maxlen, ARGV[2] now, ARGV[3] ttl, ARGV[4] the prefix of the per-user index keys, then
+# (pos, reason, detail, raw, user hash, event time or '')*. A position already recorded is not
+# appended again: rewriting a batch adds nothing. Entries and positions older than the ttl are
+# dropped; each entry with a user is listed in that user's index (so a forget can delete it),
+# which expires with it. A forgotten user's entry is not kept unless its event time is known
+# and later than the forget (checked here, atomically with the append: no forget slips in).
 _DEAD_LETTER_LUA = """
 local now = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local minid = string.format('%d-0', math.floor((now - ttl) * 1000))
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
 local n = 0
-for i = 5, #ARGV, 5 do
-  if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then
+local forgotten = 0
+for i = 5, #ARGV, 6 do
+  local h = ARGV[i + 4]
+  local keep = true
+  if h ~= '' then
+    local t = redis.call('HGET', KEYS[3], h)
+    if t and (ARGV[i + 5] == '' or tonumber(ARGV[i + 5]) < tonumber(t)) then
+      keep = false
+      forgotten = forgotten + 1
+    end
+  end
+  if keep and redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then
     local id = redis.call('XADD', KEYS[1], 'MINID', minid, '*', 'reason', ARGV[i + 1],
                           'detail', ARGV[i + 2], 'pos', ARGV[i], 'raw', ARGV[i + 3])
-    if ARGV[i + 4] ~= '' then
-      local k = ARGV[4] .. ARGV[i + 4]
+    if h ~= '' then
+      local k = ARGV[4] .. h
       redis.call('SADD', k, id)
       redis.call('EXPIRE', k, math.floor(ttl))
     end
@@ -104,7 +116,7 @@ for i = 5, #ARGV, 5 do
   end
 end
 redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
-return n
+return {n, forgotten}
 """
 
 # KEYS[1] d:{user}, KEYS[2] p:{user}, KEYS[3] the tombstones hash, KEYS[4] the user's dead-letter
@@ -119,6 +131,28 @@ local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 return n + #ids
 """
+
+# KEYS[1] the tombstones hash; ARGV[1] a time, ARGV[2] the key prefix, then (user hash, user)
+# pairs. Sent after a batch's writes, in the same pipeline: the decisions and profile of a user
+# forgotten since the batch read the tombstones (``Writes.checked_at``) are deleted again. A
+# forget either ran before this (seen here) or after the writes (and deleted them itself).
+RECHECK_LUA = """
+local since = tonumber(ARGV[1])
+local n = 0
+for i = 3, #ARGV, 2 do
+  local t = redis.call('HGET', KEYS[1], ARGV[i])
+  if t and tonumber(t) >= since then
+    n = n + redis.call('DEL', ARGV[2] .. 'd:' .. ARGV[i + 1], ARGV[2] .. 'p:' .. ARGV[i + 1])
+  end
+end
+return n
+"""
+
+# A forget's tombstone time comes from the machine that called it; a flow's read time from its
+# own. This much clock skew between them is absorbed: a forget this close before the read is
+# applied again at the write, so a returning user's first decision after it may be deleted
+# too (written again with their next event).
+RECHECK_SKEW_S = 1.0
 
 
 def page_bucket(item: str) -> int:
@@ -305,6 +339,8 @@ class Store:
         self._dead_letter = self.r.register_script(_DEAD_LETTER_LUA)
         self._forget = self.r.register_script(FORGET_LUA)
         self._forget_sha = self._forget.sha.encode()
+        self._recheck_sha = self.r.register_script(RECHECK_LUA).sha.encode()
+        self.dead_letters_forgotten = 0  # rejections of forgotten users not dead-lettered
         self._tomb = p + b"tomb"
         self._dlu = settings.key_prefix + "dlu:"
 
@@ -368,6 +404,9 @@ class Store:
         for user in w.forget:  # the atomic forget (a tombstone stays)
             keys, args = forget_keys(self.prefix, self._dl_stream, user)
             add(_command(b"EVALSHA", self._forget_sha, b"5", *keys, *args))
+        for user in w.erase:  # opted out: no stored profile, no personalized decisions
+            u = _str_bytes(user)
+            add(_command(b"DEL", d + u, pp + u))
         step = _HSET_FIELDS
         for verb, users in ((b"SREM", w.dnp_remove), (b"SADD", w.dnp_add)):
             for i in range(0, len(users), step):
@@ -436,6 +475,7 @@ class Store:
         packer = _Packer()
         for w in ws:
             self._pack(packer, w)
+        recheck = self._pack_recheck(packer, ws)
         chunks, counts = packer.done()
         if not chunks:
             return 0
@@ -445,10 +485,28 @@ class Store:
         def send() -> list[Any]:
             if forgets:
                 self.r.script_load(FORGET_LUA)  # a restarted Redis has forgotten the script
+            if recheck:
+                self.r.script_load(RECHECK_LUA)
             return self._send(chunks, counts)
 
         self._retry("write", send, pending)
         return sum(counts)
+
+    def _pack_recheck(self, packer: _Packer, ws: Sequence[Writes]) -> bool:
+        """After the writes, delete again what they wrote of a user forgotten since their
+        batch read the tombstones (:data:`RECHECK_LUA`); whether anything was packed."""
+        since = min((w.checked_at for w in ws if w.checked_at is not None), default=None)
+        if since is None:
+            return False
+        users = dict.fromkeys(u for w in ws for u, _ in w.decisions)
+        users.update(dict.fromkeys(u for w in ws for u, _ in w.profiles))
+        if not users:
+            return False
+        args: list[bytes] = [repr(since - RECHECK_SKEW_S).encode(), self.prefix.encode()]
+        for u in users:
+            args += [user_hash(u).encode(), _str_bytes(u)]
+        packer.add(_command(b"EVALSHA", self._recheck_sha, b"1", self._tomb, *args))
+        return True
 
     def write_rejections(self, rejections: Iterable[Rejection]) -> int:
         """Dead-letter rejections into the stream (entries older than
@@ -462,13 +520,29 @@ class Store:
         args: list[Any] = [DEAD_LETTER_MAXLEN, repr(time.time()), repr(ttl), self._dlu]
         for rej in batch:
             h = user_hash(rej.user) if rej.user else ""
-            args += [rej.pos, rej.reason, rej.detail, rej.raw, h]
-        keys = [self._dl_stream, self._dl_pos]
+            ts = "" if rej.ts is None else repr(rej.ts)
+            args += [rej.pos, rej.reason, rej.detail, rej.raw, h, ts]
+        keys: list[Any] = [self._dl_stream, self._dl_pos, self._tomb]
 
         def call() -> int:
-            return int(self._dead_letter(keys=keys, args=args))
+            new, forgotten = self._dead_letter(keys=keys, args=args)
+            self.dead_letters_forgotten += int(forgotten)
+            return int(new)
 
         return self._retry("dead-letter write", call, batch)
+
+    def without_forgotten(self, rejections: Sequence[Rejection]) -> list[Rejection]:
+        """``rejections`` but those of forgotten users older than their forget (or of unknown
+        time): what a copy of the dead letters outside Redis (the JSONL file) may keep."""
+        users = sorted({r.user for r in rejections if r.user})
+        gone = self.tombstones(users) if users else {}
+        if not gone:
+            return list(rejections)
+        return [
+            r
+            for r in rejections
+            if r.user not in gone or (r.ts is not None and r.ts >= gone[r.user])
+        ]
 
     def forget(self, user: str) -> int:
         """Forget the user now, atomically: their decisions, profile and dead letters are
