@@ -185,6 +185,22 @@ def test_no_raw_ip_is_stored_anywhere(redis_url: str) -> None:
         assert b"2001:db8::7" not in (blob or b""), key
 
 
+def test_no_raw_ip_waits_in_the_live_stream(redis_url: str) -> None:
+    """Whatever shape a record has, no address is stored while it waits to be processed."""
+    r = redis.Redis.from_url(redis_url)
+    now = time.time()
+    records = [
+        {**_view("w1", "x", now), "context": {"ip": "81.2.69.160"}},  # resolved to GB
+        {**_view("w2", "x", now), "query": "from 81.2.69.160", "context": {"ua": "2001:db8::7"}},
+        b'{"v":1,"type":"product_view","user":"w3","ip":"81.2.69.160"',  # not even JSON
+        b'["81.2.69.160"]',  # JSON, not an object
+    ]
+    streams.append(r, records, stream="rtp:ipcheck")
+    stored = repr([r.xrange(k) for k in r.scan_iter(match="rtp:ipcheck:*")]).encode()
+    assert b"81.2.69.160" not in stored and b"2001:db8::7" not in stored
+    assert b'"country":"GB"' in stored and stored.count(b"w3") == 1
+
+
 def _replay_state(path: Path, seed: str, server: RedisServer) -> dict[bytes, bytes]:
     c = redis.Redis.from_url(server.url)
     c.flushall()

@@ -154,6 +154,8 @@ return n
 # too (written again with their next event).
 RECHECK_SKEW_S = 1.0
 
+RETRY_LOG_EVERY_S = 10.0  # an outage logs its first failed attempt, then one line this often
+
 
 def page_bucket(item: str) -> int:
     """The bucket of ``item``'s product page: CRC-32 of its UTF-8 bytes, modulo the buckets."""
@@ -341,6 +343,7 @@ class Store:
         self._forget_sha = self._forget.sha.encode()
         self._recheck_sha = self.r.register_script(RECHECK_LUA).sha.encode()
         self.dead_letters_forgotten = 0  # rejections of forgotten users not dead-lettered
+        self._quiet_until = 0.0  # retries are logged at most every RETRY_LOG_EVERY_S
         self._tomb = p + b"tomb"
         self._dlu = settings.key_prefix + "dlu:"
 
@@ -379,10 +382,13 @@ class Store:
                     ) from e
                 attempt += 1
                 wait = delay * random.uniform(0.5, 1.0)
-                log.warning(
-                    "redis %s failed (%s: %s); retry %d/%d in %.3fs",
-                    what, type(e).__name__, e, attempt, s.redis_retries, wait,
-                )  # fmt: skip
+                now = time.monotonic()
+                if now >= self._quiet_until:  # one line per outage, then one every 10 s
+                    self._quiet_until = now + RETRY_LOG_EVERY_S
+                    log.warning(
+                        "redis %s failed (%s: %s); retry %d/%d in %.3fs",
+                        what, type(e).__name__, e, attempt, s.redis_retries, wait,
+                    )  # fmt: skip
                 time.sleep(wait)
                 delay = min(delay * 2.0, s.redis_backoff_max_s)
 

@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 
 from rtp.capture.enrich import country_of
+from rtp.capture.events import without_ips
 from rtp.errors import Backpressure
 
 __all__ = [
@@ -169,21 +170,24 @@ def scrub(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _user_and_raw(e: Any) -> tuple[str, bytes]:
+    """The user (partition key) and the bytes to store: ``context.ip`` resolved to a country,
+    then any other IP address anywhere in the record replaced by its country code (a record
+    that is not even JSON included: nothing waiting in the stream holds an address)."""
     if isinstance(e, (bytes, bytearray, memoryview)):
         raw = bytes(e)
         try:
             d = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return "", raw  # the flow rejects it with a reason (invalid_json)
+            return "", without_ips(raw)  # the flow rejects it with a reason (invalid_json)
         if not isinstance(d, dict):
-            return "", raw
+            return "", without_ips(raw)
         if isinstance(d.get("context"), dict) and "ip" in d["context"]:
             raw = orjson.dumps(scrub(d))
-        return _user_key(d), raw
+        return _user_key(d), without_ips(raw)
     if isinstance(e, dict):
-        return _user_key(e), orjson.dumps(scrub(e))
+        return _user_key(e), without_ips(orjson.dumps(scrub(e)))
     d = e.to_dict()
-    return _user_key(d), orjson.dumps(scrub(d))
+    return _user_key(d), without_ips(orjson.dumps(scrub(d)))
 
 
 def _user_key(d: dict[str, Any]) -> str:
