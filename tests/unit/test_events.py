@@ -355,3 +355,16 @@ def test_every_rejection_path_of_from_dict_is_scrubbed() -> None:
     assert isinstance(r, Rejection) and GB not in r.detail + r.raw.decode()
     r = parse_json(orjson.dumps({**BASE, "ts": GB}), "p")
     assert isinstance(r, Rejection) and GB not in r.detail and "GB" in r.detail
+
+
+def test_a_truncated_line_keeps_the_user_and_time_it_seems_to_hold() -> None:
+    """So that forgetting the user deletes its dead letter too."""
+    cut = b'{"v":1,"type":"product_view","user":"u9","ts":1511658000.5,"item":"x'
+    r = parse_json(cut, "f:1")
+    assert isinstance(r, Rejection) and r.reason == ev.INVALID_JSON
+    assert (r.user, r.ts) == ("u9", 1511658000.5)
+    r = parse_json(b'{"anon": 42, "ts": 1511658000123, "x"', "f:2")
+    assert isinstance(r, Rejection) and (r.user, r.ts) == ("42", 1511658000.123)
+    for raw in (b"301780,543546", b'{"user": ["u"]', b'{"user":"' + b"x" * 300):
+        r = parse_json(raw, "f:3")
+        assert isinstance(r, Rejection) and r.user is None and r.ts is None

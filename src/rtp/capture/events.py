@@ -738,8 +738,24 @@ def parse_json(raw: bytes, pos: str) -> Event | Rejection:
     try:
         d = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        return Rejection(INVALID_JSON, str(e)[:200], pos, raw)
+        user, ts = _hints(raw)
+        return Rejection(INVALID_JSON, str(e)[:200], pos, raw, user=user, ts=ts)
     return from_dict(d, pos, raw)
+
+
+_USER_HINT = re.compile(rb'"(?:user|anon)"\s*:\s*(?:"([^"\\]{1,128})"|(-?[0-9]{1,18})[,}\s])')
+_TS_HINT = re.compile(rb'"ts"\s*:\s*([0-9]{9,13}(?:\.[0-9]+)?)[,}\s]')
+
+
+def _hints(raw: bytes) -> tuple[str | None, float | None]:
+    """The user id and event time a record that is not JSON (a truncated line) seems to hold,
+    so its dead letter can still be forgotten with the user; ``None`` where none is seen."""
+    m = _USER_HINT.search(raw, 0, _RAW_SCAN)
+    if m is None:
+        return None, None
+    user = _ident((m.group(1) or m.group(2)).decode("utf-8", "replace"))
+    t = _TS_HINT.search(raw, 0, _RAW_SCAN)
+    return user, (parse_ts(float(t.group(1))) if t is not None else None)
 
 
 def dumps(event: Event) -> bytes:
