@@ -1,6 +1,9 @@
-"""4. Read latency at request time, after a Taobao replay: ``rtp.Client.decision`` and
-``Client.rerank`` of 100 items, p50/p99 over single calls (one call at a time, as one request
-handler does), against the private redis-server the replay filled (localhost TCP).
+"""4. Read latency at request time, after a Taobao replay: ``rtp.Client.decision`` (home, and a
+product page: the user's last item's, a second round trip), and ``Client.rerank`` of 100 items,
+p50/p99 over single calls (one call at a time, as one request handler does), against the
+private redis-server the replay filled (localhost TCP); and the cost of the stored values'
+encoding (``rtp.store.codec``): decode and encode per value in µs, beside ``orjson`` on the
+same documents' JSON.
 
 Users are drawn at random from those with a decision key; rerank gets 100 item ids: the
 user's 20 home items and 80 random items of the catalogue (the items hash), shuffled.
@@ -12,11 +15,16 @@ import random
 import time
 from typing import Any
 
+import orjson
+
 from benchmarks.conftest import Replayed, freeze_gc, percentile, record
 from rtp.client import Client
+from rtp.store.codec import decode_decision, encode_decision
 
 CALLS = 20_000
+PRODUCT_CALLS = 5_000
 RERANK_CALLS = 5_000
+CODEC_VALUES = 5_000
 ROUNDS = 3  # the headline p99 is the median of the rounds' p99s (one noisy round shows apart)
 
 
@@ -54,22 +62,73 @@ def _timed(fn: Any, args: list[tuple[Any, ...]]) -> list[float]:
     return out
 
 
-def test_decision_read(benchmark: Any, taobao_replayed: Replayed) -> None:
-    client = Client.from_url(taobao_replayed.server.url)
-    users = _users(taobao_replayed, CALLS)
-    _timed(client.decision, [(u, "home") for u in users[:1_000]])  # warm-up: connection, caches
+def _placement_reads(benchmark: Any, rp: Replayed, placement: str, calls: int) -> None:
+    """``Client.decision(user, placement)`` one call at a time: ``ROUNDS`` rounds of ``calls``."""
+    client = Client.from_url(rp.server.url)
+    users = _users(rp, calls)
+    args = [(u, placement) for u in users]
+    _timed(client.decision, args[:1_000])  # warm-up: connection, caches
     rounds: list[list[float]] = []
-    args = [(u, "home") for u in users]
     freeze_gc()
 
     def once() -> None:
         rounds.append(_timed(client.decision, args))
 
     benchmark.pedantic(once, rounds=ROUNDS, iterations=1)
-    found = sum(client.decision(u, "home") is not None for u in users[:1_000])
+    found = sum(client.decision(u, placement) is not None for u in users[:1_000])
     client.close()
-    summarize(benchmark, "decision_read", rounds)
-    record(benchmark, decision_read_found_share=found / 1_000)
+    name = "decision_read" if placement == "home" else f"{placement}_read"
+    summarize(benchmark, name, rounds)
+    record(benchmark, **{f"{name}_found_share": found / 1_000})
+
+
+def test_decision_read(benchmark: Any, taobao_replayed: Replayed) -> None:
+    _placement_reads(benchmark, taobao_replayed, "home", CALLS)
+
+
+def test_product_read(benchmark: Any, taobao_replayed: Replayed) -> None:
+    """A product page: the user's decision and their last item's page (a second round trip)."""
+    _placement_reads(benchmark, taobao_replayed, "product", PRODUCT_CALLS)
+
+
+def _per_call_us(fn: Any, values: list[Any]) -> float:
+    """The median over 5 passes of the mean µs per call (process CPU time)."""
+    passes = []
+    for _ in range(5):
+        t = time.process_time_ns()
+        for v in values:
+            fn(v)
+        passes.append((time.process_time_ns() - t) / len(values) / 1e3)
+    return sorted(passes)[2]
+
+
+def test_value_codec(benchmark: Any, taobao_replayed: Replayed) -> None:
+    r = taobao_replayed.server.client()
+    users = _users(taobao_replayed, CODEC_VALUES)
+    raws = [v for v in r.mget([f"rtp:d:{u}" for u in users]) if v is not None]
+    r.close()
+    docs = [decode_decision(v) for v in raws]
+    jsons = [orjson.dumps(d) for d in docs]
+    assert [encode_decision(d) for d in docs] == raws  # what the flow wrote, byte for byte
+    freeze_gc()
+    out: dict[str, float] = {}
+
+    def once() -> None:
+        out["decode"] = _per_call_us(decode_decision, raws)
+        out["encode"] = _per_call_us(encode_decision, docs)
+        out["json_loads"] = _per_call_us(orjson.loads, jsons)
+        out["json_dumps"] = _per_call_us(orjson.dumps, docs)
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    record(
+        benchmark,
+        codec_decision_decode_us=out["decode"],
+        codec_decision_encode_us=out["encode"],
+        codec_json_loads_us=out["json_loads"],
+        codec_json_dumps_us=out["json_dumps"],
+        codec_decision_value_bytes=sum(map(len, raws)) / len(raws),
+        codec_decision_json_bytes=sum(map(len, jsons)) / len(jsons),
+    )
 
 
 def test_rerank_100(benchmark: Any, taobao_replayed: Replayed) -> None:

@@ -10,6 +10,7 @@ import orjson
 
 from rtp.capture import events as ev
 from rtp.engine.writes import Writes
+from rtp.store import codec
 
 if TYPE_CHECKING:
     from rtp.engine.facade import Engine
@@ -108,7 +109,7 @@ def decisions(w: Writes) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for user, raw in w.decisions:
         assert user not in out, f"two decision writes for {user} in one batch"
-        out[user] = orjson.loads(raw)
+        out[user] = codec.loads(raw)
     return out
 
 

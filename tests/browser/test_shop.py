@@ -19,7 +19,7 @@ from rtp.decisions.edge import EdgeModel, daypart
 from rtp.http.demo.catalog import catalogue
 from rtp.http.live import start_live, stop_live, wait_ready
 from rtp.http.testing import ServerThread
-from rtp.store import streams
+from rtp.store.store import user_hash
 from rtp.testing import RedisServer
 
 from .conftest import wait_until
@@ -161,15 +161,8 @@ def test_consent_and_forget_from_the_page(context: Any, shop: ServerThread, r: r
     expect(page.locator(HERO)).to_have_attribute("data-rtp-source", "fallback")
     assert page.evaluate("rtp('user')") != user  # a new anonymous id
 
-    def forgotten() -> bool:
-        for name in streams.partition_names("rtp:events", streams.read_config(r).partitions):
-            for _, fields in r.xrange(name):
-                e = orjson.loads(fields.get(b"e", b"{}"))
-                if e.get("type") == "forget" and e.get("user") == user:
-                    return True
-        return False
-
-    wait_until(forgotten, what="the forget event")
+    # forget is a tombstone every flow reads (a hash of the id and the time), not a stream event
+    wait_until(lambda: r.hexists("rtp:tomb", user_hash(user)), what="the forget tombstone")
 
 
 def test_the_page_renders_its_fallback_when_the_api_is_down(

@@ -22,6 +22,7 @@ from rtp.capture.events import (
 from rtp.client import Client
 from rtp.config import Settings
 from rtp.engine.writes import Writes
+from rtp.store import codec
 from rtp.store.store import Store
 from rtp.tools.replay import collect_stats, replay
 from tests.builders import (
@@ -57,7 +58,7 @@ def run_flow(
 def decision_docs(r: redis.Redis, prefix: str = "rtp:d:") -> dict[str, dict[str, Any]]:
     keys = sorted(r.scan_iter(match=prefix + "*", count=1000))
     vals = r.mget(keys) if keys else []
-    return {k.decode()[len(prefix) :]: orjson.loads(v) for k, v in zip(keys, vals, strict=False)}
+    return {k.decode()[len(prefix) :]: codec.loads(v) for k, v in zip(keys, vals, strict=False)}
 
 
 def last_event_ts(events: list) -> dict[str, float]:
@@ -177,7 +178,7 @@ def test_assist_fires_once_over_normalised_repeated_searches(
     run_main(
         file_flow(path, settings.replace(redis_url=None), batch_lines=1, sink=TestingSink(out))
     )
-    docs = [orjson.loads(v) for w in out for u, v in w.decisions if u == "s"]
+    docs = [codec.loads(v) for w in out for u, v in w.decisions if u == "s"]
     assert [d["ts"] for d in docs] == [e.ts for e in evs]
     flags = [isinstance(d["assist"], dict) and d["assist"].get("show") is True for d in docs]
     assert flags == [False, False, True, False, False, False, False]
@@ -316,7 +317,7 @@ def test_two_workers_decide_exactly_like_one(redis_url: str, tmp_path: Path) -> 
         store = Store.from_url(url, settings)
         stats = collect_stats(store, f"w{workers}")
         profiles = decision_docs(r, "rtp:p:")
-        pages = decision_docs(r, "rtp:n:")
+        pages = store.pages()
         results.append((decision_docs(r), profiles, pages, stats))
         store.close()
     (one, p1, n1, s1), (two, p2, n2, s2) = results

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 import redis
 
+from rtp.store import codec
 from tests.builders import synthetic_stream, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def _keys(r: redis.Redis, pattern: str) -> dict[str, object]:
     keys = sorted(r.scan_iter(match=pattern, count=1000))
     if not keys:
         return {}
-    return {k.decode(): orjson.loads(v) for k, v in zip(keys, r.mget(keys), strict=True)}
+    return {k.decode(): codec.loads(v) for k, v in zip(keys, r.mget(keys), strict=True)}
 
 
 def _diff(a: dict[str, object], b: dict[str, object]) -> list[str]:

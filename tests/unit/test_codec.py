@@ -215,6 +215,7 @@ def test_unusual_documents_round_trip() -> None:
                   float("inf"), 5e-324, 0.1 + 0.2, 2.0**60, -(2.0**70)]}},  # fmt: skip
         {"big": [2**63 - 1, -(2**63), 0, -1, 63, 64, -64, 10**18]},
         {"x": ["i1", "i2", "i3", "j4"], "y": ["i01", "i1"], "z": ["9" * 25, "1"]},
+        {"a": ["", "1"], "b": ["1", ""], "c": ["1,2", "3"], "d": ["i", "i1"], "e": ["i1", "i"]},
         {"k": ["home", "12", "12"], "t": ["lr-9", "lr-9", "lr-"], "u": "é" * 40, "w": "x" * 300},
         {"texts": ["because you viewed because you viewed x", "you left 1 items in your cart "
                    "last visit", "you searched '' 3 times", "{} item(s) waiting in your cart",

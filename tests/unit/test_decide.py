@@ -20,6 +20,7 @@ from rtp.ranking.ranker import FEATURES
 from rtp.ranking.score import fill_context
 from rtp.session.profile import Profile
 from rtp.session.state import UserState, fold_session
+from rtp.store import codec
 from tests.builders import T0, buy, cart, feed, help_view, search, view
 
 
@@ -400,7 +401,6 @@ def test_decisions_carry_the_ts_of_the_event_they_reflect() -> None:
     w = eng.process(
         [view("a", "x", T0, "c"), view("b", "y", T0 + 3, "c"), view("a", "z", T0 + 7, "c")]
     )
-    import orjson
 
-    got = {u: orjson.loads(v)["ts"] for u, v in w.decisions}
+    got = {u: codec.loads(v)["ts"] for u, v in w.decisions}
     assert got == {"a": T0 + 7, "b": T0 + 3}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import pytest
 
 from rtp.client import Client
@@ -15,6 +14,7 @@ from rtp.engine.facade import Engine
 from rtp.engine.hooks import BatchServing
 from rtp.engine.writes import Writes
 from rtp.session.profile import Profile
+from rtp.store import codec
 from rtp.store.store import Store
 from tests.builders import (
     DAY,
@@ -289,7 +289,7 @@ def test_bursts_of_one_users_events_coalesce_into_one_decision_per_batch() -> No
     )
     assert sorted(u for u, _ in w.decisions) == ["a", "b"]
     assert eng.users.stats["coalesced"] == 3  # 5 events, 2 decisions
-    a = orjson.loads(dict(w.decisions)["a"])
+    a = codec.loads(dict(w.decisions)["a"])
     assert a["ts"] == T0 + 4 and a["ctx"]["events"] == 4
 
 

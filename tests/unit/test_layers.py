@@ -31,6 +31,7 @@ from rtp.engine.view import ItemRecord, ModelView, merge_parts, record_key
 from rtp.engine.writes import Writes
 from rtp.experiments.bandits import BanditTuner
 from rtp.ranking.ranker import FEATURES, PRIOR, PRIOR_INTERCEPT, OnlineRanker
+from rtp.store import codec
 from tests.builders import T0, positioned, synthetic_stream, view
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "rtp"
@@ -259,7 +260,7 @@ def test_item_shard_completes_a_tick_when_every_user_shard_is_done() -> None:
     # its writes: the catalogue, and the product page of every item viewed in the tick
     assert w.items == {"a": b"c|10.0", "b": b"c|10.0", "c": b"c|10.0"}
     assert set(w.neighbours) == {"a", "b", "c"}
-    assert orjson.loads(w.neighbours["b"])["items"] == ["c", "a"]  # the later pair weighs more
+    assert codec.loads(w.neighbours["b"])["items"] == ["c", "a"]  # the later pair weighs more
     # a tick with no records completes too (progress moves), with no part
     assert items.on_signals(_signals(0, 1, {}), log) is None
     assert items.on_signals(_signals(1, 1, {}), log) is not None
@@ -492,7 +493,7 @@ def run_sharded(
 
 
 def _docs(w: Writes) -> dict[str, Any]:
-    return {u: orjson.loads(v) for u, v in w.decisions}
+    return {u: codec.loads(v) for u, v in w.decisions}
 
 
 def same_pages(a: dict[str, bytes], b: dict[str, bytes]) -> bool:
@@ -501,7 +502,7 @@ def same_pages(a: dict[str, bytes], b: dict[str, bytes]) -> bool:
     if set(a) != set(b):
         return False
     for item in a:
-        pa, pb = orjson.loads(a[item]), orjson.loads(b[item])
+        pa, pb = codec.loads(a[item]), codec.loads(b[item])
         if pa["items"] != pb["items"] or pa["scores"] != pytest.approx(pb["scores"], abs=1.001e-3):
             return False
     return True

@@ -678,12 +678,12 @@ class _Encoder:
         else:
             tails = list(xs)
         if (
-            not joined.isascii()
+            not all(tails)
+            or joined.count(",") != len(xs) - 1  # an id with a comma in it
+            or not joined.isascii()
             or not joined.replace(",", "").isdigit()
             or joined[0] == "0"
             or ",0" in joined
-            or ",," in joined
-            or joined[-1] == ","
         ):
             return False
         ints = list(map(int, tails))
@@ -950,12 +950,27 @@ def _d_floats(d: _Decoder, c: int) -> Any:
     p = _POW[s]
     n = d.uv()
     zz = d.zz
-    if c == 0x73:
+    if c == 0x73:  # the varints inline: this is most of a decision's numbers
         out = []
         k = 0
+        i = d.i
         for _ in range(n):
-            k += zz()
+            x = b[i]
+            i += 1
+            if x >= 0x80:
+                z = x & 0x7F
+                shift = 7
+                while True:
+                    x = b[i]
+                    i += 1
+                    z |= (x & 0x7F) << shift
+                    if x < 0x80:
+                        break
+                    shift += 7
+                x = z
+            k += -((x + 1) >> 1) if x & 1 else x >> 1
             out.append(k / p)
+        d.i = i
         return out
     nb = (n + 7) // 8
     bits = int.from_bytes(b[d.i : d.i + nb], "little")
