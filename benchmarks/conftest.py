@@ -1,4 +1,4 @@
-"""Benchmark fixtures (issue #4): private redis-servers, the shared Taobao slice, replays in a
+"""Benchmark fixtures: private redis-servers, the shared Taobao slice, replays in a
 subprocess, and a figures table printed (and saved to ``.benchmarks/rtp-figures.json``) at the
 end of ``make bench``.
 
@@ -31,13 +31,23 @@ DATA = Path(os.environ.get("RTP_DATA_DIR", ROOT.parent / "shared" / "data"))
 TAOBAO = DATA / "taobao-userbehavior" / "UserBehavior_timeslice_96k.csv"
 FIGURES_FILE = ROOT / ".benchmarks" / "rtp-figures.json"
 
-# Targets of issue #4: figure key -> (comparison, target, unit).
+# Targets (issues #4, #8, #12): figure key -> (comparison, target, unit).
 TARGETS: dict[str, tuple[str, float, str]] = {
-    "flow_taobao_events_per_s": (">=", 20_000.0, "events/s"),
+    "flow_taobao_events_per_s": (">=", 25_000.0, "events/s"),
     "freshness_p99_ms": ("<=", 25.0, "ms"),
-    "decision_read_p99_ms": ("<=", 1.0, "ms"),
+    "decision_read_p99_ms": ("<=", 0.5, "ms"),
     "rerank100_p99_ms": ("<=", 1.0, "ms"),
-    "redis_bytes_per_user": ("<=", 500.0, "bytes/user"),
+    "redis_bytes_per_user": ("<=", 600.0, "bytes/user"),
+    "replay_scale_out_ratio": (">=", 1.6, "x"),
+    "taobao_hr20_ratio_p2": (">=", 0.97, "x"),
+    "taobao_hr20_ratio_p4": (">=", 0.97, "x"),
+    "taobao_new_hr20_ratio_p2": (">=", 0.97, "x"),
+    "taobao_new_hr20_ratio_p4": (">=", 0.97, "x"),
+    "diginetica_hr20_ratio_p2": (">=", 0.97, "x"),
+    "diginetica_hr20_ratio_p4": (">=", 0.97, "x"),
+    "diginetica_new_hr20_ratio_p2": (">=", 0.97, "x"),
+    "diginetica_new_hr20_ratio_p4": (">=", 0.97, "x"),
+    "snapshot_all_bytes_per_live_user": ("<=", 2048.0, "bytes"),
 }
 
 # Figures collected during the run (key -> value), printed at the end; see `record`.
@@ -252,7 +262,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     tr = terminalreporter
     m = _START.get("machine") or machine_info()
     end_load = os.getloadavg()
-    tr.section("rtp figures (issue #4)")
+    tr.section("rtp figures")
     tr.write_line(
         f"{m['date_utc']}  nproc={m['nproc']}  cpu={m['cpu']}  ram={m['ram']}  "
         f"load avg start={tuple(round(x, 2) for x in m['loadavg'])} "
