@@ -486,3 +486,17 @@ def test_control_events_are_never_dropped_by_a_tombstone() -> None:
     assert w.checked_at is not None
     w2 = eng.process([dnp("p", False), view("p", "newer", T0 + 300, "c")])
     assert "p" in w2.dnp_remove and decisions(w2)["p"]["mode"] == "ranked"
+
+
+def test_a_forgotten_users_consent_change_writes_no_decision() -> None:
+    """History replayed after a forget: the user's dnp event still sets the flag, but no key of
+    theirs comes back (the fault suite found a non-personalized decision left behind)."""
+    eng = Engine(Settings())
+    eng.users.tombstones = lambda users: {u: T0 + 100 for u in users if u == "p"}
+    w = eng.process([view("p", "old", T0, "c"), dnp("p"), view("q", "x", T0 + 1, "c")])
+    assert "p" in w.dnp_add and "p" in w.erase
+    assert set(decisions(w)) == {"q"} and not w.profiles
+    # after the forget: a new user, still opted out (the store's flag, as the loader reads it)
+    eng.users.loader = lambda uids: {u: (None, "p" in w.dnp_add) for u in uids}
+    w2 = eng.process([view("p", "new", T0 + 200, "c")])
+    assert decisions(w2)["p"]["mode"] == "non_personalized"

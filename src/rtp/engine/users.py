@@ -175,6 +175,7 @@ class UserShard:
         self._last_meta = 0.0
         self._fallback_version = ""
         self._fallback_dirty = False
+        self._tombs: dict[str, float] = {}  # the tombstones found for the current batch
         self.loader: Loader | None = None
         self.tombstones: Callable[[list[str]], dict[str, float]] | None = None
         self.clock: Callable[[], float] = time.time
@@ -243,6 +244,7 @@ class UserShard:
         events = b.events
         if events and not self.first_wall:
             self.first_wall = self.clock()
+        self._tombs = {}
         if self.tombstones is not None and (events or w.profiles):
             events = self._forgotten(events, w)
         if events:
@@ -425,7 +427,7 @@ class UserShard:
         history; what they do after starts a new, empty user. Control events are never
         dropped (a ``dnp`` after a forget still applies). A forget that lands after this read
         is caught by the store when it writes the batch (``Writes.checked_at``)."""
-        users = dict.fromkeys(e.user for e in events if e.type not in ev.CONTROL_TYPES)
+        users = dict.fromkeys(e.user for e in events)
         for uid, _ in w.profiles:
             users[uid] = None
         for uid in also:
@@ -434,6 +436,7 @@ class UserShard:
         if w.checked_at is None:
             w.checked_at = time.time()  # the store re-checks tombstones written since then
         found = self.tombstones(list(users))
+        self._tombs = found
         if not found:
             return events
         for uid, when in found.items():
@@ -442,6 +445,8 @@ class UserShard:
                 self.users.pop(uid, None)
                 self.idle.pop(uid, None)
                 self.resumable.pop(uid, None)
+                if u.dnp:  # forget keeps the opt-out (the stored flag too)
+                    self.idle[uid] = UserState(uid, None, True)
             _drop_pending(w, uid)
             self.pending_profiles.pop(uid, None)
         control = ev.CONTROL_TYPES
@@ -534,7 +539,10 @@ class UserShard:
         if u is None:
             u = self.idle[uid] = UserState(uid)
         self._set_dnp(u, e.dnp, w)
-        dirty[uid] = u
+        if uid not in self._tombs or u.session.n:
+            # a forgotten user's consent change applies (forget keeps the flag), but writes no
+            # decision for them until they do something again
+            dirty[uid] = u
 
     def _set_dnp(self, u: UserState, flag: bool, w: Writes) -> None:
         u.dnp = flag
