@@ -433,3 +433,37 @@ def test_floats_keep_their_exact_value() -> None:
         got = decode_decision(encode_decision({"x": x, "l": [x, 1.5]}))
         assert math.copysign(1.0, got["x"]) == math.copysign(1.0, x) and got["x"] == x
         assert orjson.dumps(got) == orjson.dumps({"x": x, "l": [x, 1.5]})
+
+
+def _clear_caches() -> None:
+    codec._ID_INTS.clear()
+    codec._MILLI.clear()
+    codec._MILLI[0.0] = 0
+
+
+@pytest.mark.parametrize("doc", [TAOBAO_DOC, SHOP_DOC], ids=["taobao", "shop"])
+def test_cached_ids_and_scores_encode_the_same_bytes(doc: dict[str, Any]) -> None:
+    # the first encoding checks every id and score and fills the caches; the second finds them
+    _clear_caches()
+    first = encode_decision(doc)
+    assert codec._ID_INTS or codec._MILLI.keys() - {0.0}
+    assert encode_decision(doc) == first
+    same(decode_decision(first), json_of(doc))
+
+
+def test_cached_scores_keep_negative_zero_and_other_scales() -> None:
+    _clear_caches()
+    encode_page(["7", "9", "11"], [1.5, 0.0, -2.25])  # caches 1.5, -2.25 (k / 1000)
+    for scores in ([1.5, -0.0, -2.25], [1.5, 0.0, -2.25], [1.5, 0.0001, 0.0], [1.5, 0.1, 0.2]):
+        got = decode_page(encode_page(["7", "9", "11"], scores))["scores"]
+        assert [math.copysign(1.0, x) for x in got] == [math.copysign(1.0, x) for x in scores]
+        assert got == scores
+
+
+def test_cached_ids_still_refuse_what_is_not_a_decimal_id() -> None:
+    _clear_caches()
+    encode_page(["12", "34"], [1.0, 0.5])  # "12" and "34" are known good now
+    for items in (["12", "034"], ["12", "3,4"], ["12", "+34"], ["12", ""], ["12", "x34"]):
+        assert decode_page(encode_page(items, [1.0, 0.5]))["items"] == items
+    doc = {"home": {"items": ["12", "34"]}, "ctx": {"recent": ["34", "12"]}}
+    assert decode_decision(encode_decision(doc)) == doc  # the second list refers to the first

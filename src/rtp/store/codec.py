@@ -61,7 +61,9 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
+from itertools import repeat
+from operator import sub
+from typing import Any, Literal, cast
 
 import orjson
 
@@ -383,6 +385,37 @@ def _template_of(s: str) -> tuple[int, list[str]] | None:
     return None
 
 
+_ID_INTS: dict[str, int] = {}  # decimal id (no leading zero, < 2**64) -> its value (a cache)
+_MILLI: dict[float, int] = {0.0: 0}  # float that is k / 1000 exactly -> k (a cache)
+_ID_CACHE_MAX = 1 << 17
+_NEG_ZERO = _F64.pack(-0.0)
+
+
+def _scaled(xs: Sequence[float], n: int) -> tuple[list[int], int] | None:
+    """``(ks, s)``: the smallest ``s`` in 3..6 with ``ks[j] / 10**s == xs[j]`` bit for bit for
+    every ``j``, or ``None``. Non-zero floats found at ``s = 3`` go to the cache."""
+    f64 = _structs(n, "d").pack
+    exact = f64(*xs)  # compared bit for bit (-0.0 is not 0.0)
+    try:
+        for s in (3, 4, 5, 6):
+            p = _POW[s]
+            ks = [round(x * p) for x in xs]
+            if f64(*[k / p for k in ks]) == exact:
+                break
+        else:
+            return None
+    except (OverflowError, ValueError):  # infinities, NaN
+        return None
+    if s == 3:
+        if len(_MILLI) >= _ID_CACHE_MAX:
+            _MILLI.clear()
+            _MILLI[0.0] = 0
+        for x, k in zip(xs, ks, strict=True):
+            if k:
+                _MILLI[x] = k
+    return ks, s
+
+
 class _Encoder:
     __slots__ = ("out", "table", "count")
 
@@ -658,6 +691,20 @@ class _Encoder:
         """Decimal-number strings (optionally behind one common prefix) in a fixed width."""
         if type(xs[-1]) is not str:
             return False
+        try:  # ids met before are known good (a cache): no checks, no int() per id
+            found = list(map(_ID_INTS.get, xs))
+        except TypeError:  # an unhashable value: not all strings
+            return False
+        if None in found:
+            return self._packed_ids_checked(xs)
+        ints = cast("list[int]", found)
+        table = self.table
+        if table and not table.keys().isdisjoint(xs):
+            return False
+        self._put_ids(xs, ints, "")
+        return True
+
+    def _packed_ids_checked(self, xs: Sequence[Any]) -> bool:
         try:
             joined = ",".join(xs)
         except TypeError:  # not all strings
@@ -687,9 +734,19 @@ class _Encoder:
         ):
             return False
         ints = list(map(int, tails))
-        top = max(ints)
-        if top >= 1 << 64:
+        if max(ints) >= 1 << 64:
             return False
+        if not head:
+            if len(_ID_INTS) >= _ID_CACHE_MAX:
+                _ID_INTS.clear()
+            for x, k in zip(xs, ints, strict=True):
+                if type(x) is str:
+                    _ID_INTS[x] = k
+        self._put_ids(xs, ints, head)
+        return True
+
+    def _put_ids(self, xs: Sequence[Any], ints: list[int], head: str) -> None:
+        top = max(ints)
         width = (top.bit_length() + 7) // 8 or 1
         out = self.out
         if head:
@@ -700,39 +757,31 @@ class _Encoder:
         n = len(ints)
         out += _VAR[n] if n < _VAR_N else _varint(n)
         out.append(width)
-        wide = _structs(n, "Q").pack(*ints)  # 8 bytes each, then the low ``width`` of each
-        if width == 8:
-            out += wide
-        else:
-            packed = bytearray(n * width)
-            for j in range(width):
-                packed[j::width] = wide[j::8]
-            out += packed
+        little: Literal["little"] = "little"
+        out += b"".join(map(int.to_bytes, ints, repeat(width, n), repeat(little, n)))
+        table = self.table
         count = self.count
         if table:
-            table.update(zip(xs, range(count, count + n), strict=True))
+            table.update(zip(xs, range(count, count + n), strict=False))  # as long as xs
         else:
-            self.table = dict(zip(xs, range(count, count + n), strict=True))
+            self.table = dict(zip(xs, range(count, count + n), strict=False))
         self.count = count + n
-        return True
 
     def packed_floats(self, xs: Sequence[Any]) -> bool:
         """Floats that are all ``k / 10**s``: deltas of ``k`` (or a sparse form)."""
         if len(set(map(type, xs))) != 1:
             return False
         n = len(xs)
-        f64 = _structs(n, "d").pack
-        exact = f64(*xs)  # compared bit for bit (-0.0 is not 0.0)
-        try:
-            for s in (3, 4, 5, 6):
-                p = _POW[s]
-                ks = [round(x * p) for x in xs]
-                if f64(*[k / p for k in ks]) == exact:
-                    break
-            else:
+        # Floats met before that are k / 1000 exactly (most scores: the engine truncates them
+        # to 3 decimals) are in a cache. 0.0 is one of them, and -0.0 finds it too: a -0.0 is
+        # looked for in the bits.
+        ks: list[Any] = list(map(_MILLI.get, xs))
+        s = 3
+        if None in ks or (0 in ks and _NEG_ZERO in _structs(n, "d").pack(*xs)):
+            found = _scaled(xs, n)
+            if found is None:
                 return False
-        except (OverflowError, ValueError):  # infinities, NaN
-            return False
+            ks, s = found
         if ks.count(0) * 2 < n:
             return self._deltas(ks, s, n)
         while s and not any(k % 10 for k in ks):
@@ -764,12 +813,7 @@ class _Encoder:
         out.append(0x73)
         out.append(s)
         out += var[n] if n < var_n else _varint(n)
-        prev = 0
-        zs = []
-        for k in ks:
-            d = k - prev
-            prev = k
-            zs.append(d << 1 if d >= 0 else (-d << 1) - 1)
+        zs = [d << 1 if d >= 0 else (-d << 1) - 1 for d in map(sub, ks, [0, *ks[:-1]])]
         if max(zs) < var_n:
             out += b"".join(map(var.__getitem__, zs))
         else:
