@@ -1,7 +1,9 @@
 """Popularity: trending items, category-popular items and the catalogue the stream has shown.
 
 Decayed counts per item (:mod:`rtp.candidates.decay`), with each item's category and price as
-the latest event stated them. Top lists (``trending``, ``cat_top``) are refreshed at batch
+the latest event stated them, and its price band within its category (:meth:`Popularity.key_of`:
+``$low``, ``$mid`` or ``$high`` against the mean log price of the category's items, as of the
+item's latest event). Top lists (``trending``, ``cat_top``) are refreshed at batch
 boundaries from the previous top plus what the batch touched, which is exact because untouched
 counts keep their relative order. Ties keep a deterministic order (the order items were touched
 in), never the order of a hash.
@@ -22,11 +24,14 @@ holds only what the stream still talks about.
 from __future__ import annotations
 
 import heapq
+import math
 from operator import itemgetter
 
 from rtp.candidates.decay import REBASE_EXPONENT, anchor, rescale_factor
 
 _second = itemgetter(1)
+BAND_WIDTH = math.log(1.5)  # within x/÷ 1.5 of the category's geometric mean price: "$mid"
+_NO_KEY: tuple[str | None, str | None] = (None, None)
 
 
 class Popularity:
@@ -46,6 +51,8 @@ class Popularity:
         self._touched: dict[str, None] = {}
         self._touched_cats: dict[str, dict[str, None]] = {}
         self.new_items: dict[str, None] = {}  # first seen (or re-described) since the last drain
+        self.keys: dict[str, tuple[str | None, str | None]] = {}  # item -> (category, band)
+        self._cat_logp: dict[str, list[float]] = {}  # category -> [sum of log prices, items]
 
     def add(
         self, item: str, cat: str | None, price: float | None, weight: float, ts: float
@@ -75,9 +82,36 @@ class Popularity:
                 self._touched_cats[cat] = {item: None}
             else:
                 tc[item] = None
-        if price is not None and self.price_of.get(item) != price:
-            self.price_of[item] = price
-            self.new_items[item] = None
+        if price is not None:
+            old_price = self.price_of.get(item)
+            if old_price != price:
+                self.price_of[item] = price
+                self.new_items[item] = None
+            if cat is not None and price > 0.0:
+                self._band(item, cat, price, old_price)
+        elif cat is not None and item not in self.keys:
+            self.keys[item] = (cat, None)
+
+    def _band(self, item: str, cat: str, price: float, old_price: float | None) -> None:
+        """Update the category's mean log price with the item's price; the item's band."""
+        lp = math.log(price)
+        stats = self._cat_logp.get(cat)
+        key = self.keys.get(item)
+        if stats is None:
+            stats = self._cat_logp[cat] = [0.0, 0.0]
+        if key is None or key[0] != cat or key[1] is None:
+            stats[0] += lp
+            stats[1] += 1.0
+        elif old_price is not None and old_price != price and old_price > 0.0:
+            stats[0] += lp - math.log(old_price)
+        d = lp - stats[0] / stats[1]
+        band = "$low" if d < -BAND_WIDTH else "$high" if d > BAND_WIDTH else "$mid"
+        if key is None or key[0] != cat or key[1] != band:
+            self.keys[item] = (cat, band)
+
+    def key_of(self, item: str) -> tuple[str | None, str | None]:
+        """``(category, price band)`` of ``item`` (``None`` where unknown)."""
+        return self.keys.get(item, _NO_KEY)
 
     def refresh(self) -> None:
         """Recompute the trending list from the previous top and what changed (a batch
@@ -152,6 +186,7 @@ class Popularity:
             self.score.pop(i, None)
             self.cat_of.pop(i, None)
             self.price_of.pop(i, None)
+            self.keys.pop(i, None)
             self.new_items.pop(i, None)
             self._touched.pop(i, None)
         self.trending = [kv for kv in self.trending if kv[0] not in gone]

@@ -7,6 +7,7 @@ was bought, cap re-shows, exploration slots), each item with its reason code.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Literal
 
@@ -28,8 +29,10 @@ def rank_home(
     explore: bool = True,
     cats: dict[str, float] | None = None,
     band: tuple[float, float] | None | Literal[False] = False,
+    ctx: Sequence[str] = (),
 ) -> Ranked:
-    """Home recommendations, best first: items, scores and reason codes."""
+    """Home recommendations, best first: items, scores and reason codes. ``ctx``: the visit's
+    context values (:func:`rtp.ranking.context.context_values`; none: no context terms)."""
     if cats is None:
         cats = u.blended_categories()
     top_cats = top_keys(cats, 2)
@@ -39,7 +42,9 @@ def rank_home(
     why: dict[str, str] = {}
     streams: list[tuple[str, float]] = []
     price_band = u.price_range() if band is False else band  # False: the caller did not compute it
-    sc = fast_scores(u, m, cats, top_cats, price_band, rules.price_slack, cur_cat, why, streams)
+    sc = fast_scores(
+        u, m, cats, top_cats, price_band, rules.price_slack, cur_cat, why, streams, ctx
+    )
     profile = u.profile
     if rules.suppress_bought and (s.bought or (profile is not None and profile.bought)):
         bought = set(s.bought)

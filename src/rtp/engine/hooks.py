@@ -113,7 +113,7 @@ class BatchServing(Hook):
             for uid, u in pool.items():
                 if u.dnp or (not self.everyone and s.arm(u, "home") != BATCH):
                     continue
-                frozen[uid] = rank_home(u, m, s.rules, explore=False).items
+                frozen[uid] = rank_home(u, m, s.rules, explore=False, ctx=s.context_of(u)).items
         self.frozen = frozen
 
 
@@ -163,7 +163,7 @@ class Evaluation(Hook):
             assert self.batch is not None
             items = self.batch.items_for(u.uid)
         else:
-            items = rank_home(u, s.view, s.rules, s.reshow(u)).items
+            items = rank_home(u, s.view, s.rules, s.reshow(u), ctx=s.context_of(u)).items
         u.serving.serve(items, u.session.last)
         if self.is_target is None or self.is_target(e):
             self.preq.note_served(items)

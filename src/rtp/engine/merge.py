@@ -27,10 +27,15 @@ from rtp.config import Settings
 from rtp.engine.log import GLOBAL, ModelLog
 from rtp.engine.messages import GlobalSignals
 from rtp.engine.writes import Writes
+from rtp.ranking.context import ContextFields, cross_keys
 from rtp.ranking.ranker import FEATURES, OnlineRanker
 
-Example = tuple[float, str, int, tuple[float, ...], tuple[tuple[float, ...], ...]]
-"""``(ts, pos, n, chosen features, negatives' features)``: one ranking example."""
+Example = tuple[Any, ...]
+"""``(ts, pos, n, chosen features, negatives' features[, context values, (category, band) of
+the chosen and of each negative, the value of a cross feature])``: one ranking example. The
+context values are crossed with each candidate's category and band
+(:func:`rtp.ranking.context.cross_keys`), each cross worth the visit's
+:func:`rtp.ranking.context.session_scale`."""
 Reward = tuple[float, str, str, str, float]
 """``(ts, key, bandit name, arm, reward)``: one session's reward for the arm it was served."""
 EdgeObservation = tuple[float, str, dict[str, Any], list[str], list[str]]
@@ -55,6 +60,7 @@ class GlobalMerge:
         self.settings = settings
         self.user_shards = user_shards
         self.ranker = OnlineRanker(lr=settings.ranker_lr, seed=settings.seed, kind=settings.ranker)
+        self.crosses = ContextFields.parse(settings.rank_context, settings.rank_crosses)
         # keyed by placement: a user step asks for the bandit of the placement it decides
         self.bandits: dict[str, Any] = {b.placement: b for b in (bandits or {}).values()}
         self.edge = edge
@@ -95,17 +101,36 @@ class GlobalMerge:
         parts: list[tuple[int, Any]] = []
         ranker = self.ranker
         learn = ranker.learn_one
+        cats, prices = self.crosses.cat, self.crosses.price
         for tick in sorted(t for t in self.pending if t <= upto):
             examples, rewards, edge = self.pending.pop(tick)
             part: dict[str, Any] = {}
             if examples:
                 examples.sort(key=lambda x: (x[0], x[1], x[2]))
-                for _ts, _pos, _n, chosen, negatives in examples:
-                    learn(dict(zip(FEATURES, chosen, strict=True)), True)
-                    for neg in negatives:
-                        learn(dict(zip(FEATURES, neg, strict=True)), False)
+                crossed: dict[str, None] = {}
+                for x in examples:
+                    chosen, negatives = x[3], x[4]
+                    ctx = x[5] if len(x) > 5 else ()
+                    if not ctx:
+                        learn(dict(zip(FEATURES, chosen, strict=True)), True)
+                        for neg in negatives:
+                            learn(dict(zip(FEATURES, neg, strict=True)), False)
+                        continue
+                    keys = x[6]
+                    scale = x[7] if len(x) > 7 else 1.0
+                    for j, (vec, y) in enumerate(
+                        ((chosen, True), *((neg, False) for neg in negatives))
+                    ):
+                        feats = dict(zip(FEATURES, vec, strict=True))
+                        crosses = cross_keys(ctx, keys[j], cats, prices)
+                        for k in crosses:
+                            feats[k] = scale
+                            crossed[k] = None
+                        learn(feats, y)
                 ranker.freeze()
                 part["w"] = list(ranker.frozen)
+                if crossed:
+                    part["x"] = ranker.weights_of(crossed)
                 part["b"] = float(ranker.model.intercept)
                 part["v"] = ranker.version
                 self.stats["examples"] += len(examples)

@@ -34,6 +34,7 @@ import orjson
 
 from rtp.candidates.generate import candidates
 from rtp.capture import events as ev
+from rtp.capture.enrich import COUNTRY_UTC_OFFSET_H, local_hour_weekday
 from rtp.config import Settings
 from rtp.decisions.home import fallback_home, rank_home
 from rtp.decisions.placements import decide
@@ -44,6 +45,7 @@ from rtp.engine.messages import INF_TICK, GlobalSignals, ItemSignals, UserBatch
 from rtp.engine.shards import item_shard_of
 from rtp.engine.view import ItemRecord, ModelView, merge_parts
 from rtp.engine.writes import Writes
+from rtp.ranking.context import ContextFields, context_values, session_scale
 from rtp.ranking.score import fill_context
 from rtp.session.profile import Profile
 from rtp.session.state import Session, UserState, fold_session
@@ -76,6 +78,9 @@ def new_view(settings: Settings) -> ModelView:
         item_ttl_s=settings.item_ttl_s,
         ranker=settings.ranker,
         max_items=settings.max_items,
+        context=ContextFields.parse(settings.rank_context, settings.rank_crosses),
+        drop=tuple(f.strip() for f in settings.rank_drop.split(",") if f.strip()),
+        utc_offset_h=settings.default_utc_offset_h,
     )
 
 
@@ -131,6 +136,7 @@ class UserShard:
         self.tick = -1
         self.degraded = False
         self.degraded_users: dict[str, None] = {}  # decided while degraded: re-decide later
+        self.channels: dict[str, str] = {}  # user -> channel of their latest event naming one
         # users swept in a session with an explicit id: (its events, the list served, the session)
         self.resumable: dict[str, tuple[int, list[str] | None, Session]] = {}
         self._redecide = False
@@ -278,6 +284,7 @@ class UserShard:
         per_event = self._serve_per_event
         control = ev.CONTROL_TYPES
         weights = TYPE_WEIGHT
+        channels = self.channels
         for e in events:
             uid = e.user
             try:
@@ -306,6 +313,8 @@ class UserShard:
                 sess = u.session
                 sess.update(e, hl, recent_n, queries_n)
                 u.observe(e)
+                if e.channel is not None:
+                    channels[uid] = e.channel
                 if item is not None:
                     weight = weights.get(e.type, 1.0)
                     records.append((e.ts, e.pos, item, e.category, e.price, weight, prev))
@@ -349,6 +358,7 @@ class UserShard:
         self.users.pop(uid, None)
         self.idle.pop(uid, None)
         self.resumable.pop(uid, None)
+        self.channels.pop(uid, None)
         dirty.pop(uid, None)
         w.decisions = [kv for kv in w.decisions if kv[0] != uid]
         if e is not None:
@@ -445,6 +455,7 @@ class UserShard:
                 self.users.pop(uid, None)
                 self.idle.pop(uid, None)
                 self.resumable.pop(uid, None)
+                self.channels.pop(uid, None)
                 if u.dnp:  # forget keeps the opt-out (the stored flag too)
                     self.idle[uid] = UserState(uid, None, True)
             _drop_pending(w, uid)
@@ -527,6 +538,7 @@ class UserShard:
             self.users.pop(uid, None)
             self.idle.pop(uid, None)
             self.resumable.pop(uid, None)
+            self.channels.pop(uid, None)
             dirty.pop(uid, None)
             if self.batch_serving is not None:
                 self.batch_serving.frozen.pop(uid, None)
@@ -678,10 +690,34 @@ class UserShard:
             u.session.item_cat.get(cur) if cur is not None else None,
             needed,
         )
+        for i in view.drop:
+            for v in needed.values():
+                v[i] = 0.0
+        ctx = self.context_of(u)
+        keys = tuple(view.pop.key_of(i) for i in (item, *picked)) if ctx else ()
         self._examples.append(
-            (e.ts, e.pos, 0, tuple(needed[item]), tuple(tuple(needed[i]) for i in picked))
-        )
+            (e.ts, e.pos, 0, tuple(needed[item]), tuple(tuple(needed[i]) for i in picked),
+             ctx, keys, session_scale(u.session.n))
+        )  # fmt: skip
         self.stats["learned"] += 1
+
+    def context_of(self, u: UserState) -> tuple[str, ...]:
+        """The visit's context values the ranker crosses with its candidates (none for users
+        who opted out of personalization, or when no field is configured)."""
+        fields = self.view.context
+        if u.dnp or not fields.any:
+            return ()
+        weekday = -1
+        if fields.weekend and u.hour >= 0:
+            offset = (
+                COUNTRY_UTC_OFFSET_H.get(u.country, self.view.utc_offset_h)
+                if u.country
+                else self.view.utc_offset_h
+            )
+            weekday = local_hour_weekday(u.session.last, offset)[1]
+        return context_values(
+            fields, u.device, u.referral, self.channels.get(u.uid), u.country, u.hour, weekday
+        )
 
     # -- decisions ----------------------------------------------------------------------------
     def _write_decision(self, u: UserState, w: Writes) -> None:
@@ -720,7 +756,9 @@ class UserShard:
             mode = "ranked"
             cats = u.blended_categories()
             band = u.price_range()
-            home = rank_home(u, m, rules, self.reshow(u), cats=cats, band=band)
+            home = rank_home(
+                u, m, rules, self.reshow(u), cats=cats, band=band, ctx=self.context_of(u)
+            )
             st["decisions_ranked"] += 1
         s = u.session
         if m.high:  # how old the newest thing the models know is, at this decision
@@ -790,6 +828,7 @@ class UserShard:
         for uid in old:
             del idle[uid]
             resumable.pop(uid, None)
+            self.channels.pop(uid, None)
 
     def _meta(self, w: Writes, force: bool) -> None:
         now = self.clock()

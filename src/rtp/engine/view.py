@@ -10,8 +10,9 @@ way Bytewax batched the stream. A user step deciding at tick ``t`` uses the view
 (see ``docs/architecture.md``).
 
 What the view holds: co-visitation neighbours and popularity (with trending and category-top
-lists) rebuilt from the item records, the ranker's frozen weights and version, the bandits'
-state, and the catalogue the stream has shown (category and price per item).
+lists) rebuilt from the item records, the ranker's frozen weights (dense, and the context crosses
+a tick changed) and version, the bandits' state, and the catalogue the stream has shown
+(category, price and price band per item).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from rtp.candidates.covisit import CoVisitation
 from rtp.candidates.popularity import Popularity
+from rtp.ranking.context import ContextFields
 from rtp.ranking.ranker import FEATURES, PRIOR, PRIOR_INTERCEPT
 
 TREND_N = 4
@@ -59,12 +61,22 @@ class ModelView:
         item_ttl_s: float = 90 * 86_400.0,
         ranker: str = "lr",
         max_items: int = 2_000_000,
+        context: ContextFields | None = None,
+        drop: tuple[str, ...] = (),
+        utc_offset_h: float = 0.0,
     ) -> None:
         self.cv = CoVisitation(k=neighbours_k, half_life_s=cv_half_life_s)
         self.pop = Popularity(half_life_s=pop_half_life_s)
         self.item_ttl_s = item_ttl_s
         self.max_items = max_items
-        self.weights: tuple[float, ...] = tuple(PRIOR[f] for f in FEATURES)
+        self.context = context if context is not None else ContextFields()
+        self.utc_offset_h = utc_offset_h  # local time of users whose country is unknown
+        self.drop = frozenset(FEATURES.index(f) for f in drop)  # features left out (ablations)
+        self.weights: tuple[float, ...] = self._kept(tuple(PRIOR[f] for f in FEATURES))
+        # context x (category | price band) weights, by context value: {"d:mobile": {"shoes": w}}
+        self.cross: dict[str, dict[str, float]] = {}
+        # per context: its sums of cross weights by (category, band), while the weights hold
+        self.cross_memo: dict[tuple[str, ...], dict[tuple[str | None, str | None], float]] = {}
         self.intercept = PRIOR_INTERCEPT
         self.version = f"{ranker}-0"
         self.tick = -1  # the view holds every tick <= this one
@@ -98,15 +110,30 @@ class ModelView:
         """Adopt the global step's part: ranker weights and version, bandits, extras."""
         w = part.get("w")
         if w is not None:
-            self.weights = tuple(float(x) for x in w)
+            self.weights = self._kept(tuple(float(x) for x in w))
             self.intercept = float(part["b"])
             self.version = str(part["v"])
+        x = part.get("x")
+        if x:
+            self.cross_memo = {}
+            cross = self.cross
+            for key, weight in x.items():
+                value, _, what = key.partition("|")
+                table = cross.get(value)
+                if table is None:
+                    table = cross[value] = {}
+                table[what] = float(weight)
         bandits = part.get("bandits")
         if bandits:
             for name, blob in bandits.items():
                 self.bandits[name] = pickle.loads(blob) if isinstance(blob, bytes) else blob
         for name, value in part.get("extra", {}).items():
             self.extra[name] = value
+
+    def _kept(self, w: tuple[float, ...]) -> tuple[float, ...]:
+        if not self.drop:
+            return w
+        return tuple(0.0 if i in self.drop else x for i, x in enumerate(w))
 
     def finish_tick(self, tick: int) -> None:
         """Tick boundary upkeep: prune neighbours, refresh top lists, rescale, evict."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from river import linear_model, optim
@@ -138,6 +138,11 @@ class OnlineRanker:
         self.learn_one(chosen, True)
         for x in self.sample_negatives(others):
             self.learn_one(x, False)
+
+    def weights_of(self, names: Iterable[str]) -> dict[str, float]:
+        """The current weights of features ``names`` (the context crosses a tick touched)."""
+        w = self._weights
+        return {k: float(w.get(k, 0.0)) for k in names}
 
     def freeze(self) -> tuple[float, ...]:
         """Copy the current weights for fast scoring (called at batch boundaries)."""

@@ -10,6 +10,7 @@ blended weight) is the list's, and their popularity is the list's own count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rtp.candidates.generate import (
@@ -20,6 +21,7 @@ from rtp.candidates.generate import (
     SEEDS,
     seed_lists,
 )
+from rtp.ranking.context import CrossTerms, session_scale
 from rtp.ranking.ranker import (
     CART,
     CAT,
@@ -87,6 +89,32 @@ def fill_context(
             v[FAV] = 1.0
 
 
+CROSS_MEMOS = 20_000  # contexts whose sums a model view keeps (per set of weights)
+
+
+def cross_terms(ctx: Sequence[str], m: ModelView, n: int) -> CrossTerms | None:
+    """The context term of a decision's candidates after ``n`` events of the visit, or
+    ``None`` (no context, or no cross weight learned yet)."""
+    if not ctx or not m.cross:
+        return None
+    f = m.context
+    memos = m.cross_memo
+    key = ctx if isinstance(ctx, tuple) else tuple(ctx)
+    memo = memos.get(key)
+    if memo is None:
+        if len(memos) >= CROSS_MEMOS:
+            memos.clear()
+        memo = memos[key] = {}
+    xt = CrossTerms(ctx, m.cross, f.cat, f.price, session_scale(n), memo)
+    return xt if xt.tables else None
+
+
+def cross_term(ctx: Sequence[str], m: ModelView, n: int, item: str) -> float:
+    """What the context adds to ``item``'s score (the reference of :func:`fast_scores`)."""
+    xt = cross_terms(ctx, m, n)
+    return 0.0 if xt is None else xt(m.pop.key_of(item))
+
+
 def fast_scores(
     u: UserState,
     m: ModelView,
@@ -97,13 +125,16 @@ def fast_scores(
     cur_cat: str | None,
     why: dict[str, str],
     streams: list[tuple[str, float]] | None = None,
+    ctx: Sequence[str] = (),
 ) -> dict[str, float]:
     """Every candidate's score (see the module docstring).
 
     ``why`` receives each candidate's reason code (its generator; a re-show or cart wins).
     With ``streams``, category-popular items new to the candidates are appended there as
     ``(item, score)`` instead of entering the dict (their reason code is ``cat``); the result is
-    the same as without, and cheaper.
+    the same as without, and cheaper. ``ctx``: the visit's context values
+    (:func:`rtp.ranking.context.context_values`), crossed with each candidate's category and
+    price band (:func:`cross_term`).
     """
     w0, w1, wx, w2, w3, w4, w5, w6, w7, wr, w8, wl, wp, wn, w9, w10 = m.weights
     sc: dict[str, float] = {}
@@ -123,9 +154,19 @@ def fast_scores(
         lo = band[0] / slack
         hi = band[1] * slack
     price_get = pop.price_of.get
+    xt = cross_terms(ctx, m, u.session.n)
+    key_get = pop.keys.get
+    if xt is not None:
+        xmemo = xt.memo.get
+        xs = xt.scale
 
     def context(it: str) -> float:
         s = base
+        if xt is not None:
+            k = key_get(it)
+            if k is not None:
+                t = xmemo(k)
+                s += xt(k) if t is None else t * xs
         c = cat_of(it)
         if c is not None:
             s += w2 * cats_get(c, 0.0)
@@ -179,6 +220,10 @@ def fast_scores(
         if it in sc:
             continue
         v = base + pop_term
+        if xt is not None:
+            k = key_get(it)
+            if k is not None:
+                v += xt(k)
         if c is not None:
             v += w2 * cats_get(c, 0.0)
             if c == cur_cat:
@@ -223,13 +268,29 @@ def fast_scores(
                 # counts), so they are scored in one comprehension and merged by the caller.
                 off = base + w2 * cats_get(c, 0.0) + (w3 if c == cur_cat else 0.0)
                 a4 = w4n + b
-                streams.extend(
-                    [
-                        (it, off + a4 * s if s < top_pop else off + b * s + w4)
-                        for it, s in lst2
-                        if it not in sc and it not in seen and it not in favs
-                    ]
-                )
+                if xt is None:
+                    streams.extend(
+                        [
+                            (it, off + a4 * s if s < top_pop else off + b * s + w4)
+                            for it, s in lst2
+                            if it not in sc and it not in seen and it not in favs
+                        ]
+                    )
+                else:  # the category's cross term, and the price band's of an item with one
+                    kc = (c, None)
+                    off += xt(kc)
+                    streams.extend(
+                        [
+                            (
+                                it,
+                                (off + a4 * s if s < top_pop else off + b * s + w4)
+                                + (0.0 if k is None or k[1] is None else xt(k) - xt(kc)),
+                            )
+                            for it, s in lst2
+                            if it not in sc and it not in seen and it not in favs
+                            for k in (key_get(it),)
+                        ]
+                    )
                 for it, s in [kv for kv in lst2 if kv[0] in sc or kv[0] in seen or kv[0] in favs]:
                     v = get(it)
                     if v is not None:
@@ -244,10 +305,10 @@ def fast_scores(
                     v = context(it)
                     why[it] = "cat"
                 sc[it] = v + b * s
-    for it, k in seen.items():
+    for it, times in seen.items():
         v = get(it)
         if v is not None:
-            sc[it] = v + w7 + wn * (k / 4.0 if k < 4 else 1.0)
+            sc[it] = v + w7 + wn * (times / 4.0 if times < 4 else 1.0)
             why[it] = "re"
     for it in cart:
         why[it] = "cart"

@@ -124,7 +124,7 @@ class Profile:
 
     def add_favourites(self, items: list[str]) -> None:
         """Most recent first; bounded."""
-        favs = [i for i in items if i not in self.favs] + self.favs
+        favs = [i for i in dict.fromkeys(items) if i not in self.favs] + self.favs
         self.favs = favs[:MAX_FAVS]
 
     def add_bought(self, items: list[str], ts: float) -> None:
