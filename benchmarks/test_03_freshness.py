@@ -28,6 +28,7 @@ import redis
 
 from benchmarks.conftest import ROOT, RedisServer, percentile, record
 from rtp import streams
+from rtp.store import codec
 
 RATE = 2_000  # events/s
 SECONDS = 10.0
@@ -93,7 +94,7 @@ class Watcher(threading.Thread):
             raw = self.reader.get(key)
             if raw is None:
                 continue
-            dts = orjson.loads(raw).get("ts")
+            dts = codec.loads(raw).get("ts")
             if not isinstance(dts, (int, float)):
                 continue
             user = key[len(b"rtp:d:") :].decode()
