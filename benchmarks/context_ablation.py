@@ -4,15 +4,17 @@
     .venv/bin/python benchmarks/context_ablation.py synth /tmp/synth5k.jsonl
     .venv/bin/python benchmarks/context_ablation.py taobao      # the Taobao slice (no context)
     .venv/bin/python benchmarks/context_ablation.py diginetica  # the DIGINETICA sample, --split 0.8
+    .venv/bin/python benchmarks/context_ablation.py synth /tmp/synth5k.jsonl device device,hour
 
-Runs ``rtp evaluate``'s flow in this process once with every context field and cross
-(``Settings.rank_context``, ``Settings.rank_crosses``), once with none, and once without each
-field and each cross (``synth`` only: the other two data sets have no context, so every variant
-without context is the same run). Prints, per group, the paired lift of HR@20 and MRR@20 of the
-full model over the model without the group (the same targets, paired bootstrap 95 % CI):
-above 1, the group pays. ``clock`` (``taobao``, ``diginetica``): the local hour band and weekday
-crossed even when nothing else of the visit is known (what :func:`rtp.ranking.context.
-context_values` refuses to do), against the default.
+Runs ``rtp evaluate``'s flow in this process with the default context (``Settings.rank_context``,
+``Settings.rank_crosses``; ``RTP_*`` variables apply) and with none; on ``synth`` also with every
+field and both crosses ("everything") and with everything but each field and each cross. Prints
+paired lifts of HR@20 and MRR@20 (the same targets, paired bootstrap 95 % CI). Leave-one-out
+rows: above 1, the group pays for itself beside the others. ``taobao`` and ``diginetica`` have no
+context (every variant is the default run); their extra row crosses the local hour band and
+weekday even when nothing else of the visit is known (what :func:`rtp.ranking.context.
+context_values` refuses to do), against the default. With field sets after the path
+(``synth PATH device device,hour``): each set alone against no context (forward selection).
 """
 
 from __future__ import annotations
@@ -93,25 +95,35 @@ def main(argv: Sequence[str]) -> None:
     if not paths[0].exists():
         sys.exit(f"skipped: {paths[0]} is absent")
     base = Settings.from_env()
-    full = _run(paths, fmt, score_from, base.replace(rank_context=ALL, rank_crosses="cat,price"))
+    kept = _run(paths, fmt, score_from, base)
     none = _run(paths, fmt, score_from, base.replace(rank_context="none"))
     print(f"{kind}: {paths[0].name}", flush=True)
-    print(f"| {'left out':<22} | HR@{K} full vs without: lift [95 % CI] "
-          f"| MRR@{K} full vs without: lift [95 % CI] | targets |")  # fmt: skip
+    print(f"| {'variant':<22} | HR@{K}: a vs b, lift a/b [95 % CI] "
+          f"| MRR@{K}: a vs b, lift a/b [95 % CI] | targets |")  # fmt: skip
     print("|---|---|---|---|")
-    print(_row("all context", full, none), flush=True)
-    if kind == "synth":
-        for f in FIELDS:
-            rest = ",".join(x for x in FIELDS if x != f)
-            variant = base.replace(rank_context=rest)
-            print(_row(f, full, _run(paths, fmt, score_from, variant)), flush=True)
-        for c in CROSSES:
-            rest = ",".join(x for x in CROSSES if x != c)
-            variant = base.replace(rank_context=ALL, rank_crosses=rest)
-            print(_row(f"x {c}", full, _run(paths, fmt, score_from, variant)), flush=True)
-    else:
-        clock = _run(paths, fmt, score_from, base.replace(rank_context=ALL), _clock_too)
-        print(_row("clock alone (added)", clock, full))
+    print(_row(f"a: default ({base.rank_context} x {base.rank_crosses}), b: none", kept, none),
+          flush=True)  # fmt: skip
+    if kind != "synth":
+        clock = _run(paths, fmt, score_from, base, _clock_too)
+        print(_row("a: default + clock alone, b: default", clock, kept))
+        return
+    full = _run(paths, fmt, score_from, base.replace(rank_context=ALL, rank_crosses="cat,price"))
+    print(_row("a: everything, b: none", full, none), flush=True)
+    everything = base.replace(rank_crosses="cat,price")
+    for f in FIELDS:
+        rest = ",".join(x for x in FIELDS if x != f)
+        variant = everything.replace(rank_context=rest)
+        print(_row(f"a: everything, b: without {f}", full, _run(paths, fmt, score_from, variant)),
+              flush=True)  # fmt: skip
+    for c in CROSSES:
+        rest = ",".join(x for x in CROSSES if x != c)
+        variant = base.replace(rank_context=ALL, rank_crosses=rest)
+        print(_row(f"a: everything, b: without x {c}", full,
+                   _run(paths, fmt, score_from, variant)), flush=True)  # fmt: skip
+    for fields in argv[2:]:  # forward selection: each set (default crosses) against none
+        variant = base.replace(rank_context=fields)
+        print(_row(f"a: only {fields}, b: none", _run(paths, fmt, score_from, variant), none),
+              flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

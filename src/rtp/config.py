@@ -77,10 +77,11 @@ class Settings:
     neighbours_k: int = 30  # bounded top-K co-visited neighbours per item
     ranker: str = "lr"  # lr (River LogisticRegression), pa (PAClassifier), prior (no learning)
     ranker_lr: float = 0.02  # the ranker's learning rate (SGD step; PA's C)
-    # context in the ranker (rtp.ranking.context): fields crossed with a candidate's category and
-    # price band; "none": no context
-    rank_context: str = "device,hour,weekend,referral,channel,country"
-    rank_crosses: str = "cat,price"
+    # context in the ranker (rtp.ranking.context): fields crossed with a candidate's category
+    # and/or price band; "none": no context. The defaults are the groups that pay for themselves
+    # (docs/quality.md: weekend, channel, country and the category cross do not)
+    rank_context: str = "device,hour,referral"
+    rank_crosses: str = "price"
     rank_drop: str = ""  # ranking features left out (comma-separated names; ablations)
     seed: int = 7
 

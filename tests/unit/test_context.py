@@ -16,7 +16,7 @@ from rtp.engine.facade import Engine
 from rtp.engine.log import GLOBAL, LocalModelLog
 from rtp.engine.merge import GlobalMerge
 from rtp.engine.users import new_view
-from rtp.ranking.context import ContextFields, context_values, cross_keys
+from rtp.ranking.context import FIELDS, ContextFields, context_values, cross_keys
 from rtp.ranking.ranker import FEATURES
 from rtp.ranking.score import cross_term
 from rtp.tools.synth import generate
@@ -41,13 +41,16 @@ def test_a_visit_without_context_has_no_context_values() -> None:
 
 
 def test_a_visit_with_context_has_its_values() -> None:
-    eng = Engine(Settings())
+    eng = Engine(Settings(rank_context=",".join(FIELDS)))
     eng.process(_visit("u1", device="mobile", referral="social", channel="app", country="FR",
                        hour=21))  # fmt: skip
     values = eng.users.context_of(eng.users.users["u1"])
     assert values[0] == "d:mobile" and "h:evening" in values and "r:social" in values
     assert "c:app" in values and "g:FR" in values
     assert sum(v.startswith("w:") for v in values) == 1
+    eng = Engine(Settings())  # the default fields: device, hour band, referral
+    eng.process(_visit("u1", device="mobile", referral="social", channel="app", hour=21))
+    assert eng.users.context_of(eng.users.users["u1"]) == ("d:mobile", "h:evening", "r:social")
 
 
 def test_fields_left_out_give_no_values_and_none_gives_nothing() -> None:

@@ -46,19 +46,20 @@ def hour_band(hour: int) -> str | None:
 @dataclass(frozen=True)
 class ContextFields:
     """Which context fields (:data:`FIELDS`) and which crosses (:data:`CROSSES`) the ranker
-    uses (``Settings.rank_context``, ``Settings.rank_crosses``)."""
+    uses (``Settings.rank_context``, ``Settings.rank_crosses``). The defaults are the settings'
+    defaults: the groups that pay for themselves on the synthetic stream (docs/quality.md)."""
 
     device: bool = True
     hour: bool = True
-    weekend: bool = True
+    weekend: bool = False
     referral: bool = True
-    channel: bool = True
-    country: bool = True
-    cat: bool = True
+    channel: bool = False
+    country: bool = False
+    cat: bool = False
     price: bool = True
 
     @classmethod
-    def parse(cls, fields: str, crosses: str = "cat,price") -> ContextFields:
+    def parse(cls, fields: str, crosses: str = "price") -> ContextFields:
         """From comma-separated names (``""`` or ``"none"``: none)."""
         wanted = {f.strip() for f in fields.split(",") if f.strip() and f.strip() != "none"}
         cross = {c.strip() for c in crosses.split(",") if c.strip() and c.strip() != "none"}
