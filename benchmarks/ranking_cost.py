@@ -73,14 +73,30 @@ def main() -> None:
         ticks.setdefault(b.tick, []).extend(b.events)
     import rtp.engine.users as users_module
 
-    spent = [0.0, 0]
+    spent = [0.0, 0, 0.0]  # time, decisions, paired time already counted
     clock = time.process_time
+
+    paired = [0.0, 0.0]  # decisions with context values: time with them, without
+    n_paired = [0]
 
     def timed(*args: Any, **kw: Any) -> Any:
         gc.disable()  # a collection the rest of the step's garbage triggers is not ranking's
-        t0 = clock()
-        out = rank_home(*args, **kw)
-        spent[0] += clock() - t0
+        ctx = kw.get("ctx", ())
+        if ctx:  # paired: the same decision without context too, in alternating order
+            first = n_paired[0] % 2
+            for j in (first, 1 - first):
+                t0 = clock()
+                got = rank_home(*args, **(kw if j == 0 else {**kw, "ctx": ()}))
+                paired[j] += clock() - t0
+                if j == 0:
+                    out = got
+            n_paired[0] += 1
+            spent[0] += paired[0] - spent[2]
+            spent[2] = paired[0]
+        else:
+            t0 = clock()
+            out = rank_home(*args, **kw)
+            spent[0] += clock() - t0
         gc.enable()
         spent[1] += 1
         return out
@@ -96,6 +112,13 @@ def main() -> None:
         f"{path.name}: replay: rank_home {spent[0] / max(1, spent[1]) * 1e6:.1f} us/decision "
         f"over its {spent[1]:,} decisions"
     )
+    if n_paired[0]:
+        n = n_paired[0]
+        print(
+            f"{path.name}: replay: the {n:,} decisions with context values: "
+            f"{paired[0] / n * 1e6:.1f} us with them, {paired[1] / n * 1e6:.1f} "
+            f"us without (the same decisions, paired)"
+        )
     shard, view, rules = eng.users, eng.view, eng.users.rules
     users = [u for u in shard.users.values() if u.session.n]
     users = random.Random(7).sample(users, min(5_000, len(users)))

@@ -98,10 +98,13 @@ def test_crosses_are_learned_for_the_context_that_chose() -> None:
     assert m.cross["d:desktop"]["$high"] == pytest.approx(x["d:desktop|$high"])
 
 
-def test_rank_home_scores_equal_the_reference_plus_the_context_term() -> None:
+@pytest.mark.parametrize("crosses", ["price", "cat", "cat,price"])
+def test_rank_home_scores_equal_the_reference_plus_the_context_term(crosses: str) -> None:
     """With cross weights in the view, every ranked score is the documented linear score plus
-    the sum of the candidate's crosses times the visit's scale."""
+    the sum of the candidate's crosses times the visit's scale (band-only crosses take their own
+    path in the scoring code)."""
     m = _models()
+    m.context = ContextFields.parse(",".join(FIELDS), crosses)
     cats = sorted({c for c, _b in m.pop.keys.values() if c is not None})
     rng = random.Random(11)
     ctx = ("d:mobile", "h:evening", "r:social")

@@ -21,7 +21,7 @@ from rtp.candidates.generate import (
     SEEDS,
     seed_lists,
 )
-from rtp.ranking.context import CrossTerms, session_scale
+from rtp.ranking.context import BANDS, CrossTerms, session_scale
 from rtp.ranking.ranker import (
     CART,
     CAT,
@@ -156,17 +156,24 @@ def fast_scores(
     price_get = pop.price_of.get
     xt = cross_terms(ctx, m, u.session.n)
     key_get = pop.keys.get
+    # crossed with the price band only (the default): three sums per decision, no memo look-ups
+    bt: dict[str | None, float] | None = None
     if xt is not None:
         xmemo = xt.memo.get
         xs = xt.scale
+        if not xt.cat:
+            bt = {b: xt((None, b)) for b in BANDS}
 
     def context(it: str) -> float:
         s = base
         if xt is not None:
             k = key_get(it)
             if k is not None:
-                t = xmemo(k)
-                s += xt(k) if t is None else t * xs
+                if bt is not None:
+                    s += bt.get(k[1], 0.0)
+                else:
+                    t = xmemo(k)
+                    s += xt(k) if t is None else t * xs
         c = cat_of(it)
         if c is not None:
             s += w2 * cats_get(c, 0.0)
@@ -223,7 +230,7 @@ def fast_scores(
         if xt is not None:
             k = key_get(it)
             if k is not None:
-                v += xt(k)
+                v += bt.get(k[1], 0.0) if bt is not None else xt(k)
         if c is not None:
             v += w2 * cats_get(c, 0.0)
             if c == cur_cat:
@@ -274,6 +281,19 @@ def fast_scores(
                             (it, off + a4 * s if s < top_pop else off + b * s + w4)
                             for it, s in lst2
                             if it not in sc and it not in seen and it not in favs
+                        ]
+                    )
+                elif bt is not None:  # the price band's cross term of an item with one
+                    streams.extend(
+                        [
+                            (
+                                it,
+                                (off + a4 * s if s < top_pop else off + b * s + w4)
+                                + (0.0 if k is None else bt.get(k[1], 0.0)),
+                            )
+                            for it, s in lst2
+                            if it not in sc and it not in seen and it not in favs
+                            for k in (key_get(it),)
                         ]
                     )
                 else:  # the category's cross term, and the price band's of an item with one
