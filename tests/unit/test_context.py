@@ -153,3 +153,29 @@ def test_the_ranker_learns_the_synthetic_streams_context_effects() -> None:
     assert w("r:social", "$low") - w("r:social", "$high") > w("r:search", "$low") - w(
         "r:search", "$high"
     )
+
+
+def test_a_target_the_list_missed_is_still_a_ranking_example() -> None:
+    """The ranker learns from every target that was among the candidates, served or not (it
+    never saw a positive it ranked below the list when it learned from hits only)."""
+    from rtp.candidates.generate import candidates
+    from tests.builders import synthetic_stream
+
+    eng = Engine(Settings())
+    eng.process(synthetic_stream(300, seed=4))
+    shard = eng.users
+    learned = 0
+    for u in list(shard.users.values()) + list(shard.idle.values()):
+        served = u.serving.served
+        if not served or not u.session.n:
+            continue
+        missed = [i for i in candidates(u, eng.view, u.blended_categories()) if i not in served]
+        if not missed:
+            continue
+        before = len(shard._examples)
+        e = view(u.uid, missed[0], u.session.last + 1.0, pos=f"t:{u.uid}")
+        shard._test(u, e, missed[0])
+        assert len(shard._examples) == before + 1
+        assert shard._examples[-1][1] == f"t:{u.uid}"
+        learned += 1
+    assert learned > 10

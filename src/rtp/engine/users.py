@@ -655,7 +655,9 @@ class UserShard:
         rank = serving.rank_of(item)
         for f in self._on_target:
             f(u, e, rank)
-        if rank < 0:
+        if rank < 0:  # missed: still an example, if the item was among the candidates
+            if self.mode == REALTIME and not u.dnp and serving.served is not None:
+                self._learn(u, e, item, serving.served)
             return
         if not serving.served_hit and e.ts - serving.served_ts <= ATTRIBUTION_WINDOW_S:
             # one attributed interaction per shown decision
@@ -668,7 +670,8 @@ class UserShard:
             self._learn(u, e, item, serving.served)
 
     def _learn(self, u: UserState, e: ev.Event, item: str, served: list[str]) -> None:
-        """One ranking example: the served candidate the user chose, and two it passed over.
+        """One ranking example: the candidate the user chose (served or not), and two served
+        items it passed over.
         The negatives are drawn with a generator seeded by the event (reproducible anywhere)."""
         view = self.view
         cats = u.blended_categories()

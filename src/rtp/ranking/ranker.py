@@ -3,8 +3,8 @@
 Each candidate is described by a few dense features (below). The model is a River
 ``LogisticRegression`` that starts from prior weights (so a cold flow already ranks sensibly) and
 learns, test-then-train, from what users did next: when a user's next event touches an item that
-was among the candidates served to them, that candidate is a positive example and two others
-served beside it are negatives.
+was among their candidates (served or not: a positive the list missed teaches most), that
+candidate is a positive example and two items served to them are negatives.
 
 Scoring runs on every decision, so it does not call River per candidate: at each batch boundary
 :meth:`OnlineRanker.freeze` copies the weights into a tuple, and the decision code takes a dot
