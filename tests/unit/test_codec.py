@@ -436,17 +436,19 @@ def test_floats_keep_their_exact_value() -> None:
 
 
 def _clear_caches() -> None:
-    codec._ID_INTS.clear()
     codec._MILLI.clear()
     codec._MILLI[0.0] = 0
+    codec._DECIMALS.clear()
+    codec._REALS.clear()
 
 
 @pytest.mark.parametrize("doc", [TAOBAO_DOC, SHOP_DOC], ids=["taobao", "shop"])
-def test_cached_ids_and_scores_encode_the_same_bytes(doc: dict[str, Any]) -> None:
-    # the first encoding checks every id and score and fills the caches; the second finds them
+def test_cached_numbers_encode_the_same_bytes(doc: dict[str, Any]) -> None:
+    # the first encoding checks every score, decimal string and float and fills the caches;
+    # the second finds them
     _clear_caches()
     first = encode_decision(doc)
-    assert codec._ID_INTS or codec._MILLI.keys() - {0.0}
+    assert codec._MILLI.keys() - {0.0} and codec._DECIMALS and codec._REALS
     assert encode_decision(doc) == first
     same(decode_decision(first), json_of(doc))
 
@@ -460,10 +462,12 @@ def test_cached_scores_keep_negative_zero_and_other_scales() -> None:
         assert got == scores
 
 
-def test_cached_ids_still_refuse_what_is_not_a_decimal_id() -> None:
+def test_cached_strings_and_floats_keep_their_meaning() -> None:
     _clear_caches()
-    encode_page(["12", "34"], [1.0, 0.5])  # "12" and "34" are known good now
-    for items in (["12", "034"], ["12", "3,4"], ["12", "+34"], ["12", ""], ["12", "x34"]):
-        assert decode_page(encode_page(items, [1.0, 0.5]))["items"] == items
-    doc = {"home": {"items": ["12", "34"]}, "ctx": {"recent": ["34", "12"]}}
-    assert decode_decision(encode_decision(doc)) == doc  # the second list refers to the first
+    doc = {"a": "12", "b": 2.5, "c": ["x", "12"], "d": "12", "e": -2.5, "f": -0.0, "g": 0.0}
+    for _ in range(2):  # cold, then from the caches: the second "12" is a reference each time
+        raw = encode_decision(doc)
+        got = decode_decision(raw)
+        same(got, json_of(doc))
+        assert math.copysign(1.0, got["f"]) < 0 < math.copysign(1.0, got["g"])
+    assert "12" in codec._DECIMALS and 2.5 in codec._REALS and 0.0 not in codec._REALS

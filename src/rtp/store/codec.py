@@ -63,7 +63,7 @@ import struct
 from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import sub
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import orjson
 
@@ -321,6 +321,8 @@ def _structs(n: int, code: str) -> struct.Struct:
 _HEADERS: dict[tuple[Any, ...], bytes | None] = {}  # key tuple -> schema header (a cache)
 _TEXTS: dict[str, bytes | None] = {}  # string -> its packed form or None (a cache)
 _MATCHES: dict[str, tuple[int, list[str]] | None] = {}  # string -> template match (a cache)
+_DECIMALS: dict[str, bytes] = {}  # decimal-number string -> its bytes, 0x79 varint (a cache)
+_REALS: dict[float, bytes] = {}  # non-zero float -> its bytes as a decimal (a cache)
 
 
 def _cached(cache: dict[Any, Any], key: Any, value: Any) -> Any:
@@ -385,7 +387,6 @@ def _template_of(s: str) -> tuple[int, list[str]] | None:
     return None
 
 
-_ID_INTS: dict[str, int] = {}  # decimal id (no leading zero, < 2**64) -> its value (a cache)
 _MILLI: dict[float, int] = {0.0: 0}  # float that is k / 1000 exactly -> k (a cache)
 _ID_CACHE_MAX = 1 << 17
 _NEG_ZERO = _F64.pack(-0.0)
@@ -458,12 +459,21 @@ class _Encoder:
                 out.append(0x7E)
                 self.uv(i)
             return
+        enc = _DECIMALS.get(s)
+        if enc is not None:  # a decimal-number string met before: its bytes are known
+            out += enc
+            self.add(s)
+            return
         n = len(s)
         if n and s.isascii():
             if s.isdigit():
                 if (s[0] != "0" or n == 1) and n <= 18:
-                    out.append(0x79)
-                    self.uv(int(s))
+                    k = int(s)
+                    enc = b"\x79" + (_VAR[k] if k < _VAR_N else _varint(k))
+                    if len(_DECIMALS) >= _ID_CACHE_MAX:
+                        _DECIMALS.clear()
+                    _DECIMALS[s] = enc
+                    out += enc
                     self.add(s)
                     return
             elif self.template(s):
@@ -566,6 +576,10 @@ class _Encoder:
             self.uv(-1 - n)
 
     def real(self, x: float) -> None:
+        enc = _REALS.get(x)  # never 0.0 or -0.0 (they would find each other), never NaN
+        if enc is not None:
+            self.out += enc
+            return
         dec = _decimal(x)
         if dec is None:
             if x != x or x in (_INF, -_INF):
@@ -575,8 +589,11 @@ class _Encoder:
                 self.out += _F64.pack(x)
             return
         k, s = dec
-        self.out.append(0x42 + s)
-        self.zz(k)
+        z = k << 1 if k >= 0 else ((-k) << 1) - 1
+        enc = bytes((0x42 + s,)) + (_VAR[z] if z < _VAR_N else _varint(z))
+        if x:
+            _cached(_REALS, x, enc)
+        self.out += enc
 
     def relative(self, r: _Rel) -> None:
         rel = _rel(r.value, r.anchor)
@@ -691,20 +708,6 @@ class _Encoder:
         """Decimal-number strings (optionally behind one common prefix) in a fixed width."""
         if type(xs[-1]) is not str:
             return False
-        try:  # ids met before are known good (a cache): no checks, no int() per id
-            found = list(map(_ID_INTS.get, xs))
-        except TypeError:  # an unhashable value: not all strings
-            return False
-        if None in found:
-            return self._packed_ids_checked(xs)
-        ints = cast("list[int]", found)
-        table = self.table
-        if table and not table.keys().isdisjoint(xs):
-            return False
-        self._put_ids(xs, ints, "")
-        return True
-
-    def _packed_ids_checked(self, xs: Sequence[Any]) -> bool:
         try:
             joined = ",".join(xs)
         except TypeError:  # not all strings
@@ -736,12 +739,6 @@ class _Encoder:
         ints = list(map(int, tails))
         if max(ints) >= 1 << 64:
             return False
-        if not head:
-            if len(_ID_INTS) >= _ID_CACHE_MAX:
-                _ID_INTS.clear()
-            for x, k in zip(xs, ints, strict=True):
-                if type(x) is str:
-                    _ID_INTS[x] = k
         self._put_ids(xs, ints, head)
         return True
 
