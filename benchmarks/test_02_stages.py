@@ -14,7 +14,8 @@ Each stage runs alone, outside Bytewax, on the slice's events in order:
   engine;
 - candidates + ranking: ``rtp.decisions.home.rank_home`` for users in the warm engine (its user
   step's model view), per decision;
-- full decision: ``UserShard._write_decision`` (ranking + every placement + context + JSON);
+- full decision: ``UserShard._write_decision`` (ranking + every placement + context + its
+  compact encoding), and the encoding alone (``rtp.store.codec.encode_decision``);
 - Redis write: ``Store.write`` of each batch's ``Writes`` (from the engine run) into a private
   redis-server, and ``Store.load_users`` of each batch's new users (the flow's loader).
 
@@ -281,6 +282,34 @@ def test_stage_full_decision(benchmark: Any, ranked_users: tuple[Engine, list[Us
     rank = FIGURES.get("stage_rank_home_us_per_decision")
     if rank:
         record(benchmark, stage_decision_minus_rank_us_per_decision=us - rank)
+
+
+def test_stage_encode_decision(
+    benchmark: Any, ranked_users: tuple[Engine, list[UserState]]
+) -> None:
+    """The codec's share of the full decision: ``encode_decision`` of the sampled users'
+    decision documents (read back from their bytes: the codec is lossless, so these are the
+    documents the engine encoded)."""
+    from rtp.store.codec import decode_decision, encode_decision
+
+    eng, users = ranked_users
+    w = Writes()
+    for u in users:
+        eng.users._write_decision(u, w)
+    docs = [decode_decision(raw) for _, raw in w.decisions]
+
+    def encode_all() -> None:
+        for d in docs:
+            encode_decision(d)
+
+    benchmark.pedantic(encode_all, rounds=7, iterations=1, warmup_rounds=1)
+    us = per_event(benchmark, len(docs))
+    dpe = FIGURES_CACHE.get("decisions_per_event", 1.0)
+    record(
+        benchmark,
+        stage_encode_decision_us_per_decision=us,
+        stage_encode_decision_us_per_event=us * dpe,
+    )
 
 
 def test_stage_redis_write(benchmark: Any, events: list[Event], fresh_redis: RedisServer) -> None:
