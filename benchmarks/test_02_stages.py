@@ -241,6 +241,17 @@ def ranked_users(events: list[Event]) -> tuple[Engine, list[UserState]]:
     return eng, rng.sample(users, min(SAMPLE_USERS, len(users)))
 
 
+def per_decision(benchmark: Any, run: Any, n: int, stage: str) -> float:
+    """Time ``run`` (``n`` decisions a round) and record the stage per decision and per event
+    (x the replay's decisions per event); the µs per decision."""
+    benchmark.pedantic(run, rounds=7, iterations=1, warmup_rounds=1)
+    us = per_event(benchmark, n)
+    dpe = FIGURES_CACHE.get("decisions_per_event", 1.0)
+    record(benchmark, **{f"stage_{stage}_us_per_decision": us,
+                         f"stage_{stage}_us_per_event": us * dpe})  # fmt: skip
+    return us
+
+
 def test_stage_rank_home(benchmark: Any, ranked_users: tuple[Engine, list[UserState]]) -> None:
     from rtp.decisions.home import rank_home
 
@@ -251,14 +262,7 @@ def test_stage_rank_home(benchmark: Any, ranked_users: tuple[Engine, list[UserSt
         for u in users:
             rank_home(u, view, rules)
 
-    benchmark.pedantic(rank_all, rounds=7, iterations=1, warmup_rounds=1)
-    us = per_event(benchmark, len(users))
-    dpe = FIGURES_CACHE.get("decisions_per_event", 1.0)
-    record(
-        benchmark,
-        stage_rank_home_us_per_decision=us,
-        stage_rank_home_us_per_event=us * dpe,
-    )
+    per_decision(benchmark, rank_all, len(users), "rank_home")
 
 
 def test_stage_full_decision(benchmark: Any, ranked_users: tuple[Engine, list[UserState]]) -> None:
@@ -271,14 +275,7 @@ def test_stage_full_decision(benchmark: Any, ranked_users: tuple[Engine, list[Us
         for u in users:
             write_decision(u, w)
 
-    benchmark.pedantic(decide_all, rounds=7, iterations=1, warmup_rounds=1)
-    us = per_event(benchmark, len(users))
-    dpe = FIGURES_CACHE.get("decisions_per_event", 1.0)
-    record(
-        benchmark,
-        stage_full_decision_us_per_decision=us,
-        stage_full_decision_us_per_event=us * dpe,
-    )
+    us = per_decision(benchmark, decide_all, len(users), "full_decision")
     rank = FIGURES.get("stage_rank_home_us_per_decision")
     if rank:
         record(benchmark, stage_decision_minus_rank_us_per_decision=us - rank)
@@ -302,14 +299,7 @@ def test_stage_encode_decision(
         for d in docs:
             encode_decision(d)
 
-    benchmark.pedantic(encode_all, rounds=7, iterations=1, warmup_rounds=1)
-    us = per_event(benchmark, len(docs))
-    dpe = FIGURES_CACHE.get("decisions_per_event", 1.0)
-    record(
-        benchmark,
-        stage_encode_decision_us_per_decision=us,
-        stage_encode_decision_us_per_event=us * dpe,
-    )
+    per_decision(benchmark, encode_all, len(docs), "encode_decision")
 
 
 def test_stage_redis_write(benchmark: Any, events: list[Event], fresh_redis: RedisServer) -> None:
