@@ -471,3 +471,18 @@ def test_cached_strings_and_floats_keep_their_meaning() -> None:
         same(got, json_of(doc))
         assert math.copysign(1.0, got["f"]) < 0 < math.copysign(1.0, got["g"])
     assert "12" in codec._DECIMALS and 2.5 in codec._REALS and 0.0 not in codec._REALS
+
+
+def test_a_hero_that_does_not_follow_is_stored_as_it_is() -> None:
+    base = copy.deepcopy(TAOBAO_DOC)
+    derived = len(encode_decision(base))
+    for hero in (
+        {"reason": "you browse 1320293", "theme": "category:1320293"},  # keys in another order
+        {"theme": "category:1320293", "reason": "you browse 1320294"},
+        {"theme": "deals:1320293", "reason": "you are scanning 1320293"},  # not the ctx's mode
+        {"theme": "category:1320293", "reason": "you browse 1320293", "x": 1},
+    ):
+        doc = {**base, "hero": hero}
+        raw = encode_decision(doc)
+        same(decode_decision(raw), json_of(doc))
+        assert len(raw) > derived

@@ -679,7 +679,11 @@ class _Encoder:
         for k, v in ctx.items():
             t = type(v)
             if k == "started" and timed:
-                self.relative(_Rel(v, ts))
+                if t is int and type(ts) is int:  # what _rel gives for two ints
+                    out.append(0x4E)
+                    self.zz(ts - v)
+                else:
+                    self.relative(_Rel(v, ts))
             elif k == "session" and timed and t is str and v == f"{int(started)}":
                 out.append(0x4D)
             elif k == "categories" and t is list:
@@ -1181,7 +1185,7 @@ def encode_decision(doc: dict[str, Any]) -> bytes:
     for k, v in doc.items():
         if k == "ctx":
             e.context(v, doc)
-        elif k == "hero" and type(v) is dict and _same_items(v, _hero(ctx)):
+        elif k == "hero" and type(v) is dict and _is_hero(v, ctx):
             out.append(0x4D)
         else:
             value(v)
@@ -1207,14 +1211,23 @@ def _hero(ctx: dict[str, Any]) -> dict[str, str] | None:
     return {"theme": theme + top, "reason": reason + top}
 
 
-def _same_items(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
-    """The same keys in the same order with the same values of the same types."""
-    if b is None or len(a) != len(b):
+def _is_hero(v: dict[str, Any], ctx: dict[str, Any]) -> bool:
+    """``v`` is the hero that follows from the context: the keys and values of
+    ``_hero(ctx)``, in its order, of the same types (without making that dict)."""
+    if len(v) != 2:
         return False
-    return all(
-        ka == kb and type(va) is type(vb) and va == vb
-        for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True)
-    )
+    theme = v.get("theme")
+    reason = v.get("reason")
+    if type(theme) is not str or type(reason) is not str or next(iter(v)) != "theme":
+        return False
+    cats = ctx.get("categories")
+    if type(cats) is not list or not cats or type(cats[0]) is not list or not cats[0]:
+        return False
+    top = cats[0][0]
+    if type(top) is not str:
+        return False
+    t, r = _HERO.get(ctx.get("mode"), _HERO_DEFAULT)  # type: ignore[arg-type]
+    return theme == t + top and reason == r + top
 
 
 def _resolve_ctx(doc: dict[str, Any]) -> None:
