@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -204,3 +205,13 @@ def synthetic_stream(
             t += rng.uniform(HOUR, 6 * HOUR)
     out.sort(key=lambda e: e.ts)
     return out
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 20.0) -> bool:
+    """Poll ``pred()`` every 20 ms until it is truthy (True) or ``timeout`` seconds pass (False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False

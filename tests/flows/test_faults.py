@@ -30,18 +30,9 @@ from rtp.session.state import UserState
 from rtp.store.store import Store
 from rtp.testing import RedisServer
 from rtp.tools.replay import replay
-from tests.builders import T0, synthetic_stream, view, write_jsonl
+from tests.builders import T0, synthetic_stream, view, wait_for, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(pred: Any, timeout: float = 20.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _view(user: str, item: str, ts: float, **kw: Any) -> dict[str, Any]:
@@ -75,7 +66,7 @@ def test_poison_events_do_not_stop_the_live_flow(redis_url: str) -> None:
     ]
     streams.append(r, [*poison, *[_view(f"after-{k}", f"i{k}", now + k) for k in range(20)]])
     with Client.from_url(redis_url) as c:
-        assert _wait(lambda: all(c.decision(f"after-{k}") is not None for k in range(20)))
+        assert wait_for(lambda: all(c.decision(f"after-{k}") is not None for k in range(20)))
     assert worker.is_alive()
     reasons = sorted(f[b"reason"].decode() for _, f in r.xrange("rtp:deadletter"))
     assert reasons == sorted(
@@ -149,7 +140,7 @@ def test_a_redis_restart_is_waited_out(own_redis: RedisServer) -> None:
     now = time.time()
     streams.append(r, [_view("before", "a", now)])
     with Client.from_url(url) as c:
-        assert _wait(lambda: c.decision("before") is not None)
+        assert wait_for(lambda: c.decision("before") is not None)
     own_redis.stop()
     time.sleep(1.5)  # an outage longer than every retry budget
     own_redis.start()  # an empty server: the flow sets its stream up again and goes on
@@ -157,7 +148,7 @@ def test_a_redis_restart_is_waited_out(own_redis: RedisServer) -> None:
     streams.configure(r, streams.StreamConfig(partitions=4))
     streams.append(r, [_view(f"after-{k}", f"i{k}", time.time() + k) for k in range(5)])
     with Client.from_url(url) as c:
-        assert _wait(lambda: all(c.decision(f"after-{k}") is not None for k in range(5)), 40)
+        assert wait_for(lambda: all(c.decision(f"after-{k}") is not None for k in range(5)), 40)
     assert worker.is_alive()
     _stop(r, worker)
 
@@ -170,7 +161,7 @@ def test_no_raw_ip_is_stored_anywhere(redis_url: str) -> None:
     bad = {**_view("ip-bad", "x", now), "price": -1, "context": {"ip": "2001:db8::7"}}
     streams.append(r, [_view(f"ip-{k}", f"i{k}", now + k, context=ctx) for k in range(5)] + [bad])
     with Client.from_url(redis_url) as c:
-        assert _wait(lambda: all(c.decision(f"ip-{k}") is not None for k in range(5)))
+        assert wait_for(lambda: all(c.decision(f"ip-{k}") is not None for k in range(5)))
         assert c.context("ip-0")["country"] == "GB"  # type: ignore[index]
     _stop(r, worker)
     for key in r.scan_iter(count=1000):

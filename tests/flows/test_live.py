@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import redis
 from bytewax.testing import run_main
@@ -12,21 +11,13 @@ from rtp import streams
 from rtp.client import Client
 from rtp.config import Settings
 from rtp.flow.ready import live_flow
+from tests.builders import wait_for
 
 T0 = 1_700_000_000.0
 
 
 def _view(user: str, item: str, ts: float) -> dict[str, object]:
     return {"v": 1, "type": "product_view", "user": user, "ts": ts, "item": item, "category": "c"}
-
-
-def _wait(pred, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_live_stream_events_become_decisions(redis_url: str) -> None:
@@ -48,11 +39,11 @@ def test_forget_and_dnp_reach_a_running_flow(redis_url: str) -> None:
     worker.start()
     c = Client.from_url(redis_url)
     streams.append(r, [_view("bob", "b1", T0), _view("cat", "c1", T0 + 1)])
-    assert _wait(lambda: c.decision("bob") is not None and c.decision("cat") is not None)
+    assert wait_for(lambda: c.decision("bob") is not None and c.decision("cat") is not None)
     c.forget("bob")  # deletes now; its tombstone keeps the flow from writing bob back
     c.set_do_not_personalize("cat")
     streams.append(r, [_view("cat", "c2", T0 + 2), _view("dan", "d1", T0 + 3)])
-    assert _wait(lambda: c.decision("dan") is not None)
+    assert wait_for(lambda: c.decision("dan") is not None)
     streams.append_eof(r)
     worker.join(timeout=30)
     assert not worker.is_alive()

@@ -10,7 +10,6 @@ touched for a week are evicted from the item models.
 from __future__ import annotations
 
 import threading
-import time
 
 import orjson
 import redis
@@ -20,20 +19,12 @@ from rtp import streams
 from rtp.client import Client
 from rtp.config import Settings
 from rtp.flow.ready import FlowSpec, build
+from tests.builders import wait_for
 
 DAY = 86_400.0
 START = 1_800_000_000.0  # 2027-01-15: "now" of the simulation
 DAYS = 30
 USERS_A_DAY = 6
-
-
-def _wait(pred, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_thirty_simulated_days_of_live_traffic(redis_url: str) -> None:
@@ -68,7 +59,7 @@ def test_thirty_simulated_days_of_live_traffic(redis_url: str) -> None:
                                "category": f"c{day}", "price": 10.0 + j})  # fmt: skip
         add(events)
         now[0] += 60.0  # a minute later: the day's ticks are over
-        assert _wait(lambda us=users: all(client.decision(u) is not None for u in us)), day
+        assert wait_for(lambda us=users: all(client.decision(u) is not None for u in us)), day
         home = client.decision(users[0])
         assert home is not None and home["ts"] == START + day * DAY + 2
         stats = client.stats()

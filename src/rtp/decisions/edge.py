@@ -273,48 +273,7 @@ class EdgeModel:
         :param items: the same for items.
         :param ts: the session's event time (its start or end; seconds).
         """
-        cats = _weights(categories)
-        its = _weights(items)
-        if not cats and not its:
-            return
-        self.sessions += 1
-        if ts > self.now:
-            self.now = ts
-        known = signals_of(signals)
-        hl = self.half_life_s
-        total = sum(cats.values()) or 1.0
-        cat_shares = [(name, v / total) for name, v in cats.items()]
-        total = sum(its.values()) or 1.0
-        item_shares = [(name, v / total) for name, v in its.items()]
-        cap = 2 * self.max_entries
-        rules = self.rules
-        for combo in COMBOS:
-            key: RuleKey = ()
-            for name in combo:
-                value = known.get(name)
-                if value is None:
-                    break
-                key += ((name, value),)
-            else:
-                rule = rules.get(key)
-                if rule is None:
-                    rule = rules[key] = _Rule(ts)
-                w = rule.weight_at(ts, hl)  # inflation: the other entries are not touched
-                rule.mass += w
-                table = rule.cats
-                get = table.get
-                for name, share in cat_shares:
-                    table[name] = get(name, 0.0) + w * share
-                if len(table) > cap:
-                    _prune(table, self.max_entries)
-                table = rule.items
-                get = table.get
-                for name, share in item_shares:
-                    table[name] = get(name, 0.0) + w * share
-                if len(table) > cap:
-                    _prune(table, self.max_entries)
-        if len(self.rules) > self.max_rules + self.max_rules // 4:
-            self._evict()
+        self.observe_many(signals, ((categories, items, ts),))
 
     def observe_many(
         self,

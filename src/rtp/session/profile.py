@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rtp.store.codec import decode_profile, encode_profile
+from rtp.store.codec import band_range, decode_profile, encode_profile
 
 PRICE_BANDS = 16  # log2 buckets: band b holds prices in [2**b, 2**(b+1))
 MAX_CATS = 24
@@ -142,19 +142,7 @@ class Profile:
 
     def price_range(self) -> tuple[float, float] | None:
         """The band range holding the middle of the user's decayed price history."""
-        total = sum(self.bands)
-        if total <= 0:
-            return None
-        lo_b = hi_b = -1
-        acc = 0.0
-        for b, w in enumerate(self.bands):
-            acc += w
-            if lo_b < 0 and acc >= 0.2 * total:
-                lo_b = b
-            if acc >= 0.8 * total:
-                hi_b = b
-                break
-        return (float(2**lo_b if lo_b > 0 else 0), float(2 ** (hi_b + 1)))
+        return band_range(self.bands)
 
     @property
     def loyal(self) -> bool:

@@ -72,6 +72,7 @@ __all__ = [
     "PROFILE",
     "PAGE",
     "CodecError",
+    "band_range",
     "encode_decision",
     "decode_decision",
     "encode_profile",
@@ -1199,8 +1200,9 @@ _HERO = {  # the session's mode -> the banner on its top category (rtp.decisions
 _HERO_DEFAULT = ("category:", "you browse ")
 
 
-def _hero(ctx: dict[str, Any]) -> dict[str, str] | None:
-    """The hero banner that follows from the context's top category and mode."""
+def _hero_texts(ctx: dict[str, Any]) -> tuple[str, str] | None:
+    """The theme and reason of the hero banner that follows from the context's top category
+    and mode (None when the context names no category)."""
     cats = ctx.get("categories")
     if type(cats) is not list or not cats or type(cats[0]) is not list or not cats[0]:
         return None
@@ -1208,26 +1210,24 @@ def _hero(ctx: dict[str, Any]) -> dict[str, str] | None:
     if type(top) is not str:
         return None
     theme, reason = _HERO.get(ctx.get("mode"), _HERO_DEFAULT)  # type: ignore[arg-type]
-    return {"theme": theme + top, "reason": reason + top}
+    return theme + top, reason + top
+
+
+def _hero(ctx: dict[str, Any]) -> dict[str, str] | None:
+    texts = _hero_texts(ctx)
+    return None if texts is None else {"theme": texts[0], "reason": texts[1]}
 
 
 def _is_hero(v: dict[str, Any], ctx: dict[str, Any]) -> bool:
     """``v`` is the hero that follows from the context: the keys and values of
     ``_hero(ctx)``, in its order, of the same types (without making that dict)."""
-    if len(v) != 2:
+    if len(v) != 2 or next(iter(v)) != "theme":
         return False
     theme = v.get("theme")
     reason = v.get("reason")
-    if type(theme) is not str or type(reason) is not str or next(iter(v)) != "theme":
+    if type(theme) is not str or type(reason) is not str:
         return False
-    cats = ctx.get("categories")
-    if type(cats) is not list or not cats or type(cats[0]) is not list or not cats[0]:
-        return False
-    top = cats[0][0]
-    if type(top) is not str:
-        return False
-    t, r = _HERO.get(ctx.get("mode"), _HERO_DEFAULT)  # type: ignore[arg-type]
-    return theme == t + top and reason == r + top
+    return _hero_texts(ctx) == (theme, reason)
 
 
 def _resolve_ctx(doc: dict[str, Any]) -> None:
@@ -1267,10 +1267,9 @@ def decode_decision(raw: bytes) -> dict[str, Any]:
 _PROFILE_TIMES = ("last_purchase_ts", "abandoned_ts", "offer_ts", "first_seen", "upto")
 
 
-def _band_range(bands: Any) -> Any:
-    """``[lo, hi]`` from the stored price bands (rtp.session.profile.Profile.price_range)."""
-    if type(bands) is not list or not all(type(w) is float for w in bands):
-        return None
+def band_range(bands: Sequence[float]) -> tuple[float, float] | None:
+    """The price range holding the middle (20 % to 80 %) of decayed log2 price bands: what
+    ``Profile.price_range`` gives, and what a stored profile's ``range`` is derived from."""
     total = sum(bands)
     if total <= 0:
         return None
@@ -1283,7 +1282,15 @@ def _band_range(bands: Any) -> Any:
         if acc >= 0.8 * total:
             hi_b = b
             break
-    return [float(2**lo_b if lo_b > 0 else 0), float(2 ** (hi_b + 1))]
+    return (float(2**lo_b if lo_b > 0 else 0), float(2 ** (hi_b + 1)))
+
+
+def _band_range(bands: Any) -> Any:
+    """``[lo, hi]`` from the stored price bands (None when they are not a list of floats)."""
+    if type(bands) is not list or not all(type(w) is float for w in bands):
+        return None
+    r = band_range(bands)
+    return None if r is None else list(r)
 
 
 def encode_profile(d: dict[str, Any]) -> bytes:
