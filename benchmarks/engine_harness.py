@@ -27,15 +27,21 @@ TAOBAO = (
 )
 
 
+def taobao_ticks(s: Settings, path: Path = TAOBAO) -> dict[int, list[Event]]:
+    """The slice's events grouped by the replay tick they belong to."""
+    src = FilesSource(path, "taobao", batch_lines=s.batch_lines, tick_records=s.tick_records)
+    ticks: dict[int, list[Event]] = {}
+    for b in src.read_all():
+        ticks.setdefault(b.tick, []).extend(b.events)
+    return ticks
+
+
 def main() -> None:
     if not TAOBAO.exists():
         sys.exit(f"skipped: {TAOBAO} is absent")
     tune_gc()
     s = Settings()
-    src = FilesSource(TAOBAO, "taobao", batch_lines=s.batch_lines, tick_records=s.tick_records)
-    ticks: dict[int, list[Event]] = {}
-    for b in src.read_all():
-        ticks.setdefault(b.tick, []).extend(b.events)
+    ticks = taobao_ticks(s)
     eng = Engine(s)
     t = time.process_time()
     for _tick, events in sorted(ticks.items()):

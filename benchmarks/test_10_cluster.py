@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 
 from benchmarks.conftest import ROOT, TAOBAO, RedisServer, record, shared_sample
+from benchmarks.engine_harness import taobao_ticks
 from rtp.config import Settings
 from rtp.engine import Engine
-from rtp.flow.sources import FilesSource
 
 DIGINETICA = TAOBAO.parents[1] / "diginetica-sample" / "sample_train-item-views.csv"
 
@@ -127,12 +127,8 @@ def test_replay_scale_out(benchmark: Any) -> None:
 def test_snapshot_size_and_time(benchmark: Any) -> None:
     """The engine's three states after the Taobao slice, pickled as a snapshot pickles them."""
     s = Settings()
-    src = FilesSource(_data("taobao"), "taobao", batch_lines=s.batch_lines,
-                      tick_records=s.tick_records)  # fmt: skip
+    ticks = taobao_ticks(s, _data("taobao"))
     eng = Engine(s)
-    ticks: dict[int, list[Any]] = {}
-    for b in src.read_all():
-        ticks.setdefault(b.tick, []).extend(b.events)
     for tick in sorted(ticks):
         eng.process(ticks[tick])
     live = len(eng.users.users) + len(eng.users.idle)
