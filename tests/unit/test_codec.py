@@ -1,12 +1,15 @@
-"""The compact value encoding (rtp.store.codec): exact round trips of decisions, profiles and
-product pages (property-based and on realistic documents), the JSON of earlier versions still
-read, derived fields recomputed exactly, corrupt values refused, and the sizes it is for."""
+"""The compact value encoding (rtp.store.codec): exact round trips of decisions (in both forms:
+zstd, 0xD2, and the first compact form, 0xD1), profiles and product pages (property-based and on
+realistic documents), the JSON of earlier versions still read, derived fields recomputed
+exactly, corrupt values refused, and the sizes it is for."""
 
 from __future__ import annotations
 
 import copy
 import math
 import random
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,6 +22,7 @@ from rtp.session.profile import PRICE_BANDS, Profile
 from rtp.store import codec
 from rtp.store.codec import (
     DECISION,
+    DECISION_Z,
     PAGE,
     PROFILE,
     SCHEMAS,
@@ -30,6 +34,7 @@ from rtp.store.codec import (
     decode_page,
     decode_profile,
     encode_decision,
+    encode_decision_v1,
     encode_page,
     encode_profile,
 )
@@ -106,6 +111,13 @@ SHOP_DOC: dict[str, Any] = {
 }  # fmt: skip
 
 
+# both decision encoders: every value either writes must read back exactly
+ENCODERS = pytest.mark.parametrize(
+    "enc", [encode_decision, encode_decision_v1], ids=["zstd", "compact-v1"]
+)
+Enc = Callable[[dict[str, Any]], bytes]
+
+
 def json_of(doc: Any) -> Any:
     """What the JSON form of ``doc`` reads back as (the reference every decoder must match)."""
     return orjson.loads(orjson.dumps(doc))
@@ -128,14 +140,14 @@ def test_tables_are_sound() -> None:
         assert len(set(keys)) == len(keys)
     assert len(SCHEMAS) < 256 and len(TEMPLATES) < 256
     assert set(CHAR.values()) <= set(WHY_ALPHABET) and len(WHY_ALPHABET) <= 16
-    assert len({DECISION, PROFILE, PAGE, ord("{")}) == 4
+    assert len({DECISION, DECISION_Z, PROFILE, PAGE, ord("{")}) == 5
 
 
 def test_byte_level_example() -> None:
     # kind, schema dict 0 (the decision) with only key 4 ("v"), the int 1
-    assert encode_decision({"v": 1}) == bytes.fromhex("d1 70 00 10 01")
+    assert encode_decision_v1({"v": 1}) == bytes.fromhex("d1 70 00 10 01")
     # kind, a generic dict of 1, short string "x", static string "ranked"
-    assert encode_decision({"x": "ranked"}) == bytes.fromhex("d1 51 e1 78 a9")
+    assert encode_decision_v1({"x": "ranked"}) == bytes.fromhex("d1 51 e1 78 a9")
     # a page: kind, 2 ids of 1 byte, then floats k / 10 in zigzag deltas (10, -5)
     assert encode_page(["7", "9"], [1.0, 0.5]) == bytes.fromhex("b1 71 02 01 07 09 73 01 02 14 09")
     assert decode_page(bytes.fromhex("b1 71 02 01 07 09 73 01 02 14 09")) == {
@@ -147,26 +159,34 @@ def test_byte_level_example() -> None:
 # -- decisions ---------------------------------------------------------------------------------
 
 
+@ENCODERS
 @pytest.mark.parametrize("doc", [TAOBAO_DOC, SHOP_DOC], ids=["taobao", "shop"])
-def test_realistic_decisions_round_trip_and_shrink(doc: dict[str, Any]) -> None:
-    raw = encode_decision(doc)
-    assert raw[0] == DECISION
+def test_realistic_decisions_round_trip_and_shrink(doc: dict[str, Any], enc: Enc) -> None:
+    raw = enc(doc)
+    assert raw[0] == (DECISION_Z if enc is encode_decision else DECISION)
     same(decode_decision(raw), json_of(doc))
     assert len(raw) < len(orjson.dumps(doc)) / 3
     assert decode_decision(orjson.dumps(doc)) == json_of(doc)  # the old form still reads
 
 
 def test_taobao_decision_size() -> None:
-    raw = encode_decision(TAOBAO_DOC)
+    raw = encode_decision_v1(TAOBAO_DOC)
     # 20 ids of 3 bytes, 20 scores in ~1.2 bytes, reasons in 6, the context in ~25
     assert len(raw) <= 150, len(raw)
+    # the zstd form: the same ids and score deltas, the rest compressed with the dictionary
+    assert len(encode_decision(TAOBAO_DOC)) <= 175, len(encode_decision(TAOBAO_DOC))
     assert len(orjson.dumps(TAOBAO_DOC)) > 700
 
 
 def test_what_follows_is_not_stored_and_comes_back_exactly() -> None:
-    raw = encode_decision(TAOBAO_DOC)
+    raw = encode_decision_v1(TAOBAO_DOC)
     for text in (b"1320293", b"browsing", b"you browse", b"category:"):
         assert text not in raw
+    payload = codec._z_payload(TAOBAO_DOC)  # what the zstd form compresses
+    assert payload is not None
+    for text in (b"you browse", b"category:", b'"blend":0', b'"session":0', b'"hero":0'):
+        assert (text in payload) == text.startswith(b'"'), text
+    assert b"2280518" not in payload  # the home list's ids are binary
     # the hero, session id and blend are markers: dropping them from the document costs bytes
     plain = copy.deepcopy(TAOBAO_DOC)
     plain["hero"] = {"theme": "category:9", "reason": "you browse 9"}  # not the top category
@@ -174,7 +194,9 @@ def test_what_follows_is_not_stored_and_comes_back_exactly() -> None:
     plain["ctx"]["session"] = "s-1"
     for doc in (plain, TAOBAO_DOC, SHOP_DOC):
         same(decode_decision(encode_decision(doc)), json_of(doc))
-    assert len(encode_decision(plain)) > len(raw)
+        same(decode_decision(encode_decision_v1(doc)), json_of(doc))
+    assert len(encode_decision_v1(plain)) > len(raw)
+    assert len(encode_decision(plain)) > len(encode_decision(TAOBAO_DOC))
 
 
 @pytest.mark.parametrize("mode", ["rapid", "deep", "browsing", "other"])
@@ -184,11 +206,14 @@ def test_hero_follows_from_the_context_mode(mode: str) -> None:
     forms = {"rapid": ("deals:", "you are scanning "), "deep": ("guide:", "you are comparing ")}
     theme, reason = forms.get(mode, ("category:", "you browse "))
     doc["hero"] = {"theme": theme + "1320293", "reason": reason + "1320293"}
-    raw = encode_decision(doc)
+    raw = encode_decision_v1(doc)
     assert b"1320293" not in raw
     same(decode_decision(raw), json_of(doc))
+    assert b'"hero":0' in (codec._z_payload(doc) or b"")
+    same(decode_decision(encode_decision(doc)), json_of(doc))
     doc["hero"] = {"reason": reason + "1320293", "theme": theme + "1320293"}  # other order
     same(decode_decision(encode_decision(doc)), json_of(doc))
+    same(decode_decision(encode_decision_v1(doc)), json_of(doc))
 
 
 def test_float_times_pace_and_dwell() -> None:
@@ -203,9 +228,11 @@ def test_float_times_pace_and_dwell() -> None:
             doc["ctx"]["dwell"] = int(span / (events - 1) * 10) / 10
         doc["ctx"]["blend"] = int(events / (events + 4.0) * 100) / 100
         same(decode_decision(encode_decision(doc)), json_of(doc))
+        same(decode_decision(encode_decision_v1(doc)), json_of(doc))
 
 
-def test_unusual_documents_round_trip() -> None:
+@ENCODERS
+def test_unusual_documents_round_trip(enc: Enc) -> None:
     docs: list[dict[str, Any]] = [
         {},
         {"v": 1, "ts": 1.0, "home": {"items": []}},
@@ -223,16 +250,31 @@ def test_unusual_documents_round_trip() -> None:
         {"ctx": {"started": 10, "session": "10", "events": 1, "blend": 0.2}, "ts": 12.5},
         {"ts": 5, "ctx": {"started": 2.5, "session": "2", "pace": None, "dwell": "x"}},
         {"hero": {"theme": "category:1", "reason": "you browse 1"}, "ctx": {"categories": []}},
+        {"home": {"items": ["5", "0", "18446744073709551615"], "scores": [0.5, -0.0, 1.0]}},
+        {"home": {"items": ["5", "6"], "scores": [40.0, -40.0]}, "ctx": {"recent": ["6", "7"]}},
+        {"home": {"items": ["5", "6"], "scores": [0.5, 0.0001]}, "ctx": {"recent": ["6", "5"]}},
+        {"home": {"items": ["i5", "i6"], "scores": [1, 0.5]}, "ctx": {"recent": [["i5"]]}},
+        {"home": {"scores": [0.5], "items": ["1"]}, "ts": 10, "ctx": {"started": 4.0}},
+        {"home": {"items": ["1"] * 300, "scores": [0.5] * 300}},
+        {"ts": float("nan"), "ctx": {"started": float("inf"), "session": "1"}},
     ]  # fmt: skip
     for doc in docs:
-        same(decode_decision(encode_decision(doc)), json_of(doc))
+        same(decode_decision(enc(doc)), json_of(doc))
 
 
-def test_non_string_keys_and_unknown_types_are_refused() -> None:
+@ENCODERS
+def test_non_string_keys_and_unknown_types_are_refused(enc: Enc) -> None:
     with pytest.raises(TypeError):
-        encode_decision({"a": {1: 2}})
+        enc({"a": {1: 2}})
     with pytest.raises(TypeError):
-        encode_decision({"a": object()})
+        enc({"a": object()})
+
+
+def test_integers_beyond_64_bits_are_written_in_the_first_form() -> None:
+    doc = {"v": 1, "big": 2**70, "home": {"items": ["1"], "scores": [0.5]}}
+    raw = encode_decision(doc)
+    assert raw[0] == DECISION
+    assert decode_decision(raw) == doc  # (orjson does not write such integers)
 
 
 def _json_values() -> st.SearchStrategy[Any]:
@@ -278,6 +320,7 @@ def _json_values() -> st.SearchStrategy[Any]:
                        max_size=11))  # fmt: skip
 def test_any_json_object_round_trips_exactly(doc: dict[str, Any]) -> None:
     same(decode_decision(encode_decision(doc)), json_of(doc))
+    same(decode_decision(encode_decision_v1(doc)), json_of(doc))
     same(decode_profile(encode_profile(doc)), json_of(doc))
 
 
@@ -305,11 +348,12 @@ def _realistic(rng: random.Random) -> dict[str, Any]:
     return doc
 
 
-def test_realistic_variations_round_trip() -> None:
+@ENCODERS
+def test_realistic_variations_round_trip(enc: Enc) -> None:
     rng = random.Random(5)
     for _ in range(500):
         doc = _realistic(rng)
-        raw = encode_decision(doc)
+        raw = enc(doc)
         same(decode_decision(raw), json_of(doc))
         assert len(raw) < len(orjson.dumps(doc)) / 2.5
 
@@ -404,10 +448,12 @@ def test_taobao_page_is_small() -> None:
 # -- errors ------------------------------------------------------------------------------------
 
 
-def test_corrupt_values_are_refused() -> None:
-    raw = encode_decision(TAOBAO_DOC)
-    for bad in (raw[:-1], raw[: len(raw) // 2], raw + b"\x00", bytes([DECISION, 0x77]), b"",
-                bytes([DECISION])):  # fmt: skip
+@ENCODERS
+def test_corrupt_values_are_refused(enc: Enc) -> None:
+    raw = enc(TAOBAO_DOC)
+    kind = raw[0]
+    for bad in (raw[:-1], raw[: len(raw) // 2], raw + b"\x00", bytes([kind, 0x77]), b"",
+                bytes([kind]), bytes([DECISION_Z, 99]) + raw[2:]):  # fmt: skip
         with pytest.raises((CodecError, orjson.JSONDecodeError)):
             decode_decision(bad)
     with pytest.raises(CodecError):
@@ -418,8 +464,43 @@ def test_corrupt_values_are_refused() -> None:
         decode_decision(b"[1, 2]")  # JSON, but not an object
 
 
+def test_a_zstd_value_whose_payload_lies_is_refused() -> None:
+    c = codec._compressor(codec._Z_DICT)
+    head = bytes((DECISION_Z, codec._Z_DICT))
+    for payload in (
+        codec._ZHEAD.pack(codec._F_ITEMS, 5, 3) + b"\x01\x02" + b"{}",  # ids cut short
+        codec._ZHEAD.pack(codec._F_ITEMS, 1, 3) + b"\x01\x02\x03" + b'{"home":{"items":7}}',
+        codec._ZHEAD.pack(codec._F_RECENT, 0, 0) + b'{"ctx":{"recent":[4]}}',  # no such item
+        codec._ZHEAD.pack(codec._F_SCORES, 1, 0) + b"\x01\x00" + b"[1]",  # not an object
+        codec._ZHEAD.pack(0, 0, 0)[:2],
+    ):
+        with pytest.raises((CodecError, orjson.JSONDecodeError)):
+            decode_decision(head + c.compress(payload))
+
+
+def test_threads_share_nothing_that_corrupts() -> None:
+    # Bytewax's -w workers are threads: each has its own zstd compressor and decompressor
+    rng = random.Random(9)
+    docs = [_realistic(rng) for _ in range(300)]
+    want = [encode_decision(d) for d in docs]
+    got: dict[int, list[bytes]] = {}
+
+    def work(k: int) -> None:
+        got[k] = [encode_decision(d) for d in docs]
+        for raw, d in zip(got[k], docs, strict=True):
+            same(decode_decision(raw), json_of(d))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [got[k] for k in range(4)] == [want] * 4
+
+
 def test_loads_reads_every_kind() -> None:
     assert codec.loads(encode_decision(TAOBAO_DOC)) == json_of(TAOBAO_DOC)
+    assert codec.loads(encode_decision_v1(TAOBAO_DOC)) == json_of(TAOBAO_DOC)
     assert codec.loads(encode_profile({"ts": 1, "cats": {}})) == {"ts": 1, "cats": {}}
     assert codec.loads(encode_page(["a"], [1.0])) == {"items": ["a"], "scores": [1.0]}
     assert codec.loads(b'["x"]') == ["x"]
@@ -427,12 +508,19 @@ def test_loads_reads_every_kind() -> None:
         codec.loads(b"")
 
 
-def test_floats_keep_their_exact_value() -> None:
+@ENCODERS
+def test_floats_keep_their_exact_value(enc: Enc) -> None:
     values = [0.1, 0.2, 0.30000000000000004, 1e-7, 123456.789, -0.0, 2.5e-05, 1e16, math.pi]
     for x in values:
-        got = decode_decision(encode_decision({"x": x, "l": [x, 1.5]}))
+        got = decode_decision(enc({"x": x, "l": [x, 1.5]}))
         assert math.copysign(1.0, got["x"]) == math.copysign(1.0, x) and got["x"] == x
         assert orjson.dumps(got) == orjson.dumps({"x": x, "l": [x, 1.5]})
+        doc = {"home": {"items": ["1", "2", "3"], "scores": [1.5, x, -2.0]}}
+        got = decode_decision(enc(doc))["home"]["scores"]
+        assert [math.copysign(1.0, y) for y in got] == [
+            math.copysign(1.0, y) for y in [1.5, x, -2.0]
+        ]
+        assert got == [1.5, x, -2.0]
 
 
 def _clear_caches() -> None:
@@ -440,6 +528,7 @@ def _clear_caches() -> None:
     codec._MILLI[0.0] = 0
     codec._DECIMALS.clear()
     codec._REALS.clear()
+    codec._ID_INT.clear()
 
 
 @pytest.mark.parametrize("doc", [TAOBAO_DOC, SHOP_DOC], ids=["taobao", "shop"])
@@ -447,10 +536,24 @@ def test_cached_numbers_encode_the_same_bytes(doc: dict[str, Any]) -> None:
     # the first encoding checks every score, decimal string and float and fills the caches;
     # the second finds them
     _clear_caches()
-    first = encode_decision(doc)
+    first = encode_decision_v1(doc)
     assert codec._MILLI.keys() - {0.0} and codec._DECIMALS and codec._REALS
+    assert encode_decision_v1(doc) == first
+    same(decode_decision(first), json_of(doc))
+    _clear_caches()
+    first = encode_decision(doc)
+    assert codec._MILLI.keys() - {0.0}
     assert encode_decision(doc) == first
     same(decode_decision(first), json_of(doc))
+
+
+def test_cached_ids_keep_their_meaning() -> None:
+    _clear_caches()
+    for items in (["12", "7"], ["12", "07"], ["012", "12"], ["12", "i7"], ["i12", "i7"], ["12"]):
+        doc = {"home": {"items": items, "scores": [0.5] * len(items)}}
+        for _ in range(2):  # cold, then with what the first one cached
+            same(decode_decision(encode_decision(doc)), json_of(doc))
+    assert codec._ID_INT == {"12": 12, "7": 7}
 
 
 def test_cached_scores_keep_negative_zero_and_other_scales() -> None:
@@ -466,7 +569,7 @@ def test_cached_strings_and_floats_keep_their_meaning() -> None:
     _clear_caches()
     doc = {"a": "12", "b": 2.5, "c": ["x", "12"], "d": "12", "e": -2.5, "f": -0.0, "g": 0.0}
     for _ in range(2):  # cold, then from the caches: the second "12" is a reference each time
-        raw = encode_decision(doc)
+        raw = encode_decision_v1(doc)
         got = decode_decision(raw)
         same(got, json_of(doc))
         assert math.copysign(1.0, got["f"]) < 0 < math.copysign(1.0, got["g"])

@@ -6,9 +6,9 @@ one pipeline. Every write is a whole value keyed by something stable, so writing
 twice (at-least-once output after a resume) leaves the same state.
 
 Key schema (``P`` is ``Settings.key_prefix``, ``rtp:`` by default; the owner is the one step or
-component that writes the key). Values of ``d:``, ``p:`` and the pages are in the compact form
-of :mod:`rtp.store.codec` (first byte 0xD1, 0xE1, 0xB1; the JSON of earlier versions, first
-byte ``{``, is still read):
+component that writes the key). Values of ``d:``, ``p:`` and the pages are in the compact forms
+of :mod:`rtp.store.codec` (first byte 0xD2, 0xE1, 0xB1; decisions of the first compact form,
+0xD1, and the JSON of earlier versions, first byte ``{``, are still read):
 
 ========================  ====================================================  ==============
 key                       value (owner)                                         TTL

@@ -34,7 +34,14 @@ from rtp.config import Settings
 from rtp.decisions.reasons import expand_why, item_reason, quiet_reason
 from rtp.errors import StoreError, StoreUnavailable
 from rtp.store import streams
-from rtp.store.codec import DECISION, PROFILE, decode_decision, decode_page, decode_profile
+from rtp.store.codec import (
+    DECISION,
+    DECISION_Z,
+    PROFILE,
+    decode_decision,
+    decode_page,
+    decode_profile,
+)
 from rtp.store.store import FORGET_LUA, connect, forget_keys, pack_command, page_key, roundtrip
 
 __all__ = ["Client", "RERANK_WEIGHTS", "rerank_scores", "stored_decision"]
@@ -349,14 +356,14 @@ def rerank_scores(
     return scores
 
 
-_DECISION = bytes((DECISION,))
+_DECISIONS = (b"{", bytes((DECISION,)), bytes((DECISION_Z,)))
 _PROFILE = bytes((PROFILE,))
 
 
 def stored_decision(raw: bytes) -> dict[str, Any] | None:
     """A stored decision document (compact or JSON), ``None`` if it is not one (JSON that is
     not an object, as earlier versions treated it)."""
-    if raw[:1] not in (b"{", _DECISION):
+    if raw[:1] not in _DECISIONS:
         return None
     return decode_decision(raw)
 
