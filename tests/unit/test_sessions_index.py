@@ -16,9 +16,9 @@ from rtp.engine.users import WINDOW
 Record = tuple[tuple[str, ...], str, float]
 
 
-def _stream(seed: int, users: int = 40, events: int = 600, items: int = 60) -> tuple[
-    list[Record], dict[str, list[str]]
-]:
+def _stream(
+    seed: int, users: int = 40, events: int = 600, items: int = 60
+) -> tuple[list[Record], dict[str, list[str]]]:
     """Interleaved sessions whose records carry ``prev`` as the user step builds it (the last
     ``WINDOW`` items of the session's unique, most-recent-last list), and each session's items in
     order of first occurrence."""
@@ -65,7 +65,10 @@ def test_next_key_is_the_prev_of_the_sessions_next_record() -> None:
 
 
 def _reference(
-    sessions: dict[int, dict[str, int]], ts: dict[int, float], recent: list[str], now: float,
+    sessions: dict[int, dict[str, int]],
+    ts: dict[int, float],
+    recent: list[str],
+    now: float,
     own: int | None,
 ) -> dict[str, float]:
     """STAN's scores as the module docstring states them, over every stored session."""

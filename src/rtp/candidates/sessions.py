@@ -30,8 +30,10 @@ none untouched for longer than the model's item time to live (:meth:`SessionInde
 >>> ix = SessionIndex()
 >>> ix.add(("a",), "b", 0.0); ix.add(("a", "b"), "c", 1.0)  # one session: a, b, c
 >>> ix.add(("x",), "b", 2.0); ix.add(("x", "b"), "d", 3.0)  # another: x, b, d
->>> [i for i, _ in ix.neighbours(["y", "b"], now=4.0)]  # the later session is more recent
-['d', 'x', 'a', 'c']
+>>> [i for i, _ in ix.neighbours(["y", "b"], now=4.0)]  # the more recent session first
+['b', 'x', 'd', 'a', 'c']
+
+The current session's own items (``b``) come too: the caller decides what to do with them.
 """
 
 from __future__ import annotations
@@ -46,8 +48,6 @@ QUERY = 3  # the current session's last items that find neighbours
 PER_ITEM = 40  # most recent sessions remembered per item
 K = 30  # neighbours per decision
 N = 30  # items returned per decision
-RESHOW = True  # re-shows get their neighbourhood score too ("re_knn")
-ADD = True  # neighbourhood items enter the candidates (else: a feature of the others only)
 LAMBDA_SPW = 1.02  # STAN: weight of the current session's items by position
 LAMBDA_SNH = 5 * 86_400.0  # STAN: decay of a neighbour's age, seconds
 LAMBDA_INH = 2.05  # STAN: decay by distance inside a neighbour
@@ -221,8 +221,11 @@ def _second(kv: tuple[str, float]) -> float:
     return kv[1]
 
 
-def own_slot(ix: SessionIndex, fresh: Iterable[tuple[int, float, str, float, tuple[str, ...]]],
-             view_tick: int) -> int | None:
+def own_slot(
+    ix: SessionIndex,
+    fresh: Iterable[tuple[int, float, str, float, tuple[str, ...]]],
+    view_tick: int,
+) -> int | None:
     """The index's entry of a session whose latest records are ``fresh`` (``Session.fresh``),
     as of a view that holds every tick up to ``view_tick``."""
     slot = None

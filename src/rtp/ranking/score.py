@@ -136,7 +136,7 @@ def fast_scores(
     (:func:`rtp.ranking.context.context_values`), crossed with each candidate's category and
     price band (:func:`cross_term`).
     """
-    w0, w1, wx, w2, w3, w4, w5, w6, w7, wr, w8, wl, wp, wn, w9, w10 = m.weights
+    w0, w1, wx, w2, w3, w4, w5, w6, w7, wr, w8, wl, wp, wn, w9, w10, wk = m.weights
     sc: dict[str, float] = {}
     get = sc.get
     pop = m.pop
@@ -222,6 +222,17 @@ def fast_scores(
             if v is None:
                 v = context(nbr)
                 why[nbr] = "cv2"
+            sc[nbr] = v + a * w
+    nbh = m.knn(u.uid, sess)  # the session neighbourhood (rtp.candidates.sessions), new items
+    if nbh:
+        a = wk / nbh[0][1]
+        for nbr, w in nbh:
+            if nbr in seen:
+                continue
+            v = get(nbr)
+            if v is None:
+                v = context(nbr)
+                why[nbr] = "cv"  # viewed in one visit with what this one viewed
             sc[nbr] = v + a * w
     for it, c, pop_term, pr in m.trend_terms():
         if it in sc:
