@@ -10,9 +10,10 @@ way Bytewax batched the stream. A user step deciding at tick ``t`` uses the view
 (see ``docs/architecture.md``).
 
 What the view holds: co-visitation neighbours and popularity (with trending and category-top
-lists) rebuilt from the item records, the ranker's frozen weights (dense, and the context crosses
-a tick changed) and version, the bandits' state, and the catalogue the stream has shown
-(category, price and price band per item).
+lists) rebuilt from the item records, the past sessions chained from them when
+``session_neighbours`` is on (:mod:`rtp.candidates.sessions`), the ranker's frozen weights
+(dense, and the context crosses a tick changed) and version, the bandits' state, and the
+catalogue the stream has shown (category, price and price band per item).
 """
 
 from __future__ import annotations

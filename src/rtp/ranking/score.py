@@ -210,29 +210,24 @@ def fast_scores(
                 why[nbr] = "cv"
             sc[nbr] = v + a * w
     top2 = m.cv.top2
-    for idx, seed in enumerate(seeds[:HOP_SEEDS]):
-        lst = top2(seed, HOP_PER_SEED)
+    # new items only: the two-hop lists of the last seeds, then the session neighbourhood
+    # (rtp.candidates.sessions; reason "cv": viewed in one visit with what this one viewed)
+    lists = [
+        (SEED_FACTORS[idx] * wx, top2(seed, HOP_PER_SEED), "cv2")
+        for idx, seed in enumerate(seeds[:HOP_SEEDS])
+    ]
+    lists.append((wk, m.knn(u.uid, sess), "cv"))
+    for f, lst, code in lists:
         if not lst:
             continue
-        a = SEED_FACTORS[idx] * wx / lst[0][1]
+        a = f / lst[0][1]
         for nbr, w in lst:
             if nbr in seen:
                 continue
             v = get(nbr)
             if v is None:
                 v = context(nbr)
-                why[nbr] = "cv2"
-            sc[nbr] = v + a * w
-    nbh = m.knn(u.uid, sess)  # the session neighbourhood (rtp.candidates.sessions), new items
-    if nbh:
-        a = wk / nbh[0][1]
-        for nbr, w in nbh:
-            if nbr in seen:
-                continue
-            v = get(nbr)
-            if v is None:
-                v = context(nbr)
-                why[nbr] = "cv"  # viewed in one visit with what this one viewed
+                why[nbr] = code
             sc[nbr] = v + a * w
     for it, c, pop_term, pr in m.trend_terms():
         if it in sc:
