@@ -161,3 +161,34 @@ def test_pickles_to_the_same_answers() -> None:
     back.add(next_key(prev, item), "new", ts + 1)
     ix.add(next_key(prev, item), "new", ts + 1)
     assert back.items == ix.items
+
+
+def test_a_view_snapshot_from_before_session_neighbourhoods_resumes() -> None:
+    from rtp.config import Settings
+    from rtp.engine.users import new_view
+    from rtp.ranking.ranker import FEATURES, PRIOR
+    from rtp.session.state import Session
+
+    m = new_view(Settings(session_neighbours=True))
+    m.apply_items([(1.0, "p:0", "b", None, None, 1.0, ("a",))])
+    m.finish_tick(0)
+    assert len(m.sessions or ()) == 1
+    state = dict(m.__dict__)  # as the previous build pickled it: 16 weights, no index, no memo
+    del state["sessions"], state["_knn_memo"]
+    state["weights"] = state["weights"][: FEATURES.index("knn")]
+    old = ModelViewState(state)
+    back = pickle.loads(pickle.dumps(old))
+    assert back.sessions is None and back.knn("u", Session("s", 0.0)) == []
+    assert len(back.weights) == len(FEATURES) and back.weights[-1] == PRIOR["knn"]
+
+
+class ModelViewState:
+    """Pickles as a ModelView whose state is ``state`` (what an older build's snapshot holds)."""
+
+    def __init__(self, state: dict[str, object]) -> None:
+        self.state = state
+
+    def __reduce__(self) -> tuple[object, ...]:
+        from rtp.engine.view import ModelView
+
+        return (ModelView.__new__, (ModelView,), self.state)

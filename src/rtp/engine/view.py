@@ -101,6 +101,17 @@ class ModelView:
         self._trend: list[tuple[str, str | None, float, float | None]] = []
         self._trend_key: tuple[int, int] = (0, 0)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A snapshot of a build before session neighbourhoods: no index (the resumed view keeps
+        none), and the prior weight of every feature it did not have, until the global step
+        publishes its own."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("sessions", None)
+        self.__dict__.setdefault("_knn_memo", {})
+        w = self.weights
+        if len(w) < len(FEATURES):
+            self.weights = self._kept(w + tuple(PRIOR[f] for f in FEATURES[len(w) :]))
+
     # -- applying the log ---------------------------------------------------------------------
     def apply_items(self, records: Iterable[ItemRecord]) -> None:
         """Apply item records in the order given (the caller merges parts canonically)."""
