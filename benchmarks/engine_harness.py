@@ -40,7 +40,7 @@ def main() -> None:
     if not TAOBAO.exists():
         sys.exit(f"skipped: {TAOBAO} is absent")
     tune_gc()
-    s = Settings()
+    s = Settings.from_env()
     ticks = taobao_ticks(s)
     eng = Engine(s)
     t = time.process_time()

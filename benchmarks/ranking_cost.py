@@ -126,6 +126,9 @@ def main() -> None:
     ctxs = [context_of(u) if context_of else () for u in users]
     rounds = []
     for _ in range(8):
+        memo = getattr(view, "_knn_memo", None)
+        if memo:  # session neighbourhoods: each decision computes its own, as in the replay
+            memo.clear()
         t = time.process_time()
         for u, ctx in zip(users, ctxs, strict=True):
             rank_home(u, view, rules, ctx=ctx) if ctx else rank_home(u, view, rules)
@@ -137,6 +140,21 @@ def main() -> None:
         f"({len(users):,} users, {with_ctx:,} with context values, {n_cross:,} cross weights, "
         f"model {view.version})"
     )
+    index = getattr(view, "sessions", None)
+    if index is not None:  # RTP_SESSION_NEIGHBOURS=1: the neighbourhood alone, per decision
+        from rtp.candidates.sessions import own_slot
+
+        args = [(u.session.recent, own_slot(index, u.session.fresh, view.tick)) for u in users]
+        rounds = []
+        for _ in range(8):
+            t = time.process_time()
+            for recent, own in args:
+                index.neighbours(recent, view.high, own)
+            rounds.append((time.process_time() - t) / len(users) * 1e6)
+        print(
+            f"{path.name}: session neighbourhood {min(rounds[1:]):.1f} us/decision "
+            f"({len(index):,} sessions held)"
+        )
     merge = eng.merge
     crosses = getattr(merge, "crosses", None)
     if crosses is not None:

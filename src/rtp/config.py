@@ -75,6 +75,9 @@ class Settings:
     reshow_slots: int = 8  # "continue shopping": session items allowed in the home list
     explore_share: float = 0.1  # share of home slots for items outside the user's pattern
     neighbours_k: int = 30  # bounded top-K co-visited neighbours per item
+    # session-neighbourhood candidates and ranking feature (rtp.candidates.sessions); off:
+    # measured, they do not pay on the replays' ticks (docs/quality.md section 4)
+    session_neighbours: bool = False
     ranker: str = "lr"  # lr (River LogisticRegression), pa (PAClassifier), prior (no learning)
     ranker_lr: float = 0.02  # the ranker's learning rate (SGD step; PA's C)
     # context in the ranker (rtp.ranking.context): fields crossed with a candidate's category

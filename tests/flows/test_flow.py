@@ -297,9 +297,13 @@ SESSION_FIELDS = (
 )
 
 
-def test_two_workers_decide_exactly_like_one(redis_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("neighbours", [False, True])
+def test_two_workers_decide_exactly_like_one(
+    redis_url: str, tmp_path: Path, neighbours: bool
+) -> None:
     """The same input through run_main and a 2-worker cluster: the same decisions (every
-    field: items, scores, reasons, model version), profiles, examples learned and models."""
+    field: items, scores, reasons, model version), profiles, examples learned and models;
+    with session-neighbourhood candidates too (their index is built in every worker's view)."""
     events = synthetic_stream(150, seed=7)
     path = write_jsonl(tmp_path / "two.jsonl", events)
     base = redis_url.rsplit("/", 1)[0]
@@ -307,7 +311,7 @@ def test_two_workers_decide_exactly_like_one(redis_url: str, tmp_path: Path) -> 
     for db, workers in ((2, 1), (3, 2)):
         url = f"{base}/{db}"
         redis.Redis.from_url(url).flushdb()
-        settings = Settings(redis_url=url)
+        settings = Settings(redis_url=url, session_neighbours=neighbours)
         flow = file_flow(path, settings, batch_lines=100, run=f"w{workers}", workers=workers)
         if workers == 1:
             run_main(flow)

@@ -45,9 +45,9 @@ def _catalogue() -> dict[str, tuple[str, float]]:
     return {f"{c}{k}": (c, 10.0 * (k + 1)) for c in CATS for k in range(12)}
 
 
-def _view(records: list[ItemRecord]) -> ModelView:
+def _view(records: list[ItemRecord], neighbours: bool = False) -> ModelView:
     """A model view that applied ``records`` as one tick of the model log."""
-    m = new_view(Settings())
+    m = new_view(Settings(session_neighbours=neighbours))
     m.apply_items(records)
     m.finish_tick(0)
     return m
@@ -58,7 +58,7 @@ def _popular(items: list[tuple[str, str, float | None, float]], ts: float) -> li
     return [(ts, f"p:{n}", it, c, p, w, ()) for n, (it, c, p, w) in enumerate(items)]
 
 
-def _models(seed: int = 0) -> ModelView:
+def _models(seed: int = 0, neighbours: bool = False) -> ModelView:
     """A view fed with many random single-category sessions (co-visits and popularity)."""
     rng = random.Random(seed)
     cat = _catalogue()
@@ -78,7 +78,7 @@ def _models(seed: int = 0) -> ModelView:
                 (ts, f"m:{len(records)}", it, cat[it][0], cat[it][1], w, tuple(prev[-5:]))
             )
             prev.append(it)
-    return _view(records)
+    return _view(records, neighbours)
 
 
 def _user(events: list, profile: Profile | None = None) -> UserState:
@@ -138,8 +138,9 @@ def _sessions(seed: int) -> list[UserState]:
     return users
 
 
-def test_rank_home_scores_equal_the_reference_model_scores() -> None:
-    m = _models()
+@pytest.mark.parametrize("neighbours", [False, True])
+def test_rank_home_scores_equal_the_reference_model_scores(neighbours: bool) -> None:
+    m = _models(neighbours=neighbours)
     # a trained ranker, not the prior, so a mistake in any weight shows; the view adopts its
     # weights as the global step publishes them
     rng = random.Random(5)
@@ -155,8 +156,11 @@ def test_rank_home_scores_equal_the_reference_model_scores() -> None:
     assert m.version == "lr-300"
     rules = Rules()
     checked = 0
+    knn = 0
     for u in _sessions(1):
         ref = _reference(u, m, rules)
+        cands = candidates(u, m, u.blended_categories())
+        knn += sum(1 for v in cands.values() if v[FEATURES.index("knn")] > 0.0)
         home = rank_home(u, m, rules)
         ranked = [(it, s) for it, s, why in home if why != "ex"]
         assert ranked, u.uid
@@ -182,6 +186,8 @@ def test_rank_home_scores_equal_the_reference_model_scores() -> None:
         # equal scores may swap places: compare by score
         assert [round(ref[i], 6) for i in got] == [round(ref[i], 6) for i in exp_items]
     assert checked > 200
+    # with session neighbourhoods, their items are candidates (and only then)
+    assert (knn > 100) if neighbours else knn == 0
 
 
 def test_product_placement_never_recommends_the_item_being_viewed_or_bought() -> None:

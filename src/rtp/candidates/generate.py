@@ -1,7 +1,8 @@
 """Stage one: the candidates of one user's decision, with their generator features.
 
 Generators: co-visitation neighbours of the session's last items (recency-weighted), their
-two-hop neighbours (:meth:`rtp.candidates.covisit.CoVisitation.top2`), the popular items of the
+two-hop neighbours (:meth:`rtp.candidates.covisit.CoVisitation.top2`), the items of the past
+sessions most like this one (:mod:`rtp.candidates.sessions`), the popular items of the
 user's two strongest categories, trending items, the session's own items (re-shows), the cart,
 and long-term favourites. :func:`candidates` returns every candidate with a feature
 vector over :data:`rtp.ranking.ranker.FEATURES` whose generator features are filled; the ranking
@@ -24,6 +25,7 @@ from rtp.ranking.ranker import (
     CV2,
     CV_LAST,
     FEATURES,
+    KNN,
     RE_CV,
     RECENCY,
 )
@@ -131,6 +133,16 @@ def candidates(u: UserState, m: ModelView, cats: dict[str, float]) -> dict[str, 
             if v is None:
                 v = cands[nbr] = [0.0] * N_FEATURES
             v[CV2] += f * w / top_w
+    nbh = m.knn(u.uid, s)
+    if nbh:
+        top_w = nbh[0][1]
+        for nbr, w in nbh:
+            if nbr in seen:  # re-shows: a neighbourhood term lowered their ranking (quality.md)
+                continue
+            v = get(nbr)
+            if v is None:
+                v = cands[nbr] = [0.0] * N_FEATURES
+            v[KNN] = w / top_w
     if cats:
         top_of = m.pop.top_of
         for c, _ in heapq.nlargest(2, cats.items(), key=_second):

@@ -81,6 +81,7 @@ def new_view(settings: Settings) -> ModelView:
         context=ContextFields.parse(settings.rank_context, settings.rank_crosses),
         drop=tuple(f.strip() for f in settings.rank_drop.split(",") if f.strip()),
         utc_offset_h=settings.default_utc_offset_h,
+        session_neighbours=settings.session_neighbours,
     )
 
 

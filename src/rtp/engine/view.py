@@ -10,9 +10,10 @@ way Bytewax batched the stream. A user step deciding at tick ``t`` uses the view
 (see ``docs/architecture.md``).
 
 What the view holds: co-visitation neighbours and popularity (with trending and category-top
-lists) rebuilt from the item records, the ranker's frozen weights (dense, and the context crosses
-a tick changed) and version, the bandits' state, and the catalogue the stream has shown
-(category, price and price band per item).
+lists) rebuilt from the item records, the past sessions chained from them when
+``session_neighbours`` is on (:mod:`rtp.candidates.sessions`), the ranker's frozen weights
+(dense, and the context crosses a tick changed) and version, the bandits' state, and the
+catalogue the stream has shown (category, price and price band per item).
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from __future__ import annotations
 import heapq
 import pickle
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rtp.candidates.covisit import CoVisitation
 from rtp.candidates.popularity import Popularity
+from rtp.candidates.sessions import SessionIndex, own_slot
 from rtp.ranking.context import ContextFields
 from rtp.ranking.ranker import FEATURES, PRIOR, PRIOR_INTERCEPT
+
+if TYPE_CHECKING:
+    from rtp.session.state import Session
 
 TREND_N = 4
 POP = FEATURES.index("pop")
@@ -64,9 +69,16 @@ class ModelView:
         context: ContextFields | None = None,
         drop: tuple[str, ...] = (),
         utc_offset_h: float = 0.0,
+        session_neighbours: bool = False,
+        max_sessions: int = 200_000,
     ) -> None:
         self.cv = CoVisitation(k=neighbours_k, half_life_s=cv_half_life_s)
         self.pop = Popularity(half_life_s=pop_half_life_s)
+        # session neighbourhoods (Settings.session_neighbours; off: None, nothing kept)
+        self.sessions = SessionIndex(max_sessions=max_sessions) if session_neighbours else None
+        # a decision's session neighbourhood, by (user, session start, events, tick): the
+        # decision and the ranking example of the next event ask for the same one
+        self._knn_memo: dict[tuple[str, float, int, int], list[tuple[str, float]]] = {}
         self.item_ttl_s = item_ttl_s
         self.max_items = max_items
         self.context = context if context is not None else ContextFields()
@@ -89,17 +101,31 @@ class ModelView:
         self._trend: list[tuple[str, str | None, float, float | None]] = []
         self._trend_key: tuple[int, int] = (0, 0)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A snapshot of a build before session neighbourhoods: no index (the resumed view keeps
+        none), and the prior weight of every feature it did not have, until the global step
+        publishes its own."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("sessions", None)
+        self.__dict__.setdefault("_knn_memo", {})
+        w = self.weights
+        if len(w) < len(FEATURES):
+            self.weights = self._kept(w + tuple(PRIOR[f] for f in FEATURES[len(w) :]))
+
     # -- applying the log ---------------------------------------------------------------------
     def apply_items(self, records: Iterable[ItemRecord]) -> None:
         """Apply item records in the order given (the caller merges parts canonically)."""
         cv_add = self.cv.add
         pop_add = self.pop.add
+        sess_add = self.sessions.add if self.sessions is not None else None
         n = 0
         high = self.high
         for ts, _pos, item, cat, price, weight, prev in records:
             pop_add(item, cat, price, weight, ts)
             if prev:
                 cv_add(prev, item, weight, ts)
+                if sess_add is not None:
+                    sess_add(prev, item, ts)
             if ts > high:
                 high = ts
             n += 1
@@ -150,10 +176,30 @@ class ModelView:
                     cutoff = max(cutoff, lru_cutoff(self.pop.last, int(self.max_items * 0.9)))
                 self.cv.evict(cutoff)
                 self.pop.evict(cutoff)
+                if self.sessions is not None:
+                    self.sessions.evict(cutoff)
             self._next_evict = high + self.item_ttl_s / 8.0
+        if self.sessions is not None:
+            if len(self.sessions) > self.sessions.max_sessions:
+                self.sessions.evict(float("-inf"))
+            if self._knn_memo:
+                self._knn_memo = {}
         self.tick = tick
 
     # -- reading ------------------------------------------------------------------------------
+    def knn(self, uid: str, s: Session) -> list[tuple[str, float]]:
+        """The items of the session neighbourhood of ``uid``'s session ``s``, best first
+        (:meth:`rtp.candidates.sessions.SessionIndex.neighbours`; the session's own entry in the
+        index is never its neighbour); none when the view keeps no session index."""
+        if self.sessions is None:
+            return []
+        key = (uid, s.start, s.n, self.tick)
+        got = self._knn_memo.get(key)
+        if got is None:
+            own = own_slot(self.sessions, s.fresh, self.tick)
+            got = self._knn_memo[key] = self.sessions.neighbours(s.recent, self.high, own)
+        return got
+
     def trend_terms(self) -> list[tuple[str, str | None, float, float | None]]:
         """``(item, category, popularity term, price)`` of the trending candidates, cached until
         the weights or the trending list change (both are new objects then)."""
@@ -177,6 +223,7 @@ class ModelView:
             "records": self.records,
             "items": len(self.pop),
             "neighbour_lists": len(self.cv),
+            "sessions": 0 if self.sessions is None else len(self.sessions),
             "model": self.version,
         }
 

@@ -44,6 +44,7 @@ FEATURES = (
     "seen_n",  # interactions with it this session (a re-show), up to 4, / 4
     "cart",  # in the cart
     "fav",  # a long-term favourite from the profile
+    "knn",  # session-neighbourhood score, new items (rtp.candidates.sessions; normalised)
 )
 PRIOR = {
     "cv": 2.5,  # new items only: a re-show's co-visitation is "re_cv"
@@ -62,12 +63,13 @@ PRIOR = {
     "seen_n": 0.0,
     "cart": 0.8,
     "fav": 0.5,
+    "knn": 1.0,  # off unless Settings.session_neighbours (docs/quality.md)
 }
 PRIOR_INTERCEPT = -3.0
 # positions in a feature vector (and in the frozen weights)
 (CV, CV_LAST, CV2, CAT, SAME_CAT, POP, CAT_POP, PRICE_FIT, SEEN, RE_CV, RECENCY, AT_LAST, AT_PREV,
- SEEN_N, CART, FAV) = range(16)  # fmt: skip
-assert FEATURES[FAV] == "fav" and FEATURES[RE_CV] == "re_cv" and len(FEATURES) == FAV + 1
+ SEEN_N, CART, FAV, KNN) = range(17)  # fmt: skip
+assert FEATURES[FAV] == "fav" and FEATURES[RE_CV] == "re_cv" and len(FEATURES) == KNN + 1
 T = TypeVar("T")
 
 

@@ -136,7 +136,7 @@ def fast_scores(
     (:func:`rtp.ranking.context.context_values`), crossed with each candidate's category and
     price band (:func:`cross_term`).
     """
-    w0, w1, wx, w2, w3, w4, w5, w6, w7, wr, w8, wl, wp, wn, w9, w10 = m.weights
+    w0, w1, wx, w2, w3, w4, w5, w6, w7, wr, w8, wl, wp, wn, w9, w10, wk = m.weights
     sc: dict[str, float] = {}
     get = sc.get
     pop = m.pop
@@ -210,18 +210,24 @@ def fast_scores(
                 why[nbr] = "cv"
             sc[nbr] = v + a * w
     top2 = m.cv.top2
-    for idx, seed in enumerate(seeds[:HOP_SEEDS]):
-        lst = top2(seed, HOP_PER_SEED)
+    # new items only: the two-hop lists of the last seeds, then the session neighbourhood
+    # (rtp.candidates.sessions; reason "cv": viewed in one visit with what this one viewed)
+    lists = [
+        (SEED_FACTORS[idx] * wx, top2(seed, HOP_PER_SEED), "cv2")
+        for idx, seed in enumerate(seeds[:HOP_SEEDS])
+    ]
+    lists.append((wk, m.knn(u.uid, sess), "cv"))
+    for f, lst, code in lists:
         if not lst:
             continue
-        a = SEED_FACTORS[idx] * wx / lst[0][1]
+        a = f / lst[0][1]
         for nbr, w in lst:
             if nbr in seen:
                 continue
             v = get(nbr)
             if v is None:
                 v = context(nbr)
-                why[nbr] = "cv2"
+                why[nbr] = code
             sc[nbr] = v + a * w
     for it, c, pop_term, pr in m.trend_terms():
         if it in sc:
