@@ -14,6 +14,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 
 from rtp.capture.events import Rejection
+from rtp.client import Client
 from rtp.config import Settings
 from rtp.engine.writes import Writes
 from rtp.flow.sinks import DeadLetterSink, RedisSink
@@ -68,6 +69,34 @@ def test_dead_letter_sink_writes_stream_and_jsonl(redis_url: str, tmp_path: Path
     assert [{k: v for k, v in x.items() if k != "at"} for x in lines] == expected
     assert all(abs(x["at"] - time.time()) < 60 for x in lines)  # when written: the TTL's clock
     r.close()
+
+
+def test_a_user_forgotten_after_the_last_tidy_leaves_the_file_at_close(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The file is tidied at most every 10 s while the flow runs; a forget between the last
+    tidy and the end of the flow (a replay's last seconds) is honoured when the sink closes."""
+    path = tmp_path / "letters.jsonl"
+    settings = Settings(redis_url=redis_url, dead_letter_file=str(path))
+
+    def forget_after_first(b: list[Rejection]) -> list[Rejection]:
+        if b and b[0].pos == "f:3":  # the first batch is written (and tidied) by now
+            with Client.from_url(redis_url) as c:
+                c.forget("u1")
+        return b
+
+    batches = [
+        [Rejection("invalid_json", "bad", "f:1", b"{", user="u1", ts=100.0),
+         Rejection("invalid_json", "bad", "f:2", b"{", user="u2", ts=100.0)],
+        [Rejection("unknown_type", "type 'x'", "f:3", b"{", user="u3", ts=101.0)],
+    ]  # fmt: skip
+    flow = Dataflow("dead-letter-forget")
+    stream = op.input("in", flow, TestingSource(batches))
+    stream = op.map("forget", stream, forget_after_first)
+    op.output("out", stream, DeadLetterSink(redis_url, settings))
+    run_main(flow)
+    users = [orjson.loads(line)["user"] for line in path.read_bytes().splitlines()]
+    assert users == ["u2", "u3"]
 
 
 def test_redis_sink_waits_out_an_outage_and_writes_everything(own_redis: RedisServer) -> None:

@@ -162,9 +162,15 @@ class _DeadLetterPartition(StatelessSinkPartition[list[Rejection]]):
         self.file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed by close())
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        self.store.close()
+        try:
+            if self.file is not None:
+                # a last look: a user forgotten since the last tidy (up to 10 s ago, e.g. near
+                # the end of a replay) must not stay in the file until some later run tidies it
+                self._tidy()
+        finally:
+            if self.file is not None:
+                self.file.close()
+            self.store.close()
 
 
 class DeadLetterSink(DynamicSink[list[Rejection]]):
