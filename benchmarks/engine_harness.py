@@ -1,12 +1,14 @@
 """The engine alone over the Taobao slice: process CPU time per event, outside pytest.
 
-    .venv/bin/python benchmarks/engine_harness.py
+    .venv/bin/python benchmarks/engine_harness.py [--v1-decisions]
 
 Reads the slice once through ``FilesSource`` (no gate, no Bytewax), then times the facade
 :class:`rtp.engine.Engine` (the user, item and global steps in one process, joined by the
 in-memory model log) tick by tick: one ``Engine.process`` call per tick of the replay (the
 source's batches grouped by their tick), so decisions use the models of the tick before, as in
 ``rtp replay``. No Redis. A quick, low-noise check of a change to the per-event path.
+``--v1-decisions``: decisions in the first compact form (0xD1) instead of the zstd form, for a
+paired comparison of the two.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 
 from rtp.capture.events import Event
 from rtp.config import Settings
-from rtp.engine import Engine
+from rtp.engine import Engine, users
 from rtp.flow.dataflow import tune_gc
 from rtp.flow.sources import FilesSource
+from rtp.store.codec import encode_decision_v1
 
 TAOBAO = (
     Path(__file__).resolve().parents[1].parent
@@ -39,6 +42,8 @@ def taobao_ticks(s: Settings, path: Path = TAOBAO) -> dict[int, list[Event]]:
 def main() -> None:
     if not TAOBAO.exists():
         sys.exit(f"skipped: {TAOBAO} is absent")
+    if "--v1-decisions" in sys.argv[1:]:  # the A/B of the two decision forms (BENCHMARKS.md)
+        users.encode_decision = encode_decision_v1
     tune_gc()
     s = Settings.from_env()
     ticks = taobao_ticks(s)

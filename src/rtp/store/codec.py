@@ -293,8 +293,9 @@ _DIGITS = "0123456789"
 _CACHE_MAX = 8192
 
 
-def _zigzag(n: int) -> int:
-    return n << 1 if n >= 0 else ((-n) << 1) - 1
+def _zigzag_deltas(ks: list[int]) -> list[int]:
+    """The zigzagged differences of ``ks`` (the first from 0): small either way round."""
+    return [d << 1 if d >= 0 else (-d << 1) - 1 for d in map(sub, ks, [0, *ks[:-1]])]
 
 
 def _dict_header(keys: tuple[Any, ...]) -> bytes | None:
@@ -418,13 +419,54 @@ def _scaled(xs: Sequence[float], n: int) -> tuple[list[int], int] | None:
     except (OverflowError, ValueError):  # infinities, NaN
         return None
     if s == 3:
-        if len(_MILLI) >= _ID_CACHE_MAX:
-            _MILLI.clear()
-            _MILLI[0.0] = 0
-        for x, k in zip(xs, ks, strict=True):
-            if k:
-                _MILLI[x] = k
+        _remember_thousandths(xs, ks)
     return ks, s
+
+
+def _remember_thousandths(xs: Sequence[float], ks: list[int]) -> None:
+    """Cache ``x -> k`` for floats found to be ``k / 1000`` exactly (a -0.0 finds 0.0's entry,
+    which is why a zero is always checked in the bits)."""
+    if len(_MILLI) >= _ID_CACHE_MAX:
+        _MILLI.clear()
+        _MILLI[0.0] = 0
+    _MILLI.update(zip(xs, ks, strict=True))
+
+
+def _id_int(x: Any) -> int | None:
+    """A decimal id's integer (no sign, no leading zero, below 2**64), remembered."""
+    if type(x) is not str or not x.isdigit() or not x.isascii() or (x[0] == "0" and x != "0"):
+        return None
+    k = int(x)
+    if k >= 1 << 64:
+        return None
+    if len(_ID_INT) >= _ID_CACHE_MAX:
+        _ID_INT.clear()
+    _ID_INT[x] = k
+    return k
+
+
+def _decimal_ids(xs: Sequence[Any]) -> tuple[str, list[int]] | None:
+    """``(prefix, numbers)`` when every element of ``xs`` is one common prefix (usually "")
+    followed by a decimal id (:func:`_id_int`), else ``None``. Ids without a prefix met before
+    cost a dict look-up each."""
+    try:
+        ints: list[Any] = list(map(_ID_INT.get, xs))
+    except TypeError:  # an unhashable element: not an id
+        return None
+    if None not in ints:
+        return "", ints
+    first = xs[0]
+    if type(first) is not str:
+        return None
+    head = first.rstrip(_DIGITS)
+    if head:  # ids behind a common prefix ("i1282"): looked at every time
+        h = len(head)
+        if not all(type(x) is str and x.startswith(head) for x in xs):
+            return None
+        ints = [_id_int(x[h:]) for x in xs]
+    else:  # decimal ids: those not met before
+        ints = [_id_int(x) if k is None else k for x, k in zip(xs, ints, strict=True)]
+    return None if None in ints else (head, ints)
 
 
 class _Encoder:
@@ -720,57 +762,13 @@ class _Encoder:
 
     def packed_ids(self, xs: Sequence[Any]) -> bool:
         """Decimal-number strings (optionally behind one common prefix) in a fixed width."""
-        try:  # the common case: ids met before, no prefix (a dict look-up each)
-            ints: list[Any] = list(map(_ID_INT.get, xs))
-        except TypeError:  # an unhashable element: not an id
-            return False
-        if None in ints:
-            return self._packed_ids_slow(xs)
-        table = self.table
-        if table and not table.keys().isdisjoint(xs):
-            return False
-        self._put_ids(xs, ints, "")
-        return True
-
-    def _packed_ids_slow(self, xs: Sequence[Any]) -> bool:
-        if type(xs[-1]) is not str:
-            return False
-        try:
-            joined = ",".join(xs)
-        except TypeError:  # not all strings
+        found = _decimal_ids(xs)
+        if found is None:
             return False
         table = self.table
         if table and not table.keys().isdisjoint(xs):
             return False
-        first = xs[0]
-        head = first.rstrip(_DIGITS)
-        if head:  # no static string ends with a digit: none of these is static
-            h = len(head)
-            if h == len(first) or joined.count(head) != len(xs):
-                return False
-            tails = [x[h:] for x in xs]
-            if not all(x.startswith(head) for x in xs):
-                return False
-            joined = ",".join(tails)
-        else:
-            tails = list(xs)
-        if (
-            not all(tails)
-            or joined.count(",") != len(xs) - 1  # an id with a comma in it
-            or not joined.isascii()
-            or not joined.replace(",", "").isdigit()
-            or joined[0] == "0"
-            or ",0" in joined
-        ):
-            return False
-        ints = list(map(int, tails))
-        if max(ints) >= 1 << 64:
-            return False
-        if not head:  # every one of them is a decimal id: remembered for the fast path
-            if len(_ID_INT) >= _ID_CACHE_MAX:
-                _ID_INT.clear()
-            _ID_INT.update(zip(tails, ints, strict=True))
-        self._put_ids(xs, ints, head)
+        self._put_ids(xs, found[1], found[0])
         return True
 
     def _put_ids(self, xs: Sequence[Any], ints: list[int], head: str) -> None:
@@ -849,7 +847,7 @@ class _Encoder:
         out.append(0x73)
         out.append(s)
         out += var[n] if n < var_n else _varint(n)
-        zs = [d << 1 if d >= 0 else (-d << 1) - 1 for d in map(sub, ks, [0, *ks[:-1]])]
+        zs = _zigzag_deltas(ks)
         if max(zs) < var_n:
             out += b"".join(map(var.__getitem__, zs))
         else:
@@ -1309,11 +1307,11 @@ def decode_decision(raw: bytes) -> dict[str, Any]:
 
 # -- decisions, the zstd form (0xD2) -------------------------------------------------------------
 #
-# The form above is written by pure Python, a call per value: ~35-80 µs a decision, and a
-# decision is written for almost every event (a third of the engine's cost). The form below is
-# ~8 B longer on Taobao's decisions (153 B against 145) for about half the CPU to write and
-# to read: what zstd cannot shrink is laid out by C loops or table look-ups (the home list's
-# ids in a fixed width, a byte plane per byte, lowest first; its scores as zigzag varint deltas
+# The form above is written by pure Python, a call per value, and a decision is written for
+# almost every event. The form below is ~8 B longer on Taobao's decisions for about half the
+# CPU to write and to read (``python -m benchmarks.codec_zstd``; BENCHMARKS.md): what zstd
+# cannot shrink is laid out by C loops or table look-ups (the home list's ids in a fixed width, a
+# byte plane per byte, lowest first; its scores as zigzag varint deltas
 # of thousandths; ``recent`` as positions in the home list), what follows from other fields is
 # left out (as above), and the rest is ``orjson`` compressed by zstd with a dictionary trained
 # on decisions (``decision-1.zdict`` beside this module, made by ``python -m rtp.tools.zdict``;
@@ -1365,19 +1363,21 @@ _Z_LEVEL = 3  # zstd's default; 1 is as fast here and a few bytes longer
 
 
 def _compressor(n: int) -> Any:
-    c = _ZSTD.c.get(n)
-    if c is None:
-        params = zstd.ZstdCompressionParameters.from_level(
-            _Z_LEVEL, format=zstd.FORMAT_ZSTD1_MAGICLESS, write_checksum=False,
-            write_dict_id=False, write_content_size=True,
-        )  # fmt: skip
-        zd = _zdict(n)
-        if zd is None:
-            log.warning("rtp.store: no zstd dictionary decision-%d.zdict in this installation: "
-                        "decisions are written in the first compact form (0xD1)", n)  # fmt: skip
-        c = _ZSTD.c[n] = (
-            None if zd is None else zstd.ZstdCompressor(dict_data=zd, compression_params=params)
-        )
+    """The thread's compressor for dictionary ``n`` (``None``, warned once per thread, when
+    this installation lacks the dictionary)."""
+    if n in _ZSTD.c:
+        return _ZSTD.c[n]
+    params = zstd.ZstdCompressionParameters.from_level(
+        _Z_LEVEL, format=zstd.FORMAT_ZSTD1_MAGICLESS, write_checksum=False,
+        write_dict_id=False, write_content_size=True,
+    )  # fmt: skip
+    zd = _zdict(n)
+    if zd is None:
+        log.warning("rtp.store: no zstd dictionary decision-%d.zdict in this installation: "
+                    "decisions are written in the first compact form (0xD1)", n)  # fmt: skip
+    c = _ZSTD.c[n] = (
+        None if zd is None else zstd.ZstdCompressor(dict_data=zd, compression_params=params)
+    )
     return c
 
 
@@ -1391,49 +1391,19 @@ def _decompressor(n: int) -> Any:
     return d
 
 
-def _id_int(x: Any) -> int | None:
-    """A decimal id's integer (no sign, no leading zero, below 2**64), remembered."""
-    if type(x) is not str or not x.isdigit() or not x.isascii() or (x[0] == "0" and x != "0"):
-        return None
-    k = int(x)
-    if k >= 1 << 64:
-        return None
-    if len(_ID_INT) >= _ID_CACHE_MAX:
-        _ID_INT.clear()
-    _ID_INT[x] = k
-    return k
-
-
 def _z_ids(items: Any) -> tuple[str, list[int], int] | None:
-    """The home list's ids as their common prefix, integers and byte width, or ``None`` if
-    they are not all decimal numbers (no sign, no leading zero, below 2**64) behind one
-    prefix."""
+    """The home list's ids as their common prefix, numbers and byte width, or ``None``."""
     if type(items) is not list or not 0 < len(items) <= _MAX_IDS:
         return None
-    try:
-        ints: list[Any] = list(map(_ID_INT.get, items))
-    except TypeError:
+    found = _decimal_ids(items)
+    if found is None:
         return None
-    head = ""
-    if None in ints:
-        first = items[0]
-        if type(first) is not str:
-            return None
-        head = first.rstrip(_DIGITS)
-        if head:  # ids behind a common prefix ("i1282"): looked at every time
-            h = len(head)
-            if not all(type(x) is str and x.startswith(head) for x in items):
-                return None
-            ints = [_id_int(x[h:]) for x in items]
-        else:  # decimal ids: those not met before
-            ints = [_id_int(x) if k is None else k for x, k in zip(items, ints, strict=True)]
-        if None in ints:
-            return None
+    head, ints = found
     return head, ints, (max(ints).bit_length() + 7) // 8 or 1
 
 
 def _z_scores(scores: Any, n: int) -> bytes | None:
-    """``n`` float scores that are thousandths as 16-bit deltas, or ``None``."""
+    """``n`` float scores that are thousandths, as zigzag varint deltas, or ``None``."""
     if type(scores) is not list or len(scores) != n or set(map(type, scores)) != {float}:
         return None
     ks: list[Any] = list(map(_MILLI.get, scores))
@@ -1444,13 +1414,10 @@ def _z_scores(scores: Any, n: int) -> bytes | None:
                 return None
         except (OverflowError, ValueError):  # infinities, NaN
             return None
-        if len(_MILLI) >= _ID_CACHE_MAX:
-            _MILLI.clear()
-            _MILLI[0.0] = 0
-        _MILLI.update(zip(scores, ks, strict=True))
+        _remember_thousandths(scores, ks)
     if 0 in ks and _NEG_ZERO in _structs(n, "d").pack(*scores):
         return None
-    zs = [d << 1 if d >= 0 else (-d << 1) - 1 for d in map(sub, ks, [0, *ks[:-1]])]
+    zs = _zigzag_deltas(ks)
     if max(zs) >= _VAR_N:
         return None
     return b"".join(map(_VAR.__getitem__, zs))
@@ -1532,7 +1499,7 @@ def _z_payload(doc: dict[str, Any]) -> bytes | None:
 
 
 def _encode_decision_z(doc: dict[str, Any]) -> bytes | None:
-    c = _ZSTD.c.get(_Z_DICT) or _compressor(_Z_DICT)
+    c = _compressor(_Z_DICT)
     if c is None:
         return None
     payload = _z_payload(doc)
