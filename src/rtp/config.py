@@ -24,6 +24,9 @@ class Settings:
     profile_ttl_s: int = 180 * 86_400
     redis_timeout_s: float = 2.0
     redis_pool_size: int = 8
+    # Client reads poll for Redis's reply this long before blocking (0: block at once); an
+    # idle VM's CPU can take milliseconds to wake for a reply (rtp.store.store.await_reply)
+    read_spin_us: int = 500
     redis_retries: int = 8
     redis_backoff_s: float = 0.05  # first wait; doubles, with jitter, up to redis_backoff_max_s
     redis_backoff_max_s: float = 2.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,7 @@ from rtp.client import Client
 from rtp.config import Settings
 from rtp.decisions.reasons import item_reason, quiet_reason
 from rtp.errors import StoreUnavailable
-from rtp.store.store import Store
+from rtp.store.store import Store, await_reply
 from tests.conftest import RedisServer
 
 DOC: dict[str, Any] = {
@@ -79,9 +80,10 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
     r.close()
 
 
-@pytest.fixture()
-def client(redis_url: str, raw: redis.Redis) -> Iterator[Client]:
-    with Client.from_url(redis_url, Settings()) as c:
+@pytest.fixture(params=[0, Settings().read_spin_us], ids=["blocking-reads", "polling-reads"])
+def client(redis_url: str, raw: redis.Redis, request: pytest.FixtureRequest) -> Iterator[Client]:
+    """Every read test runs with replies awaited by blocking, and by polling first."""
+    with Client.from_url(redis_url, Settings(read_spin_us=request.param)) as c:
         yield c
 
 
@@ -231,8 +233,9 @@ def test_stats(client: Client, raw: redis.Redis) -> None:
     assert stats["used_memory_bytes"] > 0
 
 
-def test_reads_fail_fast_when_redis_is_down(own_redis: RedisServer) -> None:
-    c = Client.from_url(own_redis.url, Settings(redis_timeout_s=0.5))
+@pytest.mark.parametrize("spin_us", [0, 500])
+def test_reads_fail_fast_when_redis_is_down(own_redis: RedisServer, spin_us: int) -> None:
+    c = Client.from_url(own_redis.url, Settings(redis_timeout_s=0.5, read_spin_us=spin_us))
     assert c.decision("u1") is None
     own_redis.stop()
     with pytest.raises(StoreUnavailable):
@@ -267,3 +270,22 @@ def test_compact_values_read_as_the_json_ones(redis_url: str, raw: redis.Redis) 
         assert product is not None and product["items"] == [["p9", 1.0]]
         raw.set("rtp:p:junk", b"[1]")  # JSON that is not an object: no profile
         assert c.profile("junk") is None
+
+
+def test_await_reply_returns_on_data_on_silence_and_on_a_closed_socket() -> None:
+    """The poll before a read ends when a reply is there, when its budget is spent with none,
+    and at once on a socket that is closed or has no peer, leaving the data to the read."""
+    a, b = socket.socketpair()
+    try:
+        await_reply(a, 10_000_000)  # nothing sent: the 10 ms budget ends the poll
+        b.sendall(b"+OK\r\n")
+        await_reply(a, 10_000_000_000)  # would hang the test for 10 s if it missed the data
+        assert a.recv(16) == b"+OK\r\n"  # peeked at, not consumed
+        b.close()
+        await_reply(a, 10_000_000_000)  # hang-up: the read reports it
+        assert a.recv(16) == b""
+    finally:
+        a.close()
+        b.close()
+    await_reply(a, 10_000_000_000)  # a closed socket object
+    await_reply(None, 10_000_000_000)  # no socket yet

@@ -179,7 +179,9 @@ class Doors:
         self.aio = AsyncRedis(url, timeout_s=self.rtp.redis_timeout_s)
         self.sync = connect(url, self.rtp.replace(redis_pool_size=self.settings.threads))
         self.store = Store(self.rtp.replace(redis_retries=1), self.sync)
-        self.client = Client(self.sync, self.rtp, stream=self.rtp.stream)
+        # its calls run in worker threads beside the event loop: they block, never poll (a
+        # polling thread would hold the CPU the loop wants)
+        self.client = Client(self.sync, self.rtp.replace(read_spin_us=0), stream=self.rtp.stream)
 
     async def close(self) -> None:
         if self.aio is not None:

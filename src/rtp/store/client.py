@@ -81,6 +81,7 @@ class Client:
         self._items = self.prefix + "items"
         self._dnp = self.prefix + "dnp"
         self._forget_script: Any = None
+        self._spin_ns = max(0, self.settings.read_spin_us) * 1000
         # items-hash value -> (category, price or -1.0): parsed once, most searches repeat items
         self._item_cache: dict[bytes, tuple[bytes, float]] = {}
 
@@ -103,7 +104,9 @@ class Client:
     def _fetch(self, what: str, commands: Sequence[tuple[str, ...]]) -> list[Any]:
         """The replies to read ``commands``, sent in one round trip."""
         packed = b"".join([pack_command(*c) for c in commands])
-        replies: list[Any] = self._call(what, roundtrip, self.r, (packed,), (len(commands),))
+        replies: list[Any] = self._call(
+            what, roundtrip, self.r, (packed,), (len(commands),), self._spin_ns
+        )
         for reply in replies:
             if isinstance(reply, Exception):
                 raise StoreError(f"Redis refused {what}: {reply}")
@@ -217,7 +220,9 @@ class Client:
         packed = _pack(
             ("GET", self._d + uid), ("SISMEMBER", self._dnp, uid), ("HMGET", self._items, *keys)
         )
-        raw, dnp, meta = self._call("a rerank read", roundtrip, self.r, (packed,), (3,))
+        raw, dnp, meta = self._call(
+            "a rerank read", roundtrip, self.r, (packed,), (3,), self._spin_ns
+        )
         for reply in (raw, dnp, meta):
             if isinstance(reply, Exception):
                 raise StoreError(f"Redis refused a rerank read: {reply}")
