@@ -15,9 +15,9 @@ import pytest
 
 import rtp.experiments.report
 from rtp.experiments.bandits import BanditTuner
+from rtp.experiments.cli import add_cli
 from rtp.experiments.design import ArmMetrics, ExperimentSet, load_experiments
 from rtp.experiments.report import (
-    add_cli,
     build_report,
     group_meta,
     plot,

@@ -759,3 +759,16 @@ def test_steps_resumed_from_a_pickle_decide_as_the_originals(evaluate: bool) -> 
         [pa], [pb] = ea.evals, eb.evals
         assert pb is not pa and len(pb) == len(pa) > 50
         assert pb.keys() == pa.keys() and list(pb.categories()) == list(pa.categories())
+
+
+def test_the_command_line_starts_without_the_heavy_imports() -> None:
+    """``rtp --help`` (and every command's parser) loads neither the experiments report's
+    statistics stack (SciPy, statsmodels) nor the HTTP server (Starlette): they took ~2 s of
+    every ``rtp`` start."""
+    code = (
+        "import sys; from rtp.tools.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('scipy', 'statsmodels', 'starlette', 'bytewax', 'river') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -5,7 +5,7 @@
 :class:`rtp.experiments.bandits.BanditTuner`) and compares every arm with its experiment's control:
 two-proportion tests for rates (conversion, return rate, click-through), Welch and a bootstrap
 for revenue per session and depth. :func:`render_text` prints it, :func:`plot` draws it,
-:func:`add_cli` wires the command (which reads the dicts from Redis).
+:func:`rtp.experiments.cli.add_cli` wires the command (which reads the dicts from Redis).
 
 >>> from rtp.experiments.design import ArmMetrics, ExperimentSet
 >>> cfg = ExperimentSet.from_dict({"experiment": [{"name": "e", "placements": ["home"],
@@ -691,35 +691,3 @@ def run_report(args: argparse.Namespace, load: Callable[[], tuple[Metrics, Bandi
         plot(report, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
-
-
-def _report_command(args: argparse.Namespace) -> int:
-    from rtp.config import Settings
-
-    url = args.redis_url or Settings.from_env().redis_url
-    if not url:
-        print(
-            "rtp experiments report: no Redis to read metrics from: pass --redis-url "
-            "redis://HOST:6379/0 or set RTP_REDIS_URL",
-            file=sys.stderr,
-        )
-        return 2
-    return run_report(args, lambda: load_from_store(url))
-
-
-def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``experiments report``; the handler is ``args.func(args) -> exit code``."""
-    p = subparsers.add_parser("experiments", help="A/B experiments and bandits")
-    sub = p.add_subparsers(dest="experiments_command", required=True, metavar="COMMAND")
-    r = sub.add_parser(
-        "report",
-        help="per-arm metrics vs control, SRM and bandits, from the flow's Redis meta keys",
-    )
-    r.add_argument("--experiment", metavar="NAME", help="only this experiment (or bandit)")
-    r.add_argument("--plot", metavar="FILE.png", help="also draw the report to a PNG")
-    r.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-    r.add_argument(
-        "--config", metavar="FILE.toml", help="experiments file (default: RTP_EXPERIMENTS_FILE)"
-    )
-    r.add_argument("--redis-url", metavar="URL", help="Redis to read (default: RTP_REDIS_URL)")
-    r.set_defaults(func=_report_command)

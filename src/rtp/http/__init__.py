@@ -11,7 +11,24 @@
 
 from __future__ import annotations
 
-from rtp.http.app import create_app
-from rtp.http.settings import ServeSettings
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rtp.http.app import create_app
+    from rtp.http.settings import ServeSettings
 
 __all__ = ["ServeSettings", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use: ``rtp serve``'s argument parser (rtp.http.cli) lives in this
+    # package, and every ``rtp`` command builds it; Starlette loads only when a server runs
+    if name == "create_app":
+        from rtp.http.app import create_app
+
+        return create_app
+    if name == "ServeSettings":
+        from rtp.http.settings import ServeSettings
+
+        return ServeSettings
+    raise AttributeError(f"module 'rtp.http' has no attribute {name!r}")

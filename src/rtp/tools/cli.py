@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_forget)
 
-    from rtp.experiments.report import add_cli
+    from rtp.experiments.cli import add_cli
     from rtp.http.cli import add_cli as add_http
 
     add_cli(sub)
