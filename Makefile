@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench faults lint typecheck redis-server chromium clean
+.PHONY: demo test bench faults lint typecheck redis-server chromium compiled test-compiled clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v=sys.version_info; sys.exit(0 if (3,10) <= v[:2] <= (3,12) else "rtp needs Python 3.10-3.12 (Bytewax 0.21.1 wheels); set PYTHON=python3.12")'
@@ -49,6 +49,25 @@ bench: $(STAMP) redis-server
 faults: $(STAMP) redis-server
 	$(PY) benchmarks/faults.py
 
+# The optional compiled build (README "Compiled build"): the hot path compiled with mypyc into a
+# wheel, installed beside the sources in build/compiled-site (use it with
+# PYTHONPATH=build/compiled-site). Rebuilt whenever a source file changes; never used by
+# `make test` or `make demo` unless PYTHONPATH says so.
+COMPILED := build/compiled-site/.built
+$(COMPILED): $(STAMP) setup.py pyproject.toml $(shell find src -name '*.py' -o -name '*.zdict')
+	$(PY) -m pip install -q wheel
+	rm -rf build
+	RTP_MYPYC=1 $(PY) -m pip wheel -q --no-build-isolation --no-deps -w build/compiled-wheel .
+	$(PY) -m pip install -q --no-deps --target build/compiled-site build/compiled-wheel/rtp-*.whl
+	@touch $(COMPILED)
+
+compiled: $(COMPILED)
+
+# The test suite against the compiled build (the same tests; tests/unit/test_compiled.py also
+# checks that the compiled modules are the ones loaded and decide as the sources do).
+test-compiled: $(COMPILED) redis-server
+	RTP_COMPILED_SITE=$(CURDIR)/build/compiled-site PYTHONPATH=$(CURDIR)/build/compiled-site $(PY) -m pytest tests
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks flows replay
 	$(VENV)/bin/ruff format --check src tests benchmarks flows replay
@@ -57,4 +76,4 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .benchmarks
+	rm -rf $(VENV) .pytest_cache .mypy_cache .benchmarks build

@@ -1333,15 +1333,21 @@ _Z_PREFIX = bytes((DECISION_Z, _Z_DICT))
 _MAX_IDS = 255
 
 
-class _Zstd(threading.local):
-    """A compressor and a decompressor per dictionary and thread (neither is thread-safe)."""
-
-    def __init__(self) -> None:
-        self.c: dict[int, Any] = {}
-        self.d: dict[int, Any] = {}
+# A compressor and a decompressor per dictionary and thread (neither is thread-safe). A plain
+# threading.local, not a subclass: compiled with mypyc (setup.py) a subclass's attributes were
+# shared by every thread, and concurrent compressions corrupted each other's frames.
+_ZSTD_LOCAL = threading.local()
 
 
-_ZSTD = _Zstd()
+def _zstd_state() -> tuple[dict[int, Any], dict[int, Any]]:
+    """This thread's (compressors, decompressors) by dictionary number."""
+    try:
+        state: tuple[dict[int, Any], dict[int, Any]] = _ZSTD_LOCAL.state
+    except AttributeError:
+        state = _ZSTD_LOCAL.state = ({}, {})
+    return state
+
+
 _ZDICTS: dict[int, Any] = {}
 
 
@@ -1365,8 +1371,9 @@ _Z_LEVEL = 3  # zstd's default; 1 is as fast here and a few bytes longer
 def _compressor(n: int) -> Any:
     """The thread's compressor for dictionary ``n`` (``None``, warned once per thread, when
     this installation lacks the dictionary)."""
-    if n in _ZSTD.c:
-        return _ZSTD.c[n]
+    cs = _zstd_state()[0]
+    if n in cs:
+        return cs[n]
     params = zstd.ZstdCompressionParameters.from_level(
         _Z_LEVEL, format=zstd.FORMAT_ZSTD1_MAGICLESS, write_checksum=False,
         write_dict_id=False, write_content_size=True,
@@ -1375,19 +1382,18 @@ def _compressor(n: int) -> Any:
     if zd is None:
         log.warning("rtp.store: no zstd dictionary decision-%d.zdict in this installation: "
                     "decisions are written in the first compact form (0xD1)", n)  # fmt: skip
-    c = _ZSTD.c[n] = (
-        None if zd is None else zstd.ZstdCompressor(dict_data=zd, compression_params=params)
-    )
+    c = cs[n] = None if zd is None else zstd.ZstdCompressor(dict_data=zd, compression_params=params)
     return c
 
 
 def _decompressor(n: int) -> Any:
-    d = _ZSTD.d.get(n)
+    ds = _zstd_state()[1]
+    d = ds.get(n)
     if d is None:
         zd = _zdict(n)
         if zd is None:
             raise CodecError(f"a decision written with zstd dictionary {n}, which this rtp lacks")
-        d = _ZSTD.d[n] = zstd.ZstdDecompressor(dict_data=zd, format=zstd.FORMAT_ZSTD1_MAGICLESS)
+        d = ds[n] = zstd.ZstdDecompressor(dict_data=zd, format=zstd.FORMAT_ZSTD1_MAGICLESS)
     return d
 
 
