@@ -52,6 +52,9 @@ def test_scaling_users(
             f"{tag}_stream": how,
             f"{tag}_events": out["accepted"],
             f"{tag}_events_per_s": out["events_per_s"],
+            # decisions per event: a denser stream coalesces more of a user's events per batch
+            f"{tag}_decisions_per_event": _decisions(out) / max(1, out["accepted"]),
+            f"{tag}_coalesced_events": int(out.get("decisions", {}).get("coalesced_events", 0)),
             f"{tag}_events_per_cpu_s": out["accepted"] / out["cpu_s"],
             f"{tag}_redis_bytes_per_user": (after["used_memory"] - before["used_memory"]) / n_users,
             f"{tag}_peak_rss_mb": out["maxrss_kb"] * 1024 / 1e6,
@@ -63,6 +66,8 @@ def test_scaling_users(
         record(
             benchmark,
             scaling_events_per_s_ratio=out["events_per_s"] / FIGURES[f"{small}_events_per_s"],
+            scaling_decisions_per_event_ratio=FIGURES[f"{tag}_decisions_per_event"]
+            / FIGURES[f"{small}_decisions_per_event"],
             scaling_events_per_cpu_s_ratio=FIGURES[f"{tag}_events_per_cpu_s"]
             / FIGURES[f"{small}_events_per_cpu_s"],
             scaling_redis_bytes_per_user_ratio=FIGURES[f"{tag}_redis_bytes_per_user"]
@@ -72,3 +77,9 @@ def test_scaling_users(
             * 1e6
             / (SIZES[-1] - SIZES[0]),
         )
+
+
+def _decisions(report: dict[str, Any]) -> int:
+    """Decisions written in a replay (ranked, degraded and non-personalized)."""
+    d = report.get("decisions", {})
+    return int(d.get("ranked", 0)) + int(d.get("degraded", 0)) + int(d.get("non_personalized", 0))
