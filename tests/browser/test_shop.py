@@ -15,7 +15,7 @@ import pytest
 import redis
 from playwright.sync_api import expect
 
-from rtp.decisions.edge import EdgeModel, daypart
+from rtp.decisions.edge import EdgeModel, daypart, reason_for
 from rtp.http.demo.catalog import catalogue
 from rtp.http.live import start_live, stop_live, wait_ready
 from rtp.http.testing import ServerThread
@@ -76,10 +76,10 @@ def test_edge_content_before_the_first_paint_and_any_decision(
     expect(hero).to_have_attribute("data-rtp-source", "edge")
     assert hero.get_attribute("data-rtp-theme") == "category:watches"
     band = daypart(time.gmtime().tm_hour)
-    assert (
-        hero.locator("[data-rtp-reason]").inner_text()
-        == f"Popular with visitors from search on mobile this {band}"
-    )
+    # "... this morning", "... tonight": the sentence the edge model publishes for the rule
+    expected = reason_for({"referral": "search", "device": "mobile", "daypart": band})
+    assert expected.startswith("Popular with visitors from search on mobile")
+    assert hero.locator("[data-rtp-reason]").inner_text() == expected
     assert hero.locator("h1").inner_text() == "Welcome! Discover our watches"
     expect(page.locator(HOME)).to_have_attribute("data-rtp-source", "edge")
     shown = page.locator(f"{HOME} li").evaluate_all("els => els.map(e => e.dataset.rtpItem)")
