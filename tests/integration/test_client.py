@@ -233,7 +233,7 @@ def test_stats(client: Client, raw: redis.Redis) -> None:
     assert stats["used_memory_bytes"] > 0
 
 
-@pytest.mark.parametrize("spin_us", [0, 500])
+@pytest.mark.parametrize("spin_us", [0, Settings().read_spin_us])
 def test_reads_fail_fast_when_redis_is_down(own_redis: RedisServer, spin_us: int) -> None:
     c = Client.from_url(own_redis.url, Settings(redis_timeout_s=0.5, read_spin_us=spin_us))
     assert c.decision("u1") is None

@@ -269,11 +269,11 @@ def await_reply(sock: Any, spin_ns: int) -> None:
     """Poll ``sock`` without sleeping until a reply has arrived or ``spin_ns`` have passed.
 
     A thread that blocks on a socket lets its CPU go idle, and on a virtual machine an idle
-    CPU can take milliseconds to wake when the reply lands: on the 2-core VM of BENCHMARKS.md
-    an idle host's ``GET`` round trip to a local Redis has a p50 of ~0.19 ms and a p99 of
-    ~3 ms, against ~0.03 / ~0.3 ms when the caller polls. Polling costs a few µs of CPU per
-    call while Redis is answering (it usually answers in 30-50 µs) and ``spin_ns`` at most;
-    then the read blocks as usual. TLS sockets are not polled (they cannot peek)."""
+    CPU can take milliseconds to wake when the reply lands (BENCHMARKS.md §4.6: a bare ``GET``
+    round trip's p99 on an idle host, blocking against polling). Polling spends the time the
+    call would have waited anyway, ``spin_ns`` at most; then the read blocks as usual. TLS
+    sockets are not polled: decrypted data can wait in the TLS layer, where ``poll`` does not
+    see it."""
     if sock is None or isinstance(sock, ssl.SSLSocket):
         return
     try:
