@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from rtp.candidates.generate import candidates
+from rtp.candidates.generate import candidates, is_candidate
 from rtp.config import Settings
 from rtp.decisions.home import rank_home
 from rtp.decisions.placements import decide
@@ -106,7 +106,7 @@ def _reference(u: UserState, m: ModelView, rules: Rules) -> dict[str, float]:
     return {it: b + sum(wi * vi for wi, vi in zip(w, v, strict=False)) for it, v in cands.items()}
 
 
-def _sessions(seed: int) -> list[UserState]:
+def _sessions(seed: int, max_events: int = 10) -> list[UserState]:
     rng = random.Random(seed)
     cat = _catalogue()
     items = list(cat)
@@ -114,7 +114,7 @@ def _sessions(seed: int) -> list[UserState]:
     for n in range(25):
         evs = []
         ts = T0 + 10_000 + n
-        for k in range(rng.randint(1, 10)):
+        for k in range(rng.randint(1, max_events)):
             it = rng.choice(items)
             c, p = cat[it]
             ts += 20
@@ -410,3 +410,25 @@ def test_decisions_carry_the_ts_of_the_event_they_reflect() -> None:
 
     got = {u: codec.loads(v)["ts"] for u, v in w.decisions}
     assert got == {"a": T0 + 7, "b": T0 + 3}
+
+
+@pytest.mark.parametrize("neighbours", [False, True])
+def test_is_candidate_agrees_with_the_candidates_built(neighbours: bool) -> None:
+    """``is_candidate`` (the ranking example's cheap test) says yes exactly for the items
+    :func:`candidates` returns: asked of every candidate, every seen item, and every item of the
+    catalogue, for sessions with carts, purchases, profiles and (optionally) neighbourhoods."""
+    m = _models(neighbours=neighbours)
+    items = list(_catalogue())
+    yes = no = 0
+    beyond_recent = 0
+    for seed, longest in ((1, 10), (3, 10), (4, 60)):  # long visits: seen items beyond `recent`
+        for u in _sessions(seed, longest):
+            beyond_recent = max(beyond_recent, len(u.session.seen) - len(u.session.recent))
+            cats = u.blended_categories()
+            cands = candidates(u, m, cats)
+            for it in {*cands, *u.session.seen, *items, "never-seen"}:
+                got = is_candidate(u, m, cats, it)
+                assert got == (it in cands), (u.uid, it)
+                yes += got
+                no += not got
+    assert yes > 300 and no > 300 and beyond_recent > 10

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import orjson
 
-from rtp.candidates.generate import candidates
+from rtp.candidates.generate import candidates, is_candidate
 from rtp.capture import events as ev
 from rtp.capture.enrich import COUNTRY_UTC_OFFSET_H, local_hour_weekday
 from rtp.config import Settings
@@ -676,10 +676,9 @@ class UserShard:
         The negatives are drawn with a generator seeded by the event (reproducible anywhere)."""
         view = self.view
         cats = u.blended_categories()
+        if not is_candidate(u, view, cats, item):
+            return  # not an example (most targets): no candidate vectors built for nothing
         cands = candidates(u, view, cats)
-        chosen = cands.get(item)
-        if chosen is None:
-            return
         others = [i for i in served if i != item and i in cands]
         rng = random.Random(zlib.crc32(f"{u.uid}|{e.pos}".encode("utf-8", "surrogatepass")))
         picked = rng.sample(others, min(2, len(others))) if others else []
