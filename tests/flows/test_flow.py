@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from rtp.capture.events import (
 from rtp.client import Client
 from rtp.config import Settings
 from rtp.engine.writes import Writes
+from rtp.flow.dataflow import one_worker_per_process, tune_switch_interval, workers_from_argv
 from rtp.store import codec
 from rtp.store.store import Store
 from rtp.tools.replay import collect_stats, replay
@@ -380,3 +382,32 @@ def test_taobao_slice_replay(redis_url: str) -> None:
                     recent.remove(item)
                 recent.append(item)
             assert ctx["recent"] == recent[::-1][:5], user
+
+
+@pytest.mark.parametrize(
+    ("argv", "workers", "one_each"),
+    [
+        (["x.py"], 1, False),  # not started by a Bytewax runner
+        (["/v/bytewax/run.py", "flows.personalize:flow"], 1, False),
+        (["/v/bytewax/run.py", "f:flow", "-w", "2"], 2, False),
+        (["/v/bytewax/run.py", "f:flow", "-i", "0", "-a", "h0:2101;h1:2101"], 2, True),
+        (["/v/bytewax/run.py", "f:flow", "-w", "2", "-i", "1", "-a", "h0:1;h1:1"], 4, False),
+        (["/v/bytewax/testing.py", "f:flow", "-p", "3"], 3, True),
+    ],
+)
+def test_the_cluster_shape_is_read_from_the_runner_command_line(
+    argv: list[str], workers: int, one_each: bool
+) -> None:
+    assert workers_from_argv(argv) == workers
+    assert one_worker_per_process(argv) is one_each
+
+
+def test_switch_interval_is_set_from_settings_and_zero_keeps_python_default() -> None:
+    before = sys.getswitchinterval()
+    try:
+        tune_switch_interval(Settings(switch_interval_ms=0))
+        assert sys.getswitchinterval() == before
+        tune_switch_interval(Settings(switch_interval_ms=250))
+        assert sys.getswitchinterval() == pytest.approx(0.25)
+    finally:
+        sys.setswitchinterval(before)

@@ -59,13 +59,38 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+def tune_switch_interval(settings: Settings) -> None:
+    """In a cluster process whose one worker thread runs the whole flow: let the worker keep
+    the GIL ``settings.switch_interval_ms`` before Python makes it hand over. The only other
+    thread that wants the GIL is Bytewax's main thread, which checks for signals every
+    millisecond; it gets the GIL while the worker waits on Redis, and a signal is seen within
+    the interval. Not with several worker threads in a process (they share the GIL: a long
+    interval would let one hold the others up at each tick)."""
+    if settings.switch_interval_ms > 0:
+        sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
+
+
+def one_worker_per_process(argv: Sequence[str] | None = None) -> bool:
+    """Whether ``python -m bytewax.run``/``bytewax.testing`` were told to run several processes
+    (``-a`` with two or more addresses, or ``-p`` two or more) of one worker thread each."""
+    per_process, processes = _cluster_argv(argv)
+    return per_process == 1 and processes > 1
+
+
 def workers_from_argv(argv: Sequence[str] | None = None) -> int:
     """The cluster's worker count as ``python -m bytewax.run``/``bytewax.testing`` were told
     (``-w``, ``-p``, ``-a``), 1 when none is given."""
+    per_process, processes = _cluster_argv(argv)
+    return max(1, per_process * processes)
+
+
+def _cluster_argv(argv: Sequence[str] | None) -> tuple[int, int]:
+    """``(workers per process, processes)`` from a Bytewax runner's command line (1, 1 when
+    the process was not started by one)."""
     args = list(sys.argv if argv is None else argv)
-    if not args or "bytewax" not in args[0]:
-        return 1  # not started by bytewax.run / bytewax.testing: a single worker
     per_process, processes = 1, 1
+    if not args or "bytewax" not in args[0]:
+        return per_process, processes  # not started by bytewax.run / bytewax.testing
     for i, a in enumerate(args[:-1]):
         nxt = args[i + 1]
         if a in ("-w", "--workers-per-process") and nxt.isdigit():
@@ -74,7 +99,7 @@ def workers_from_argv(argv: Sequence[str] | None = None) -> int:
             processes = int(nxt)
         elif a in ("-a", "--addresses"):
             processes = len([x for x in nxt.split(";") if x])
-    return max(1, per_process * processes)
+    return per_process, processes
 
 
 class Layout:
@@ -224,6 +249,8 @@ def build_flow(
     :param hooks_factory: makes the user step's hooks (evaluation, batch serving, metrics).
     """
     tune_gc()
+    if one_worker_per_process():
+        tune_switch_interval(settings)
     layout = layout or Layout.from_settings(settings)
     n = layout.shards
     ukeys = layout.keys

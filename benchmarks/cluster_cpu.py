@@ -1,0 +1,81 @@
+"""Where a replay's CPU goes, per process, on 1 and on N processes (issue #8's scale-out).
+
+    .venv/bin/python -m benchmarks.cluster_cpu [N ...]      # default: 1 2
+
+Runs ``rtp replay`` of the Taobao slice with ``--processes N`` (Bytewax's production runner) into
+a private redis-server, with ``benchmarks/cpu_probe`` on ``PYTHONPATH`` so that every worker
+process times its steps with a thread CPU clock (the probe adds ~1 µs per wrapped call). Prints,
+per worker: the processing window (first to last user-step call) in wall and CPU seconds, the
+time it was idle in that window, and each step's CPU with its calls; then the sum over workers
+beside the 1-process figures. The question it answers: does N processes' work add up to one
+process's, and how long do the workers wait for each other (the tick barrier)?
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.conftest import ROOT, TAOBAO
+from rtp.testing import RedisServer
+
+PROBE = Path(__file__).resolve().parent / "cpu_probe"
+
+
+def run(n: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One replay on ``n`` processes: its report and each worker's probe."""
+    server = RedisServer().start()
+    out = Path(tempfile.mkdtemp(prefix="rtp-cpuprobe-"))
+    path = os.pathsep.join([str(PROBE), str(ROOT)])
+    env = dict(os.environ, RTP_CPUPROBE=str(out), PYTHONPATH=path)
+    report = out / "report.json"
+    try:
+        subprocess.run(
+            [sys.executable, "-c", "from rtp.tools.cli import main; main()", "replay",
+             str(TAOBAO), "--format", "taobao", "--processes", str(n),
+             "--redis-url", server.url, "-q", "--report", str(report)],
+            env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    finally:
+        server.close()
+    probes = [json.loads(p.read_text()) for p in sorted(out.glob("probe-*.json"))]
+    return json.loads(report.read_text()), probes
+
+
+def show(n: int, report: dict[str, Any], probes: list[dict[str, Any]]) -> dict[str, float]:
+    print(f"\n{n} process(es): {report['events_per_s']:,.0f} events/s, {report['events']:,} events")
+    total: dict[str, float] = {}
+    for p in probes:
+        idle = p["window_wall_s"] - p["window_cpu_s"]
+        print(f"  worker pid {p['pid']}: window {p['window_wall_s']:.2f} s wall, "
+              f"{p['window_cpu_s']:.2f} s CPU, idle {idle:.2f} s; process CPU "
+              f"{p['process_cpu_s']:.2f} s")  # fmt: skip
+        rows = [("window CPU", p["window_cpu_s"]), ("idle in window", idle)]
+        rows += sorted(p["cpu_s"].items(), key=lambda kv: -kv[1])
+        for name, s in rows:
+            total[name] = total.get(name, 0.0) + s
+        for name, s in sorted(p["cpu_s"].items(), key=lambda kv: -kv[1]):
+            calls = p["calls"][name]
+            print(f"    {s:7.2f} s  {calls:7d} calls  {s / calls * 1e6:9.1f} µs/call  {name}")
+    return total
+
+
+def main() -> None:
+    if not TAOBAO.exists():
+        sys.exit(f"skipped: {TAOBAO} is absent")
+    ns = [int(a) for a in sys.argv[1:]] or [1, 2]
+    totals = {n: show(n, *run(n)) for n in ns}
+    names = list(totals[ns[0]])
+    names += [k for n in ns[1:] for k in totals[n] if k not in names]
+    print("\nsum over workers, CPU s: " + "  ".join(f"{n} proc" for n in ns))
+    for name in names:
+        print(f"  {name:40s}" + "".join(f"{totals[n].get(name, 0.0):9.2f}" for n in ns))
+
+
+if __name__ == "__main__":
+    main()
