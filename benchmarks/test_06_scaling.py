@@ -3,6 +3,12 @@ with the same number of events per user (so 10x the events, over the same span o
 10x the concurrent sessions), each replayed in its own subprocess into an empty private
 redis-server. Per-user and per-event costs should stay flat: the figures are the 50k / 5k
 ratios (1.0 = flat; events/s below 1, memory above 1 = worse with more users).
+
+RSS per live user: a process's peak RSS holds a base that does not depend on users (Python,
+Bytewax, River and SciPy imported, the flow built, the models). ``test_scaling_base`` replays
+the first ``BASE_EVENTS`` events of the small stream to measure it, and each size's peak RSS
+above that base, divided by its users, is its RSS per live user (every user of these streams
+is live to the end: their events span the whole stream).
 """
 
 from __future__ import annotations
@@ -17,12 +23,36 @@ from benchmarks.conftest import FIGURES, RedisServer, record, replay_subprocess
 
 SIZES = (5_000, 50_000)
 EVENTS_PER_USER = 10
+BASE_EVENTS = 500  # one replay tick: the flow, its imports and models, next to no users
 
 
 @pytest.fixture(scope="module")
 def streams(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[Path, str, str]]:
     tmp = stream_dir(tmp_path_factory)
     return {n: generated_users(n, tmp, EVENTS_PER_USER) for n in SIZES}
+
+
+def test_scaling_base(
+    benchmark: Any, streams: dict[int, tuple[Path, str, str]], fresh_redis: RedisServer
+) -> None:
+    """The peak RSS of the same flow over the small stream's first ``BASE_EVENTS`` events."""
+    path, fmt, _how = streams[SIZES[0]]
+    head = path.with_name(f"head{BASE_EVENTS}_{path.name}")
+    with path.open("rb") as src, head.open("wb") as dst:
+        for _, line in zip(range(BASE_EVENTS), src, strict=False):
+            dst.write(line)
+    out: dict[str, Any] = {}
+
+    def once() -> None:
+        out.update(replay_subprocess([head], fmt, fresh_redis.url))
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    assert out["accepted"] == BASE_EVENTS
+    record(
+        benchmark,
+        scaling_base_users=out["users"],
+        scaling_base_peak_rss_mb=out["maxrss_kb"] * 1024 / 1e6,
+    )
 
 
 @pytest.mark.parametrize("users", SIZES)
@@ -60,6 +90,9 @@ def test_scaling_users(
             f"{tag}_peak_rss_mb": out["maxrss_kb"] * 1024 / 1e6,
         },
     )
+    if "scaling_base_peak_rss_mb" in FIGURES:
+        above = out["maxrss_kb"] * 1024 - FIGURES["scaling_base_peak_rss_mb"] * 1e6
+        record(benchmark, **{f"{tag}_rss_bytes_per_live_user": above / out["users"]})
     small = f"scaling_{SIZES[0] // 1000}k"
     if users == SIZES[-1] and f"{small}_events_per_s" in FIGURES:
         rss_small = FIGURES[f"{small}_peak_rss_mb"]
@@ -77,6 +110,9 @@ def test_scaling_users(
             * 1e6
             / (SIZES[-1] - SIZES[0]),
         )
+        per_user = [FIGURES.get(f"{t}_rss_bytes_per_live_user") for t in (small, tag)]
+        if None not in per_user:  # issue #8's "RSS per live user flat": 1.0, the base set aside
+            record(benchmark, scaling_rss_per_live_user_ratio=per_user[1] / per_user[0])
 
 
 def _decisions(report: dict[str, Any]) -> int:
