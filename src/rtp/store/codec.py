@@ -298,6 +298,12 @@ def _zigzag_deltas(ks: list[int]) -> list[int]:
     return [d << 1 if d >= 0 else (-d << 1) - 1 for d in map(sub, ks, [0, *ks[:-1]])]
 
 
+# a difference -> its zigzag varint, for every difference whose varint has one or two bytes
+_VAR_DELTA = {
+    d: _VAR[d << 1 if d >= 0 else (-d << 1) - 1] for d in range(-(_VAR_N >> 1), _VAR_N >> 1)
+}
+
+
 def _dict_header(keys: tuple[Any, ...]) -> bytes | None:
     """The schema header of a dict with these keys (in this order), ``None`` if none fits."""
     if not keys or type(keys[0]) is not str:
@@ -1412,10 +1418,12 @@ def _z_scores(scores: Any, n: int) -> bytes | None:
     """``n`` float scores that are thousandths, as zigzag varint deltas, or ``None``."""
     if type(scores) is not list or len(scores) != n or set(map(type, scores)) != {float}:
         return None
-    ks: list[Any] = list(map(_MILLI.get, scores))
-    if None in ks:
+    ks: list[int]
+    try:
+        ks = list(map(_MILLI.__getitem__, scores))
+    except KeyError:  # a score not met before
         try:
-            ks = [round(x * 1000) if k is None else k for x, k in zip(scores, ks, strict=True)]
+            ks = [round(x * 1000) for x in scores]
             if [k / 1000 for k in ks] != scores:
                 return None
         except (OverflowError, ValueError):  # infinities, NaN
@@ -1423,10 +1431,10 @@ def _z_scores(scores: Any, n: int) -> bytes | None:
         _remember_thousandths(scores, ks)
     if 0 in ks and _NEG_ZERO in _structs(n, "d").pack(*scores):
         return None
-    zs = _zigzag_deltas(ks)
-    if max(zs) >= _VAR_N:
+    try:  # the zigzag varints of the differences (the first from 0)
+        return b"".join(map(_VAR_DELTA.__getitem__, map(sub, ks, [0, *ks[:-1]])))
+    except KeyError:  # a difference beyond two varint bytes
         return None
-    return b"".join(map(_VAR.__getitem__, zs))
 
 
 def _z_payload(doc: dict[str, Any]) -> bytes | None:
