@@ -8,7 +8,8 @@ in-memory model log) tick by tick: one ``Engine.process`` call per tick of the r
 source's batches grouped by their tick), so decisions use the models of the tick before, as in
 ``rtp replay``. No Redis. A quick, low-noise check of a change to the per-event path.
 ``--v1-decisions``: decisions in the first compact form (0xD1) instead of the zstd form, for a
-paired comparison of the two.
+paired comparison of the two. ``--thread``: run in a thread started for it, as a Bytewax cluster
+worker runs (is a thread slower than the main thread?).
 """
 
 from __future__ import annotations
@@ -64,4 +65,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if "--thread" in sys.argv[1:]:
+        import threading
+
+        t = threading.Thread(target=main)
+        t.start()
+        t.join()
+    else:
+        main()
