@@ -7,10 +7,11 @@ trained on these very decisions (process CPU time per value, bytes per value).
 
 The decisions are those the engine writes over the Taobao slice (no Redis): the first 4,000
 train the plain form's dictionary, the next 4,000 are timed; the zstd form's pre-pass (what it
-does before zstd) is timed alone too. ``synth``: the last decision per user over the first
-150,000 events of ``rtp.tools.synth --users 50000 --seed 7``, the bytes of both forms. The plain
-form's dictionary is trained on the data it is measured on (an upper bound for it); rtp's ships
-with the package and was trained on synthetic streams (``python -m rtp.tools.zdict``).
+does before zstd) is timed alone too, and so are its scores (``_z_scores``). ``synth``: the last
+decision per user over the first 150,000 events of ``rtp.tools.synth --users 50000 --seed 7``,
+the bytes of both forms. The plain form's dictionary is trained on the data it is measured on
+(an upper bound for it); rtp's ships with the package and was trained on synthetic streams
+(``python -m rtp.tools.zdict``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ import zstandard as zs
 from benchmarks.engine_harness import TAOBAO, taobao_ticks
 from rtp.config import Settings
 from rtp.engine import Engine
-from rtp.store.codec import _z_payload, decode_decision, encode_decision, encode_decision_v1
+from rtp.store.codec import (
+    _z_payload,
+    _z_scores,
+    decode_decision,
+    encode_decision,
+    encode_decision_v1,
+)
 from rtp.tools.synth import generate
 
 
@@ -81,6 +88,9 @@ def main() -> None:
     _row("first compact form (0xD1)", encode_decision_v1, decode_decision, test)
     _row("zstd form (0xD2, what rtp writes)", encode_decision, decode_decision, test)
     print(f"  of which its pre-pass (before zstd): {per_value_us(_z_payload, test):.1f} us")
+    scores = [d["home"]["scores"] for d in test]
+    us = per_value_us(lambda x: _z_scores(x, len(x)), scores)
+    print(f"  of which the home list's scores: {us:.2f} us")
     zdict = zs.train_dictionary(8_192, [orjson.dumps(d) for d in train])
     c = zs.ZstdCompressor(level=3, dict_data=zdict, write_content_size=False,
                           write_checksum=False, write_dict_id=False)  # fmt: skip

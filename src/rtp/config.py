@@ -53,8 +53,8 @@ class Settings:
     hold_profiles: bool = False  # under Bytewax recovery (``--recovery`` sets it; see users.py)
     # A cluster process with one worker thread: how long the worker may hold the GIL before
     # Python makes it hand over (Python's default is 5 ms). Bytewax's main thread takes the GIL
-    # every millisecond to check for signals; at 5 ms it forces the worker out ~200 times a
-    # second (measured in BENCHMARKS.md). 0 leaves Python's default.
+    # every millisecond to check for signals, so at 5 ms the worker can be forced out up to
+    # 200 times a second (BENCHMARKS.md §4.5 measures what 100 ms gains). 0 keeps the default.
     switch_interval_ms: float = 100.0
     degrade_lag_s: float = 5.0  # wall-clock lag behind capture that switches to fallback decisions
     recover_lag_s: float = 1.0  # ...and back to ranking below this

@@ -96,7 +96,11 @@ def seed_lists(u: UserState, m: ModelView, seeds: list[str]) -> list[list[tuple[
 
 
 def candidates(u: UserState, m: ModelView, cats: dict[str, float]) -> dict[str, list[float]]:
-    """Every candidate with its generator features (context features are zero)."""
+    """Every candidate with its generator features (context features are zero).
+
+    :func:`is_candidate` asks the same generators for one item: a change to which items a
+    generator contributes here changes it too (``tests/unit/test_decide.py`` holds them
+    together)."""
     cands: dict[str, list[float]] = {}
     get = cands.get
     s = u.session

@@ -304,6 +304,15 @@ _VAR_DELTA = {
 }
 
 
+def _delta_varints(ks: list[int]) -> bytes | None:
+    """The zigzag varints of the differences of ``ks`` (the first from 0), or ``None`` when a
+    difference needs more than two bytes."""
+    try:
+        return b"".join(map(_VAR_DELTA.__getitem__, map(sub, ks, [0, *ks[:-1]])))
+    except KeyError:
+        return None
+
+
 def _dict_header(keys: tuple[Any, ...]) -> bytes | None:
     """The schema header of a dict with these keys (in this order), ``None`` if none fits."""
     if not keys or type(keys[0]) is not str:
@@ -849,15 +858,13 @@ class _Encoder:
             s -= 1
             ks = [k // 10 for k in ks]
         out = self.out
-        var, var_n = _VAR, _VAR_N
         out.append(0x73)
         out.append(s)
-        out += var[n] if n < var_n else _varint(n)
-        zs = _zigzag_deltas(ks)
-        if max(zs) < var_n:
-            out += b"".join(map(var.__getitem__, zs))
-        else:
-            out += b"".join([var[z] if z < var_n else _varint(z) for z in zs])
+        out += _VAR[n] if n < _VAR_N else _varint(n)
+        short = _delta_varints(ks)
+        if short is None:  # a difference beyond two bytes: every varint as long as it needs
+            short = b"".join([_VAR[z] if z < _VAR_N else _varint(z) for z in _zigzag_deltas(ks)])
+        out += short
         return True
 
 
@@ -1431,10 +1438,7 @@ def _z_scores(scores: Any, n: int) -> bytes | None:
         _remember_thousandths(scores, ks)
     if 0 in ks and _NEG_ZERO in _structs(n, "d").pack(*scores):
         return None
-    try:  # the zigzag varints of the differences (the first from 0)
-        return b"".join(map(_VAR_DELTA.__getitem__, map(sub, ks, [0, *ks[:-1]])))
-    except KeyError:  # a difference beyond two varint bytes
-        return None
+    return _delta_varints(ks)
 
 
 def _z_payload(doc: dict[str, Any]) -> bytes | None:
