@@ -41,10 +41,13 @@ def run(n: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
              "--redis-url", server.url, "-q", "--report", str(report)],
             env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
+        cpu = server.client().info("cpu")
     finally:
         server.close()
     probes = [json.loads(p.read_text()) for p in sorted(out.glob("probe-*.json"))]
-    return json.loads(report.read_text()), probes
+    rep = json.loads(report.read_text())
+    rep["redis_cpu_s"] = cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+    return rep, probes
 
 
 def show(n: int, report: dict[str, Any], probes: list[dict[str, Any]]) -> dict[str, float]:
@@ -62,6 +65,15 @@ def show(n: int, report: dict[str, Any], probes: list[dict[str, Any]]) -> dict[s
         for name, s in sorted(p["cpu_s"].items(), key=lambda kv: -kv[1]):
             calls = p["calls"][name]
             print(f"    {s:7.2f} s  {calls:7d} calls  {s / calls * 1e6:9.1f} µs/call  {name}")
+    # the CPU budget: how much of the machine's cores the workers and redis-server used while
+    # the workers processed (redis-server's CPU is the whole run's: an upper bound)
+    wall = max(p["window_wall_s"] for p in probes)
+    cores = os.cpu_count() or 1
+    work = sum(p["window_cpu_s"] for p in probes)
+    redis_s = report["redis_cpu_s"]
+    print(f"  CPU budget: window {wall:.2f} s x {cores} cores = {wall * cores:.2f} CPU-s; "
+          f"workers used {work:.2f}, redis-server {redis_s:.2f} (whole run)")  # fmt: skip
+    total["redis-server CPU (whole run)"] = redis_s
     return total
 
 

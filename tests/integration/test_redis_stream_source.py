@@ -103,6 +103,17 @@ def test_events_until_eof(redis_url: str, r: redis.Redis) -> None:
     assert out[-1].wm > 1 << 60  # the end: a watermark past every tick
 
 
+def test_append_takes_a_redis_url_too(redis_url: str, r: redis.Redis) -> None:
+    ids = streams.append(redis_url, [view(i) for i in range(3)], stream=ONE)
+    assert streams.append(redis_url, [view(3)], stream=ONE)  # the URL's client, kept
+    got = r.xrange(f"{ONE}:0")
+    assert [i for i, _ in got][:3] == ids and len(got) == 4
+    with pytest.raises(ValueError, match="not a Redis URL"):
+        streams.append("localhost:6379", [view(0)], stream=ONE)
+    with pytest.raises(TypeError, match="redis.Redis client or a Redis URL"):
+        streams.append(object(), [view(0)], stream=ONE)
+
+
 def test_bad_entries_are_rejected_with_reasons(redis_url: str, r: redis.Redis) -> None:
     streams.append(r, [view(0)], stream=ONE)
     streams.append(r, [b"{not json"], stream=ONE)

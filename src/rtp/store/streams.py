@@ -136,6 +136,25 @@ def configure(r: Any, config: StreamConfig) -> StreamConfig:
     return stored
 
 
+_CLIENTS: dict[str, Any] = {}
+
+
+def _client(r: Any) -> Any:
+    """``r`` itself when it is a client; the client kept for it when it is a Redis URL."""
+    if isinstance(r, str):
+        client = _CLIENTS.get(r)
+        if client is None:
+            import redis
+
+            if not r.startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError(f"not a Redis URL (redis://host:port/db): {r!r}")
+            client = _CLIENTS[r] = redis.Redis.from_url(r)
+        return client
+    if not callable(getattr(r, "register_script", None)):
+        raise TypeError(f"append needs a redis.Redis client or a Redis URL, not {type(r).__name__}")
+    return r
+
+
 def read_config(r: Any, stream: str = DEFAULT_STREAM, cache: bool = True) -> StreamConfig:
     """The stream's layout from ``{stream}:config`` (defaults when no flow has set it yet)."""
     now = time.monotonic()
@@ -206,14 +225,16 @@ def append(
 ) -> list[bytes]:
     """Append events (``Event`` objects, schema-v1 dicts, or JSON bytes) to the live stream.
 
-    Each event goes to its user's partition; all of them are added in one atomic server-side
-    call, or none is. Returns the entry ids in the order of ``events``.
+    ``r`` is a ``redis.Redis`` client, or a Redis URL (``redis://host:port/db``; one client per
+    URL is kept and reused). Each event goes to its user's partition; all of them are added in
+    one atomic server-side call, or none is. Returns the entry ids in the order of ``events``.
 
     :param partitions: the partition count; by default the stream's own (``{stream}:config``).
     :param max_backlog: refuse when a target partition would hold more entries than this; by
         default the stream's bound, ``0`` for none.
     :raises rtp.errors.Backpressure: a partition's backlog is over the bound; nothing was added.
     """
+    r = _client(r)
     items = [_user_and_raw(e) for e in events]
     if not items:
         return []
