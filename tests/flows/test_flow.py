@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,7 +25,12 @@ from rtp.capture.events import (
 from rtp.client import Client
 from rtp.config import Settings
 from rtp.engine.writes import Writes
-from rtp.flow.dataflow import one_worker_per_process, tune_switch_interval, workers_from_argv
+from rtp.flow.dataflow import (
+    one_worker_per_process,
+    process_id_from_argv,
+    tune_switch_interval,
+    workers_from_argv,
+)
 from rtp.store import codec
 from rtp.store.store import Store
 from rtp.tools.replay import collect_stats, replay
@@ -400,6 +407,59 @@ def test_the_cluster_shape_is_read_from_the_runner_command_line(
 ) -> None:
     assert workers_from_argv(argv) == workers
     assert one_worker_per_process(argv) is one_each
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "process_id"),
+    [
+        (["x.py", "-i", "1"], "", None),  # not started by a Bytewax runner
+        (["/v/bytewax/run.py", "flows.personalize:flow"], "", None),
+        (["/v/bytewax/run.py", "f:flow", "-i", "1", "-a", "h0:2101;h1:2101"], "", 1),
+        (["/v/bytewax/run.py", "f:flow", "--process-id", "0", "-a", "h0:1;h1:1"], "", 0),
+        (["/v/bytewax/testing.py", "f:flow", "-p", "3"], "2", 2),
+    ],
+)
+def test_the_process_id_is_read_from_the_runner(
+    argv: list[str], env: str, process_id: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("__BYTEWAX_PROC_ID", env)
+    assert process_id_from_argv(argv) == process_id
+
+
+_PIN_SCRIPT = """
+import json, os, sys, threading
+from rtp.config import Settings
+from rtp.flow.dataflow import pin_to_cpu
+started = threading.Event()
+early = threading.Thread(target=started.wait, daemon=True)  # a thread running before the pin
+early.start()
+def threads():
+    return sorted({c for t in os.listdir("/proc/self/task") for c in os.sched_getaffinity(int(t))})
+out = {"off": [pin_to_cpu(Settings(), 1), threads()]}
+k = int(sys.argv[1])
+out["on"] = [pin_to_cpu(Settings(pin_cpu=True), k), threads()]
+later = []
+t = threading.Thread(target=lambda: later.extend(os.sched_getaffinity(0)))  # started after it
+t.start(); t.join(); started.set()
+out["later"] = sorted(later)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+@pytest.mark.parametrize("k", [0, 1, 5])
+def test_pin_to_cpu_pins_the_kth_process_and_all_its_threads_and_is_off_by_default(
+    k: int,
+) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    run = subprocess.run(
+        [sys.executable, "-c", _PIN_SCRIPT, str(k)], capture_output=True, text=True, check=True
+    )
+    got = orjson.loads(run.stdout)
+    cpu = cpus[k % len(cpus)]  # more processes than CPUs wrap around
+    assert got["off"] == [None, cpus]
+    assert got["on"] == [cpu, [cpu]]  # the threads already running too
+    assert got["later"] == [cpu]  # and those started after
 
 
 def test_switch_interval_is_set_from_settings_and_zero_keeps_python_default() -> None:

@@ -25,6 +25,8 @@ depends on the number of workers or shards, or on how Bytewax batches (see
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -68,6 +70,41 @@ def tune_switch_interval(settings: Settings) -> None:
     interval would let one hold the others up at each tick)."""
     if settings.switch_interval_ms > 0:
         sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
+
+
+def pin_to_cpu(settings: Settings, process_id: int) -> int | None:
+    """With ``settings.pin_cpu``: pin this process to one CPU, process ``process_id`` to that
+    place among the CPUs it may use (modulo their count); the CPU, or ``None`` (off, or not
+    possible on this system). Linux pins one thread at a time: this pins the calling thread
+    and the threads already running (libraries start some at import), and the threads started
+    later inherit it, so call this before Bytewax starts its own."""
+    if not settings.pin_cpu or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[process_id % len(cpus)]
+    os.sched_setaffinity(0, {cpu})
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = []
+    for tid in tids:
+        with contextlib.suppress(OSError):  # a thread that has ended since
+            os.sched_setaffinity(tid, {cpu})
+    return cpu
+
+
+def process_id_from_argv(argv: Sequence[str] | None = None) -> int | None:
+    """This process's place in a cluster started by ``python -m bytewax.run -i K`` (or by
+    ``bytewax.testing -p N``, which tells its processes in ``__BYTEWAX_PROC_ID``); ``None``
+    when the process was not started by either."""
+    args = list(sys.argv if argv is None else argv)
+    if not args or "bytewax" not in args[0]:
+        return None
+    for i, a in enumerate(args[:-1]):
+        if a in ("-i", "--process-id") and args[i + 1].isdigit():
+            return int(args[i + 1])
+    env = os.environ.get("__BYTEWAX_PROC_ID", "")
+    return int(env) if env.isdigit() else None
 
 
 def one_worker_per_process(argv: Sequence[str] | None = None) -> bool:
@@ -251,6 +288,9 @@ def build_flow(
     tune_gc()
     if one_worker_per_process():
         tune_switch_interval(settings)
+        process_id = process_id_from_argv()
+        if process_id is not None:
+            pin_to_cpu(settings, process_id)
     layout = layout or Layout.from_settings(settings)
     n = layout.shards
     ukeys = layout.keys

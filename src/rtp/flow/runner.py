@@ -28,7 +28,7 @@ from typing import Any
 
 from rtp.config import Settings
 from rtp.errors import ConfigError
-from rtp.flow.dataflow import Layout, tune_switch_interval
+from rtp.flow.dataflow import Layout, pin_to_cpu, tune_switch_interval
 from rtp.flow.ready import SPEC_ENV, FlowSpec, build
 
 log = logging.getLogger("rtp.flow.runner")
@@ -164,6 +164,7 @@ def _run_here(
     recovery = RecoveryConfig(str(recovery_dir)) if recovery_dir is not None else None
     if addresses and len(addresses) > 1:
         tune_switch_interval(settings)  # one worker thread per process (workers_per_process=1)
+        pin_to_cpu(settings, process_id)  # before cli_main starts Bytewax's threads
     install_stop_handlers()
     cli_main(
         flow,
