@@ -56,11 +56,12 @@ class Settings:
     # every millisecond to check for signals, so at 5 ms the worker can be forced out up to
     # 200 times a second (BENCHMARKS.md §4.5 measures what 100 ms gains). 0 keeps the default.
     switch_interval_ms: float = 100.0
-    # A process of a cluster of several (``--processes N``, or ``bytewax.run -i K``): pin it, and
-    # the threads it starts, to one CPU (process K to the K-th CPU it may use, modulo their
-    # count), so its worker, Bytewax's threads and the GIL stay on one core. Off by default: it
-    # pays on a machine the cluster has to itself (BENCHMARKS.md §4.5: +5 % on 2 processes).
-    pin_cpu: bool = False
+    # A process of a cluster of several: pin it, and the threads it starts, to one CPU (process K
+    # to the K-th CPU it may use, modulo their count), so its worker, Bytewax's threads and the
+    # GIL stay on one core (BENCHMARKS.md §4.5). "auto": in the processes rtp starts itself
+    # (``--processes N``) when there is a CPU for each; "on": also under ``bytewax.run -i K``
+    # and with more processes than CPUs; "off": never (a machine shared with other work).
+    pin_cpu: str = "auto"
     degrade_lag_s: float = 5.0  # wall-clock lag behind capture that switches to fallback decisions
     recover_lag_s: float = 1.0  # ...and back to ranking below this
 

@@ -25,8 +25,10 @@ from rtp.capture.events import (
 from rtp.client import Client
 from rtp.config import Settings
 from rtp.engine.writes import Writes
+from rtp.errors import ConfigError
 from rtp.flow.dataflow import (
     one_worker_per_process,
+    pin_to_cpu,
     process_id_from_argv,
     tune_switch_interval,
     workers_from_argv,
@@ -435,31 +437,47 @@ early = threading.Thread(target=started.wait, daemon=True)  # a thread running b
 early.start()
 def threads():
     return sorted({c for t in os.listdir("/proc/self/task") for c in os.sched_getaffinity(int(t))})
-out = {"off": [pin_to_cpu(Settings(), 1), threads()]}
-k = int(sys.argv[1])
-out["on"] = [pin_to_cpu(Settings(pin_cpu=True), k), threads()]
+mode, k, n, by_rtp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+cpu = pin_to_cpu(Settings(pin_cpu=mode), k, n, started_by_rtp=by_rtp)
 later = []
 t = threading.Thread(target=lambda: later.extend(os.sched_getaffinity(0)))  # started after it
 t.start(); t.join(); started.set()
-out["later"] = sorted(later)
-print(json.dumps(out))
+print(json.dumps({"cpu": cpu, "threads": threads(), "later": sorted(later)}))
 """
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
-@pytest.mark.parametrize("k", [0, 1, 5])
-def test_pin_to_cpu_pins_the_kth_process_and_all_its_threads_and_is_off_by_default(
-    k: int,
+@pytest.mark.parametrize(
+    ("mode", "k", "processes", "by_rtp", "pinned"),
+    [
+        ("off", 1, 2, True, False),
+        ("0", 1, 2, True, False),
+        ("auto", 0, 1, True, True),  # rtp started it, a CPU each (one CPU at least)
+        ("auto", 0, 1, False, False),  # bytewax.run -i K: only when asked
+        ("auto", 0, 1000, True, False),  # more processes than CPUs: left to the scheduler
+        ("on", 0, 1000, False, True),
+        ("1", 5, 6, False, True),  # more processes than CPUs: they wrap around
+    ],
+)
+def test_pin_to_cpu_pins_the_kth_process_and_all_its_threads_as_settings_say(
+    mode: str, k: int, processes: int, by_rtp: bool, pinned: bool
 ) -> None:
     cpus = sorted(os.sched_getaffinity(0))
+    args = [mode, str(k), str(processes), "1" if by_rtp else "0"]
     run = subprocess.run(
-        [sys.executable, "-c", _PIN_SCRIPT, str(k)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _PIN_SCRIPT, *args], capture_output=True, text=True, check=True
     )
     got = orjson.loads(run.stdout)
-    cpu = cpus[k % len(cpus)]  # more processes than CPUs wrap around
-    assert got["off"] == [None, cpus]
-    assert got["on"] == [cpu, [cpu]]  # the threads already running too
-    assert got["later"] == [cpu]  # and those started after
+    if not pinned:
+        assert got == {"cpu": None, "threads": cpus, "later": cpus}
+        return
+    cpu = cpus[k % len(cpus)]
+    assert got == {"cpu": cpu, "threads": [cpu], "later": [cpu]}  # running and started after
+
+
+def test_pin_cpu_must_be_auto_on_or_off() -> None:
+    with pytest.raises(ConfigError, match="auto, on or off"):
+        pin_to_cpu(Settings(pin_cpu="sometimes"), 0, 2, started_by_rtp=True)
 
 
 def test_switch_interval_is_set_from_settings_and_zero_keeps_python_default() -> None:

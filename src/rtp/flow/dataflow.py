@@ -72,15 +72,28 @@ def tune_switch_interval(settings: Settings) -> None:
         sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
 
 
-def pin_to_cpu(settings: Settings, process_id: int) -> int | None:
-    """With ``settings.pin_cpu``: pin this process to one CPU, process ``process_id`` to that
-    place among the CPUs it may use (modulo their count); the CPU, or ``None`` (off, or not
-    possible on this system). Linux pins one thread at a time: this pins the calling thread
-    and the threads already running (libraries start some at import), and the threads started
-    later inherit it, so call this before Bytewax starts its own."""
-    if not settings.pin_cpu or not hasattr(os, "sched_setaffinity"):
+_PIN_MODES = {"auto": "auto", "on": "on", "1": "on", "true": "on", "yes": "on",
+              "off": "off", "0": "off", "false": "off", "no": "off"}  # fmt: skip
+
+
+def pin_to_cpu(
+    settings: Settings, process_id: int, processes: int, started_by_rtp: bool
+) -> int | None:
+    """Pin this process to one CPU as ``settings.pin_cpu`` says: process ``process_id`` of
+    ``processes`` to that place among the CPUs it may use (modulo their count). ``"auto"`` pins
+    only the processes rtp started itself (``started_by_rtp``), and only when each can have a
+    CPU of its own. Returns the CPU, or ``None`` (not pinned). Linux pins one thread at a time:
+    this pins the calling thread and the threads already running (libraries start some at
+    import), and the threads started later inherit it, so call this before Bytewax starts its
+    own."""
+    mode = _PIN_MODES.get(str(settings.pin_cpu).strip().lower())
+    if mode is None:
+        raise ConfigError(f"RTP_PIN_CPU must be auto, on or off, not {settings.pin_cpu!r}")
+    if mode == "off" or not hasattr(os, "sched_setaffinity"):
         return None
     cpus = sorted(os.sched_getaffinity(0))
+    if mode == "auto" and (not started_by_rtp or processes > len(cpus)):
+        return None
     cpu = cpus[process_id % len(cpus)]
     os.sched_setaffinity(0, {cpu})
     try:
@@ -290,7 +303,7 @@ def build_flow(
         tune_switch_interval(settings)
         process_id = process_id_from_argv()
         if process_id is not None:
-            pin_to_cpu(settings, process_id)
+            pin_to_cpu(settings, process_id, _cluster_argv(None)[1], started_by_rtp=False)
     layout = layout or Layout.from_settings(settings)
     n = layout.shards
     ukeys = layout.keys

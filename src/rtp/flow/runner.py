@@ -164,7 +164,8 @@ def _run_here(
     recovery = RecoveryConfig(str(recovery_dir)) if recovery_dir is not None else None
     if addresses and len(addresses) > 1:
         tune_switch_interval(settings)  # one worker thread per process (workers_per_process=1)
-        pin_to_cpu(settings, process_id)  # before cli_main starts Bytewax's threads
+        # before cli_main starts Bytewax's threads
+        pin_to_cpu(settings, process_id, len(addresses), started_by_rtp=True)
     install_stop_handlers()
     cli_main(
         flow,
