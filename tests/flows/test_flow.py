@@ -441,8 +441,10 @@ mode, k, n, by_rtp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4
 cpu = pin_to_cpu(Settings(pin_cpu=mode), k, n, started_by_rtp=by_rtp)
 later = []
 t = threading.Thread(target=lambda: later.extend(os.sched_getaffinity(0)))  # started after it
-t.start(); t.join(); started.set()
-print(json.dumps({"cpu": cpu, "threads": threads(), "later": sorted(later)}))
+t.start(); t.join()
+out = {"cpu": cpu, "threads": threads(), "later": sorted(later)}  # while the early one runs
+started.set()
+print(json.dumps(out))
 """
 
 
