@@ -107,6 +107,10 @@ class Settings:
 
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if pin_mode(self.pin_cpu) is None:
+            raise ConfigError(f"RTP_PIN_CPU must be auto, on or off, not {self.pin_cpu!r}")
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``RTP_*`` variables (``env``: default ``os.environ``), then overrides."""
@@ -127,6 +131,15 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+_PIN_MODES = {"auto": "auto", "on": "on", "1": "on", "true": "on", "yes": "on",
+              "off": "off", "0": "off", "false": "off", "no": "off"}  # fmt: skip
+
+
+def pin_mode(value: Any) -> str | None:
+    """``"auto"``, ``"on"`` or ``"off"`` for a ``pin_cpu`` value (``None``: not one of them)."""
+    return _PIN_MODES.get(str(value).strip().lower())
 
 
 def _coerce(name: str, type_: Any, raw: str) -> Any:

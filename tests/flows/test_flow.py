@@ -479,7 +479,11 @@ def test_pin_to_cpu_pins_the_kth_process_and_all_its_threads_as_settings_say(
 
 def test_pin_cpu_must_be_auto_on_or_off() -> None:
     with pytest.raises(ConfigError, match="auto, on or off"):
-        pin_to_cpu(Settings(pin_cpu="sometimes"), 0, 2, started_by_rtp=True)
+        Settings(pin_cpu="sometimes")
+    with pytest.raises(ConfigError, match="auto, on or off"):
+        Settings.from_env({"RTP_PIN_CPU": "2"})
+    assert Settings.from_env({"RTP_PIN_CPU": "OFF"}).pin_cpu == "OFF"  # read as "off"
+    assert pin_to_cpu(Settings(pin_cpu="OFF"), 0, 1, started_by_rtp=True) is None
 
 
 def test_switch_interval_is_set_from_settings_and_zero_keeps_python_default() -> None:

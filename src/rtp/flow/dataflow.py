@@ -37,7 +37,7 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
-from rtp.config import Settings
+from rtp.config import Settings, pin_mode
 from rtp.engine.hooks import REALTIME, Hook
 from rtp.engine.items import ItemShard
 from rtp.engine.log import GLOBAL, ModelLog, item_writer
@@ -72,10 +72,6 @@ def tune_switch_interval(settings: Settings) -> None:
         sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
 
 
-_PIN_MODES = {"auto": "auto", "on": "on", "1": "on", "true": "on", "yes": "on",
-              "off": "off", "0": "off", "false": "off", "no": "off"}  # fmt: skip
-
-
 def pin_to_cpu(
     settings: Settings, process_id: int, processes: int, started_by_rtp: bool
 ) -> int | None:
@@ -86,9 +82,7 @@ def pin_to_cpu(
     this pins the calling thread and the threads already running (libraries start some at
     import), and the threads started later inherit it, so call this before Bytewax starts its
     own."""
-    mode = _PIN_MODES.get(str(settings.pin_cpu).strip().lower())
-    if mode is None:
-        raise ConfigError(f"RTP_PIN_CPU must be auto, on or off, not {settings.pin_cpu!r}")
+    mode = pin_mode(settings.pin_cpu)  # checked when the settings were made
     if mode == "off" or not hasattr(os, "sched_setaffinity"):
         return None
     cpus = sorted(os.sched_getaffinity(0))
