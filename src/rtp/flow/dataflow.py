@@ -89,11 +89,10 @@ def pin_to_cpu(
     if mode == "auto" and (not started_by_rtp or processes > len(cpus)):
         return None
     cpu = cpus[process_id % len(cpus)]
-    os.sched_setaffinity(0, {cpu})
     try:
-        tids = [int(t) for t in os.listdir("/proc/self/task")]
+        tids = [int(t) for t in os.listdir("/proc/self/task")]  # the calling thread among them
     except OSError:
-        tids = []
+        tids = [0]  # the calling thread alone
     for tid in tids:
         with contextlib.suppress(OSError):  # a thread that has ended since
             os.sched_setaffinity(tid, {cpu})
@@ -104,46 +103,55 @@ def process_id_from_argv(argv: Sequence[str] | None = None) -> int | None:
     """This process's place in a cluster started by ``python -m bytewax.run -i K`` (or by
     ``bytewax.testing -p N``, which tells its processes in ``__BYTEWAX_PROC_ID``); ``None``
     when the process was not started by either."""
-    args = list(sys.argv if argv is None else argv)
-    if not args or "bytewax" not in args[0]:
-        return None
-    for i, a in enumerate(args[:-1]):
-        if a in ("-i", "--process-id") and args[i + 1].isdigit():
-            return int(args[i + 1])
-    env = os.environ.get("__BYTEWAX_PROC_ID", "")
-    return int(env) if env.isdigit() else None
+    return _cluster_argv(argv)[2]
+
+
+def tune_cluster_process(
+    settings: Settings, process_id: int, processes: int, started_by_rtp: bool
+) -> None:
+    """What a process of a cluster of one-worker processes sets before Bytewax starts its
+    threads: the switch interval (:func:`tune_switch_interval`) and its CPU (:func:`pin_to_cpu`).
+    """
+    tune_switch_interval(settings)
+    pin_to_cpu(settings, process_id, processes, started_by_rtp)
 
 
 def one_worker_per_process(argv: Sequence[str] | None = None) -> bool:
     """Whether ``python -m bytewax.run``/``bytewax.testing`` were told to run several processes
     (``-a`` with two or more addresses, or ``-p`` two or more) of one worker thread each."""
-    per_process, processes = _cluster_argv(argv)
+    per_process, processes, _ = _cluster_argv(argv)
     return per_process == 1 and processes > 1
 
 
 def workers_from_argv(argv: Sequence[str] | None = None) -> int:
     """The cluster's worker count as ``python -m bytewax.run``/``bytewax.testing`` were told
     (``-w``, ``-p``, ``-a``), 1 when none is given."""
-    per_process, processes = _cluster_argv(argv)
+    per_process, processes, _ = _cluster_argv(argv)
     return max(1, per_process * processes)
 
 
-def _cluster_argv(argv: Sequence[str] | None) -> tuple[int, int]:
-    """``(workers per process, processes)`` from a Bytewax runner's command line (1, 1 when
-    the process was not started by one)."""
+def _cluster_argv(argv: Sequence[str] | None) -> tuple[int, int, int | None]:
+    """``(workers per process, processes, this process's id)`` from a Bytewax runner's command
+    line (``-i``, or ``__BYTEWAX_PROC_ID`` from ``bytewax.testing``); ``(1, 1, None)`` when the
+    process was not started by one."""
     args = list(sys.argv if argv is None else argv)
-    per_process, processes = 1, 1
+    per_process, processes, process_id = 1, 1, None
     if not args or "bytewax" not in args[0]:
-        return per_process, processes  # not started by bytewax.run / bytewax.testing
+        return per_process, processes, process_id  # not started by bytewax.run / .testing
+    env = os.environ.get("__BYTEWAX_PROC_ID", "")
+    if env.isdigit():
+        process_id = int(env)
     for i, a in enumerate(args[:-1]):
         nxt = args[i + 1]
-        if a in ("-w", "--workers-per-process") and nxt.isdigit():
+        if a in ("-i", "--process-id") and nxt.isdigit():
+            process_id = int(nxt)
+        elif a in ("-w", "--workers-per-process") and nxt.isdigit():
             per_process = int(nxt)
         elif a in ("-p", "--processes") and nxt.isdigit():
             processes = int(nxt)
         elif a in ("-a", "--addresses"):
             processes = len([x for x in nxt.split(";") if x])
-    return per_process, processes
+    return per_process, processes, process_id
 
 
 class Layout:
@@ -293,11 +301,12 @@ def build_flow(
     :param hooks_factory: makes the user step's hooks (evaluation, batch serving, metrics).
     """
     tune_gc()
-    if one_worker_per_process():
-        tune_switch_interval(settings)
-        process_id = process_id_from_argv()
-        if process_id is not None:
-            pin_to_cpu(settings, process_id, _cluster_argv(None)[1], started_by_rtp=False)
+    per_process, processes, process_id = _cluster_argv(None)
+    if per_process == 1 and processes > 1:  # one_worker_per_process()
+        if process_id is None:
+            tune_switch_interval(settings)
+        else:
+            tune_cluster_process(settings, process_id, processes, started_by_rtp=False)
     layout = layout or Layout.from_settings(settings)
     n = layout.shards
     ukeys = layout.keys

@@ -28,7 +28,7 @@ from typing import Any
 
 from rtp.config import Settings
 from rtp.errors import ConfigError
-from rtp.flow.dataflow import Layout, pin_to_cpu, tune_switch_interval
+from rtp.flow.dataflow import Layout, tune_cluster_process
 from rtp.flow.ready import SPEC_ENV, FlowSpec, build
 
 log = logging.getLogger("rtp.flow.runner")
@@ -162,10 +162,8 @@ def _run_here(
         settings = settings.replace(hold_profiles=True)
     flow = build(spec, settings, layout=layout, on_progress=on_progress, sink=sink)
     recovery = RecoveryConfig(str(recovery_dir)) if recovery_dir is not None else None
-    if addresses and len(addresses) > 1:
-        tune_switch_interval(settings)  # one worker thread per process (workers_per_process=1)
-        # before cli_main starts Bytewax's threads
-        pin_to_cpu(settings, process_id, len(addresses), started_by_rtp=True)
+    if addresses and len(addresses) > 1:  # one worker thread per process (workers_per_process=1)
+        tune_cluster_process(settings, process_id, len(addresses), started_by_rtp=True)
     install_stop_handlers()
     cli_main(
         flow,

@@ -37,6 +37,7 @@ import orjson
 
 from rtp.capture.enrich import country_of
 from rtp.capture.events import without_ips
+from rtp.config import Settings
 from rtp.errors import Backpressure
 
 __all__ = [
@@ -148,7 +149,8 @@ def _client(r: Any) -> Any:
 
             if not r.startswith(("redis://", "rediss://", "unix://")):
                 raise ValueError(f"not a Redis URL (redis://host:port/db): {r!r}")
-            client = _CLIENTS[r] = redis.Redis.from_url(r)
+            timeout = Settings().redis_timeout_s  # as rtp's own clients: never hang forever
+            client = _CLIENTS[r] = redis.Redis.from_url(r, socket_timeout=timeout)
         return client
     if not callable(getattr(r, "register_script", None)):
         raise TypeError(f"append needs a redis.Redis client or a Redis URL, not {type(r).__name__}")
