@@ -1,14 +1,17 @@
 """Where a replay's CPU goes, per process, on 1 and on N processes (issue #8's scale-out).
 
-    .venv/bin/python -m benchmarks.cluster_cpu [N ...]      # default: 1 2
+    .venv/bin/python -m benchmarks.cluster_cpu [N ...] [--file PATH]  # default: 1 2, Taobao
 
-Runs ``rtp replay`` of the Taobao slice with ``--processes N`` (Bytewax's production runner) into
-a private redis-server, with ``benchmarks/cpu_probe`` on ``PYTHONPATH`` so that every worker
-process times its steps with a thread CPU clock (the probe adds ~1 µs per wrapped call). Prints,
-per worker: the processing window (first to last user-step call) in wall and CPU seconds, the
-time it was idle in that window, and each step's CPU with its calls; then the sum over workers
-beside the 1-process figures. The question it answers: does N processes' work add up to one
-process's, and how long do the workers wait for each other (the tick barrier)?
+Runs ``rtp replay`` of the Taobao slice (or ``PATH``: ``.csv`` read as Taobao, anything else
+as rtp's JSON lines, e.g. a stream from ``python -m rtp.tools.synth``) with ``--processes N``
+(Bytewax's production runner) into a private redis-server, with ``benchmarks/cpu_probe`` on
+``PYTHONPATH`` so that every worker process times its steps with a thread CPU clock (the probe
+adds ~1 µs per wrapped call). Prints, per worker: the processing window (first to last
+user-step call) in wall and CPU seconds, the time it was idle in that window, and each step's
+CPU with its calls; then the sum over workers beside the 1-process figures. The question it
+answers: does N processes' work add up to one process's, and how long do the workers wait for
+each other (the tick barrier)? An outer ``PYTHONPATH`` comes after the probe's (an older
+checkout's ``src`` there measures that version).
 """
 
 from __future__ import annotations
@@ -27,17 +30,19 @@ from rtp.testing import RedisServer
 PROBE = Path(__file__).resolve().parent / "cpu_probe"
 
 
-def run(n: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One replay on ``n`` processes: its report and each worker's probe."""
+def run(n: int, path: Path = TAOBAO) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One replay of ``path`` on ``n`` processes: its report and each worker's probe."""
     server = RedisServer().start()
     out = Path(tempfile.mkdtemp(prefix="rtp-cpuprobe-"))
-    path = os.pathsep.join([str(PROBE), str(ROOT)])
-    env = dict(os.environ, RTP_CPUPROBE=str(out), PYTHONPATH=path)
+    # the probe first; an outer PYTHONPATH after it (e.g. an older checkout's src, to compare)
+    pypath = [str(PROBE), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, RTP_CPUPROBE=str(out), PYTHONPATH=os.pathsep.join(pypath))
     report = out / "report.json"
     try:
         subprocess.run(
             [sys.executable, "-c", "from rtp.tools.cli import main; main()", "replay",
-             str(TAOBAO), "--format", "taobao", "--processes", str(n),
+             str(path), "--format", "taobao" if path.suffix == ".csv" else "jsonl",
+             "--processes", str(n),
              "--redis-url", server.url, "-q", "--report", str(report)],
             env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
@@ -78,10 +83,16 @@ def show(n: int, report: dict[str, Any], probes: list[dict[str, Any]]) -> dict[s
 
 
 def main() -> None:
-    if not TAOBAO.exists():
-        sys.exit(f"skipped: {TAOBAO} is absent")
-    ns = [int(a) for a in sys.argv[1:]] or [1, 2]
-    totals = {n: show(n, *run(n)) for n in ns}
+    args = sys.argv[1:]
+    path = TAOBAO
+    if "--file" in args:
+        at = args.index("--file")
+        path = Path(args[at + 1])
+        del args[at : at + 2]
+    if not path.exists():
+        sys.exit(f"skipped: {path} is absent")
+    ns = [int(a) for a in args] or [1, 2]
+    totals = {n: show(n, *run(n, path)) for n in ns}
     names = list(totals[ns[0]])
     names += [k for n in ns[1:] for k in totals[n] if k not in names]
     print("\nsum over workers, CPU s: " + "  ".join(f"{n} proc" for n in ns))

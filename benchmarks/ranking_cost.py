@@ -48,7 +48,7 @@ class _Keep:
         original = merge._complete
 
         def complete(upto: int, log: Any) -> Any:
-            for tick, (examples, _r, _e) in merge.pending.items():
+            for tick, (examples, _r) in merge.pending.items():
                 if tick <= upto:
                     self.examples.extend(examples)
             return original(upto, log)

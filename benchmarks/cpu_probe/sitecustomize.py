@@ -51,6 +51,8 @@ def _install() -> None:
     _wrap(dataflow._Users, "on_batch", "user step", window=True)
     _wrap(dataflow._Items, "on_batch", "item step")
     _wrap(dataflow._Global, "on_batch", "global step")
+    if hasattr(dataflow, "_Edge"):  # the edge step (earlier builds learned it in the global step)
+        _wrap(dataflow._Edge, "on_batch", "edge step")
     for mod, method, kind in ((sources, "next_batch", "source"), (sinks, "write_batch", "sink")):
         for n, c in vars(mod).items():
             if isinstance(c, type) and method in c.__dict__:

@@ -313,8 +313,9 @@ def test_two_workers_decide_exactly_like_one(
     redis_url: str, tmp_path: Path, neighbours: bool
 ) -> None:
     """The same input through run_main and a 2-worker cluster: the same decisions (every
-    field: items, scores, reasons, model version), profiles, examples learned and models;
-    with session-neighbourhood candidates too (their index is built in every worker's view)."""
+    field: items, scores, reasons, model version), profiles, examples learned and models (the
+    edge model too, learned on the other worker than the ranker); with session-neighbourhood
+    candidates too (their index is built in every worker's view)."""
     events = synthetic_stream(150, seed=7)
     path = write_jsonl(tmp_path / "two.jsonl", events)
     base = redis_url.rsplit("/", 1)[0]
@@ -333,9 +334,10 @@ def test_two_workers_decide_exactly_like_one(
         stats = collect_stats(store, f"w{workers}")
         profiles = decision_docs(r, "rtp:p:")
         pages = store.pages()
-        results.append((decision_docs(r), profiles, pages, stats))
+        edge = r.get("rtp:meta:edge")  # the edge step's model, learned on another worker
+        results.append((decision_docs(r), profiles, pages, stats, edge))
         store.close()
-    (one, p1, n1, s1), (two, p2, n2, s2) = results
+    (one, p1, n1, s1, e1), (two, p2, n2, s2, e2) = results
     assert (s1["shards"], s2["shards"]) == (1, 2)
     assert s1["read"] == s2["read"] == len(events)
     assert s1["events"] == s2["events"] == len(events)
@@ -348,6 +350,7 @@ def test_two_workers_decide_exactly_like_one(
         assert one[user]["ts"] == last[user]
     assert p1 == p2 and p1
     assert n1 == n2 and n1
+    assert e1 == e2 and e1 is not None and orjson.loads(e1)["rules"]
 
 
 @pytest.mark.slow

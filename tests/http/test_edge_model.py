@@ -160,3 +160,35 @@ def test_reasons() -> None:
     assert reason_for({"referral": "paid", "device": "tablet"}) == (
         "Popular with visitors from our ads on tablets"
     )
+
+
+def test_top_is_the_head_of_the_whole_table_sorted() -> None:
+    """``_top`` sorts only the entries at or above the n-th heaviest: the same list, ties by
+    name, as sorting the whole table."""
+    from rtp.decisions.edge import _top
+
+    rng = random.Random(11)
+    for _ in range(300):
+        size = rng.randrange(0, 80)
+        table = {f"k{rng.randrange(1_000)}": float(rng.choice([1, 2, 3, rng.random()]))
+                 for _ in range(size)}  # fmt: skip
+        for n in (0, 1, 3, 4, 32, 100):
+            whole = [k for k, _ in sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))][:n]
+            assert _top(table, n) == whole
+
+
+def test_a_document_between_lessons_changes_nothing() -> None:
+    """The document keeps each rule's published lists until the rule learns again: a model asked
+    for its document after every session publishes, at the end, what one asked once does; so
+    does one pickled half way (the kept lists are not snapshotted)."""
+    once, often = EdgeModel(min_support=1.0), EdgeModel(min_support=1.0)
+    docs = []
+    for k, s in enumerate(sessions(8)):
+        once.observe(*s)
+        often.observe(*s)
+        docs.append(orjson.dumps(often.document()))
+        if k == 200:
+            often = pickle.loads(pickle.dumps(often))
+            assert not often._tops
+    assert orjson.dumps(once.document()) == docs[-1]
+    assert len(set(docs)) > 100  # it did keep learning

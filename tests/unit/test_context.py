@@ -84,7 +84,7 @@ def test_crosses_are_learned_for_the_context_that_chose() -> None:
         low, high = ("shoes", "$low"), ("shoes", "$high")
         ctx, keys = (("d:mobile",), (low, high)) if n % 2 else (("d:desktop",), (high, low))
         examples.append((T0 + n, f"p{n}", 0, dense, (other,), ctx, keys, 1.0))
-    merge.pending[0] = (examples, [], [])
+    merge.pending[0] = (examples, [])
     log = LocalModelLog()
     merge._complete(0, log)
     x = merge.ranker.weights_of(["d:mobile|$low", "d:mobile|$high", "d:desktop|$low",

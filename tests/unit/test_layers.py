@@ -19,12 +19,14 @@ import pytest
 from rtp.candidates.decay import anchor, inflation
 from rtp.capture.events import Event
 from rtp.config import Settings
+from rtp.decisions.edge import EdgeModel
+from rtp.engine.edges import EdgeLearner
 from rtp.engine.facade import Engine
 from rtp.engine.hooks import Evaluation
 from rtp.engine.items import ItemShard
 from rtp.engine.log import GLOBAL, LocalModelLog, item_writer
 from rtp.engine.merge import GlobalMerge
-from rtp.engine.messages import GlobalSignals, ItemSignals, UserBatch
+from rtp.engine.messages import EdgeSignals, GlobalSignals, ItemSignals, UserBatch, split_edge
 from rtp.engine.shards import item_shard_of, user_shard_of
 from rtp.engine.users import WINDOW, UserShard, new_view
 from rtp.engine.view import ItemRecord, ModelView, merge_parts, record_key
@@ -432,6 +434,66 @@ def test_global_merge_rewards_bandits_and_publishes_their_state() -> None:
     m.apply_global(part)
     assert m.bandits["home"].to_dict() == tuner.to_dict()
     assert dict(w.meta)["bandit:reshow:all"]
+
+
+def _edge_obs(n: int, seed: int, shard: int) -> list[Any]:
+    """Finished sessions ``(ts, key, signals, categories, items)`` of one user shard."""
+    rng = random.Random(seed)
+    out = []
+    for k in range(n):
+        signals = {"referral": rng.choice(["search", "social"]), "device": rng.choice(
+            ["mobile", "desktop"]), "hour": rng.randrange(24)}  # fmt: skip
+        cats = [rng.choice(["books", "lamps", "toys"]) for _ in range(2)]
+        items = [f"i{rng.randrange(12)}" for _ in range(3)]
+        out.append((T0 + rng.randrange(600), f"u{shard}-{k}|s", signals, cats, items))
+    return out
+
+
+def test_edge_learner_learns_in_canonical_order_once_every_shard_is_done() -> None:
+    """Whatever order the shards' observations arrive in, the edge step learns each tick's
+    finished sessions in (time, key) order once every user shard is done with the tick, and
+    writes the model's document to meta:edge; pickled half way, it goes on the same."""
+    obs = [{t: _edge_obs(25, 10 * t + j, j) for t in range(3)} for j in range(2)]
+    ref = EdgeModel(min_support=1.0)
+    for t in range(3):
+        for ts, _k, signals, cats, items in sorted(obs[0][t] + obs[1][t], key=lambda x: x[:2]):
+            ref.observe(signals, cats, items, ts)
+    docs = []
+    for order in ([0, 1], [1, 0]):
+        learner = EdgeLearner(2, EdgeModel(min_support=1.0))
+        for t in range(3):
+            first, second = order
+            assert learner.on_signals(EdgeSignals(first, t, {t: list(obs[first][t])})) is None
+            w = learner.on_signals(EdgeSignals(second, t, {t: list(obs[second][t])}))
+            assert w is not None and [k for k, _ in w.meta] == ["edge"]
+            docs.append(dict(w.meta)["edge"])
+            if t == 1:
+                learner = pickle.loads(pickle.dumps(learner))
+        assert learner.complete == 2 and learner.sessions == 150 and not learner.pending
+    assert docs[:3] == docs[3:]
+    assert docs[-1] == orjson.dumps(ref.document())
+    assert orjson.loads(docs[-1])["sessions"] == 150
+
+
+def test_edge_learner_waits_for_every_shard_and_flushes_at_the_end() -> None:
+    learner = EdgeLearner(2, EdgeModel(min_support=0.0), write_meta=False)
+    assert learner.on_signals(EdgeSignals(0, 5, {5: _edge_obs(3, 1, 0)})) is None
+    assert learner.on_signals(EdgeSignals(1, 4, {})) is not None  # ticks up to 4: nothing new
+    assert learner.model.sessions == 0 and learner.complete == 4
+    w = learner.finish()  # the stream ended: tick 5 is learned, written nowhere (no meta)
+    assert w is not None and len(w) == 0 and learner.model.sessions == 3
+    assert learner.finish() is None
+
+
+def test_split_edge_takes_the_observations_out_of_the_global_message() -> None:
+    obs = _edge_obs(2, 3, 1)
+    msg = GlobalSignals(1, 7, 6, {7: ["x"]}, {}, {7: obs})
+    e = split_edge(msg)
+    assert (e.user_shard, e.done, e.edge) == (1, 7, {7: obs})
+    assert msg.edge == {} and msg.examples == {7: ["x"]}
+    assert pickle.loads(pickle.dumps(e)).edge == {7: obs}
+    empty = split_edge(msg)  # every global message gives one: it carries the done tick
+    assert (empty.done, empty.edge) == (7, {})
 
 
 # --- user shards fed by hand ----------------------------------------------------------------------

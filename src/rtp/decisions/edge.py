@@ -46,8 +46,10 @@ document is at most ``max_gzip_bytes`` gzipped. Pure Python: no bytewax, no redi
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import heapq
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -205,8 +207,21 @@ class _Rule:
                 table[k] *= f
 
 
+def _strongest(kv: tuple[str, float]) -> tuple[float, str]:
+    return (-kv[1], kv[0])
+
+
 def _top(table: Mapping[str, float], n: int) -> list[str]:
-    return [k for k, _ in sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+    """The ``n`` heaviest keys, heaviest first, ties by name. For a few of many, only the
+    entries at or above the ``n``-th heaviest value are sorted (the same list as sorting the
+    whole table)."""
+    if n <= 0:
+        return []
+    entries: Iterable[tuple[str, float]] = table.items()
+    if len(table) > 4 * n:
+        cut = heapq.nlargest(n, table.values())[-1]
+        entries = [kv for kv in entries if kv[1] >= cut]
+    return [k for k, _ in sorted(entries, key=_strongest)[:n]]
 
 
 def _prune(table: dict[str, float], cap: int) -> None:
@@ -254,6 +269,18 @@ class EdgeModel:
         self.rules: dict[RuleKey, _Rule] = {}
         self.now = 0.0  # the latest event time observed
         self.sessions = 0  # sessions observed (not decayed)
+        # each rule's published categories and items, kept until the rule learns again (a
+        # document decays only the support, never a rule's tables)
+        self._tops: dict[RuleKey, tuple[int, int, list[str], list[str]]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_tops", None)  # a cache: not snapshotted
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._tops = {}
 
     # -- learning -------------------------------------------------------------------------------
 
@@ -303,6 +330,7 @@ class EdgeModel:
         hl = self.half_life_s
         cap = 2 * self.max_entries
         rules = self.rules
+        tops = self._tops
         for combo in COMBOS:
             key: RuleKey = ()
             for name in combo:
@@ -314,6 +342,7 @@ class EdgeModel:
                 rule = rules.get(key)
                 if rule is None:
                     rule = rules[key] = _Rule(rows[0][0])
+                tops.pop(key, None)
                 cats_t, items_t = rule.cats, rule.items
                 for row_ts, row_cats, row_items in rows:
                     w = rule.weight_at(row_ts, hl)
@@ -337,6 +366,7 @@ class EdgeModel:
             mine = self.rules.get(key)
             if mine is None:
                 mine = self.rules[key] = _Rule(now)
+            self._tops.pop(key, None)
             f = 0.5 ** ((mine.ts - theirs.ts) / hl)  # theirs, relative to mine's reference
             mine.mass += theirs.mass * f
             for table, src in ((mine.cats, theirs.cats), (mine.items, theirs.items)):
@@ -357,26 +387,33 @@ class EdgeModel:
             self.rules.items(), key=lambda kv: (kv[0] != (), -self._support(kv[1]), kv[0])
         )
         self.rules = dict(ranked[: self.max_rules])
+        self._tops = {k: v for k, v in self._tops.items() if k in self.rules}
 
     # -- publishing -----------------------------------------------------------------------------
 
     def document(self) -> dict[str, Any]:
         """The versioned rules document ``rtp.js`` evaluates (at most ``max_gzip_bytes`` gz)."""
         published: list[tuple[int, float, RuleKey, dict[str, Any]]] = []
+        n_cats, n_items = self.top_categories, self.top_items
+        tops = self._tops
         for key, rule in self.rules.items():
             support = self._support(rule)
             if support < self.min_support or not rule.cats and not rule.items:
                 continue
-            cats = _top(rule.cats, self.top_categories)
+            got = tops.get(key)
+            if got is None or got[0] != n_cats or got[1] != n_items:
+                got = tops[key] = (n_cats, n_items, _top(rule.cats, n_cats),
+                                   _top(rule.items, n_items))  # fmt: skip
+            cats = list(got[2])
             entry: dict[str, Any] = {"when": dict(key)}
             if cats:
                 entry["hero"] = f"category:{cats[0]}"
             entry["categories"] = cats
-            entry["items"] = _top(rule.items, self.top_items)
+            entry["items"] = list(got[3])
             entry["message"] = (
                 f"Welcome! Discover our {cats[0]}" if cats else "Welcome! Our picks for you"
             )
-            entry["reason"] = reason_for(dict(key))
+            entry["reason"] = _reason_of(key)
             entry["support"] = round(support, 3)
             published.append((len(key), support, key, entry))
         # keep the general rules first (they cover every visitor), then the best supported;
@@ -409,6 +446,11 @@ class EdgeModel:
             f"EdgeModel(half_life_s={self.half_life_s!r}, rules={len(self.rules)}, "
             f"sessions={self.sessions}, now={self.now!r})"
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _reason_of(key: RuleKey) -> str:
+    return reason_for(dict(key))
 
 
 def reason_for(when: Mapping[str, str]) -> str:

@@ -3,8 +3,9 @@
 - :mod:`rtp.engine.users`: the user step (sessions, profiles, decisions), keyed by user shard;
 - :mod:`rtp.engine.items`: the item step (co-visitation, catalogue, product pages), keyed by
   item shard;
-- :mod:`rtp.engine.merge`: the global step (ranker weights, bandits, edge model), one key;
-- :mod:`rtp.engine.view`: the model view a user step decides with, replayed from
+- :mod:`rtp.engine.merge`: the global step (ranker weights, bandits), one key;
+- :mod:`rtp.engine.edges`: the edge step (the edge model for the HTTP doors), one key;
+- :mod:`rtp.engine.view`: the model view a user step decides with, replayed from the log;
 - :mod:`rtp.engine.log`: the model log the item and global steps publish, tick by tick;
 - :mod:`rtp.engine.hooks`: evaluation, batch serving and experiment metrics as plug-ins;
 - :mod:`rtp.engine.messages`, :mod:`rtp.engine.writes`: what steps send and ask to store;

@@ -1,9 +1,10 @@
 """The whole engine in one process, without Bytewax: for tests, notebooks and benchmarks.
 
-:class:`Engine` wires one user shard, one item shard and the global step through an in-memory
-model log, exactly as the dataflow does, and treats every :meth:`Engine.process` call as one
-tick of the stream: the decisions of a call use the models learned from every earlier call.
-The flow on any number of workers, given the same batches as ticks, decides the same.
+:class:`Engine` wires one user shard, one item shard, the global step and (given an edge
+model) the edge step through an in-memory model log, exactly as the dataflow does, and treats
+every :meth:`Engine.process` call as one tick of the stream: the decisions of a call use the
+models learned from every earlier call. The flow on any number of workers, given the same
+batches as ticks, decides the same.
 
 >>> from rtp.capture.events import Event
 >>> eng = Engine(Settings())
@@ -22,11 +23,12 @@ from typing import Any
 
 from rtp.capture.events import Event
 from rtp.config import Settings
+from rtp.engine.edges import EdgeLearner
 from rtp.engine.hooks import REALTIME, Hook
 from rtp.engine.items import ItemShard
 from rtp.engine.log import LocalModelLog
 from rtp.engine.merge import GlobalMerge
-from rtp.engine.messages import INF_TICK, UserBatch
+from rtp.engine.messages import INF_TICK, UserBatch, split_edge
 from rtp.engine.users import Loader, Output, UserShard
 from rtp.engine.view import ModelView
 from rtp.engine.writes import Writes
@@ -35,7 +37,8 @@ PART = "engine"
 
 
 class Engine:
-    """A user shard, an item shard and the global step, run synchronously (one tick a call)."""
+    """A user shard, an item shard, the global step and the edge step, run synchronously (one
+    tick a call)."""
 
     def __init__(
         self,
@@ -63,7 +66,8 @@ class Engine:
             hold_profiles=hold_profiles,
         )
         self.items = ItemShard(settings, 0, 1, 1)
-        self.merge = GlobalMerge(settings, 1, bandits=bandits, edge=edge)
+        self.merge = GlobalMerge(settings, 1, bandits=bandits)
+        self.edge = EdgeLearner(1, edge) if edge is not None else None
         self.tick = 0
         self.high = 0.0
 
@@ -96,7 +100,8 @@ class Engine:
             self.users.process(UserBatch([], self.tick, PART, INF_TICK, self.high), self.log)
         )
         w.extend(self._route(self.users.finish(self.log)))
-        for extra in (self.items.finish(self.log), self.merge.finish(self.log)):
+        edge = self.edge.finish() if self.edge is not None else None
+        for extra in (self.items.finish(self.log), self.merge.finish(self.log), edge):
             if extra is not None:
                 w.extend(extra)
         return w
@@ -114,7 +119,12 @@ class Engine:
                 if got is not None:
                     w.extend(got)
             else:
+                learned = split_edge(value)
                 got = self.merge.on_signals(value, self.log)
                 if got is not None:
                     w.extend(got)
+                if self.edge is not None:
+                    got = self.edge.on_signals(learned)
+                    if got is not None:
+                        w.extend(got)
         return w

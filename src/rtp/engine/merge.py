@@ -7,12 +7,11 @@ batch they came in:
 - **ranking examples** train the online ranker (:class:`rtp.ranking.ranker.OnlineRanker`,
   River): its weights after the tick are published as the tick's global part of the model log;
 - **bandit rewards** update each bandit (:class:`rtp.experiments.bandits.BanditTuner`); its
-  state after the tick is published beside the weights, and user steps choose from it;
-- **edge observations** (each finished session's context and what the session went on to do)
-  feed the edge model, written to ``meta:edge`` for the HTTP doors and ``rtp.js``.
+  state after the tick is published beside the weights, and user steps choose from it.
 
-It is the only writer of ``meta:ranker``, ``meta:bandit:*`` and ``meta:edge``. Plain Python:
-``rtp.flow.dataflow`` wraps it in Bytewax.
+It is the only writer of ``meta:ranker`` and ``meta:bandit:*``. The edge model, which no
+decision reads, is learned by a step of its own (:mod:`rtp.engine.edges`), off the path every
+tick waits on. Plain Python: ``rtp.flow.dataflow`` wraps it in Bytewax.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import orjson
 
 from rtp.config import Settings
 from rtp.engine.log import GLOBAL, ModelLog
-from rtp.engine.messages import GlobalSignals
+from rtp.engine.messages import GlobalSignals, canonical
 from rtp.engine.writes import Writes
 from rtp.ranking.context import ContextFields, cross_keys
 from rtp.ranking.ranker import FEATURES, OnlineRanker
@@ -38,23 +37,16 @@ context values are crossed with each candidate's category and band
 :func:`rtp.ranking.context.session_scale`."""
 Reward = tuple[float, str, str, str, float]
 """``(ts, key, bandit name, arm, reward)``: one session's reward for the arm it was served."""
-EdgeObservation = tuple[float, str, dict[str, Any], list[str], list[str]]
-"""``(ts, key, context signals, categories, items)``: what a finished session went on to do."""
-
-
-def _key(x: tuple[Any, ...]) -> tuple[float, str]:
-    return (x[0], x[1])
 
 
 class GlobalMerge:
-    """The ranker, the bandits and the edge model, merged in the canonical order."""
+    """The ranker and the bandits, merged in the canonical order."""
 
     def __init__(
         self,
         settings: Settings,
         user_shards: int,
         bandits: dict[str, Any] | None = None,
-        edge: Any = None,
         write_meta: bool = True,
     ) -> None:
         self.settings = settings
@@ -63,15 +55,13 @@ class GlobalMerge:
         self.crosses = ContextFields.parse(settings.rank_context, settings.rank_crosses)
         # keyed by placement: a user step asks for the bandit of the placement it decides
         self.bandits: dict[str, Any] = {b.placement: b for b in (bandits or {}).values()}
-        self.edge = edge
         self.write_meta = write_meta
-        self.pending: dict[int, tuple[list[Example], list[Reward], list[EdgeObservation]]] = {}
+        self.pending: dict[int, tuple[list[Example], list[Reward]]] = {}
         self.dones = [-1] * user_shards
         self.views = [-1] * user_shards
         self.complete = -1
         self.unpublished: list[tuple[int, Any]] = []
-        self.stats: dict[str, float] = dict.fromkeys(("examples", "rewards", "sessions"), 0)
-        self._edge_dirty = False
+        self.stats: dict[str, float] = dict.fromkeys(("examples", "rewards"), 0)
         self._bandits_published = False
 
     def on_signals(self, msg: GlobalSignals, log: ModelLog) -> Writes | None:
@@ -79,8 +69,6 @@ class GlobalMerge:
             self._pending(tick)[0].extend(xs)
         for tick, rs in msg.rewards.items():
             self._pending(tick)[1].extend(rs)
-        for tick, obs in msg.edge.items():
-            self._pending(tick)[2].extend(obs)
         j = msg.user_shard
         if msg.done > self.dones[j]:
             self.dones[j] = msg.done
@@ -91,10 +79,10 @@ class GlobalMerge:
             return None
         return self._complete(upto, log)
 
-    def _pending(self, tick: int) -> tuple[list[Example], list[Reward], list[EdgeObservation]]:
+    def _pending(self, tick: int) -> tuple[list[Example], list[Reward]]:
         p = self.pending.get(tick)
         if p is None:
-            p = self.pending[tick] = ([], [], [])
+            p = self.pending[tick] = ([], [])
         return p
 
     def _complete(self, upto: int, log: ModelLog) -> Writes:
@@ -103,7 +91,7 @@ class GlobalMerge:
         learn = ranker.learn_one
         cats, prices = self.crosses.cat, self.crosses.price
         for tick in sorted(t for t in self.pending if t <= upto):
-            examples, rewards, edge = self.pending.pop(tick)
+            examples, rewards = self.pending.pop(tick)
             part: dict[str, Any] = {}
             if examples:
                 examples.sort(key=lambda x: (x[0], x[1], x[2]))
@@ -135,7 +123,7 @@ class GlobalMerge:
                 part["v"] = ranker.version
                 self.stats["examples"] += len(examples)
             if rewards:
-                rewards.sort(key=_key)
+                rewards.sort(key=canonical)
                 for _ts, _k, name, arm, value in rewards:
                     b = self.bandits.get(name)
                     if b is not None and arm in b.pulls:
@@ -147,17 +135,6 @@ class GlobalMerge:
                     for name, b in self.bandits.items()
                 }
                 self.stats["rewards"] += len(rewards)
-            if edge and self.edge is not None:
-                edge.sort(key=_key)
-                # sessions of one context are learned together (the same result, cheaper)
-                groups: dict[tuple[Any, ...], list[Any]] = {}
-                for ts, _k, signals, seen_cats, seen_items in edge:
-                    signature = tuple(sorted((k, v) for k, v in signals.items() if k != "ts"))
-                    groups.setdefault(signature, []).append((seen_cats, seen_items, ts))
-                for signature, outcomes in groups.items():
-                    self.edge.observe_many(dict(signature), outcomes)
-                self.stats["sessions"] += len(edge)
-                self._edge_dirty = True
             if part:
                 parts.append((tick, part))
         if self.bandits and not self._bandits_published:
@@ -204,9 +181,6 @@ class GlobalMerge:
         )
         for b in self.bandits.values():
             w.meta.append((b.meta_name("all"), orjson.dumps(b.to_dict())))
-        if self.edge is not None and self._edge_dirty:
-            self._edge_dirty = False
-            w.meta.append(("edge", orjson.dumps(self.edge.document())))
         return w
 
     def finish(self, log: ModelLog) -> Writes | None:

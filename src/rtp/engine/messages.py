@@ -4,7 +4,9 @@
 
     source ─► UserBatch (one per user shard, even empty: it carries the watermark)
     user step ─► Writes (to Redis) · ItemSignals (one per item shard) · GlobalSignals
+    GlobalSignals ─► the global step, less its edge observations (EdgeSignals ─► the edge step)
     item step / global step ─► Writes, and the model log (:mod:`rtp.engine.log`)
+    edge step ─► Writes (``meta:edge``; no model log: nothing waits for it)
 
 Every user-step output carries the step's ``done`` tick: every tick ``<= done`` is finished at
 that user shard (all its events processed, all its signals sent). A downstream step completes a
@@ -18,6 +20,11 @@ from typing import Any
 from rtp.capture.events import Event
 
 INF_TICK = 1 << 62  # a watermark past every tick: the source has ended
+
+
+def canonical(x: tuple[Any, ...]) -> tuple[Any, Any]:
+    """The canonical order of a signal ``(ts, key, ...)``: event time, then its stable key."""
+    return (x[0], x[1])
 
 
 class UserBatch:
@@ -131,3 +138,25 @@ class GlobalSignals:
             GlobalSignals,
             (self.user_shard, self.done, self.view_tick, self.examples, self.rewards, self.edge),
         )
+
+
+class EdgeSignals:
+    """A user shard's edge-model observations, by tick, and its ``done`` tick: what
+    :func:`split_edge` takes out of a :class:`GlobalSignals` for the edge step."""
+
+    __slots__ = ("user_shard", "done", "edge")
+
+    def __init__(self, user_shard: int, done: int, edge: dict[int, list[Any]]) -> None:
+        self.user_shard = user_shard
+        self.done = done
+        self.edge = edge
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (EdgeSignals, (self.user_shard, self.done, self.edge))
+
+
+def split_edge(msg: GlobalSignals) -> EdgeSignals:
+    """Takes the edge observations out of ``msg`` (left with none) into the edge step's
+    message. Every global message gives one, even empty: it carries the ``done`` tick."""
+    edge, msg.edge = msg.edge, {}
+    return EdgeSignals(msg.user_shard, msg.done, edge)

@@ -38,19 +38,21 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from rtp.config import Settings, pin_mode
+from rtp.engine.edges import EdgeLearner
 from rtp.engine.hooks import REALTIME, Hook
 from rtp.engine.items import ItemShard
 from rtp.engine.log import GLOBAL, ModelLog, item_writer
 from rtp.engine.merge import GlobalMerge
-from rtp.engine.messages import GlobalSignals, ItemSignals, UserBatch
+from rtp.engine.messages import EdgeSignals, GlobalSignals, ItemSignals, UserBatch, split_edge
 from rtp.engine.shards import user_shard_of
 from rtp.engine.users import Output, UserShard
 from rtp.engine.writes import Writes
 from rtp.errors import ConfigError
 from rtp.flow.routing import shard_keys
 
-STATE_VERSION = 2
-"""The version of every step's recovery snapshot (``{"v": 2, "kind": ..., "state": ...}``)."""
+STATE_VERSION = 3
+"""The version of every step's recovery snapshot (``{"v": 3, "kind": ..., "state": ...}``;
+3: the edge model moved from the global step's state to the edge step's)."""
 
 
 def tune_gc() -> None:
@@ -155,7 +157,9 @@ def _cluster_argv(argv: Sequence[str] | None) -> tuple[int, int, int | None]:
 
 
 class Layout:
-    """How many user and item shards there are, and their Bytewax keys."""
+    """How many user and item shards there are, and their Bytewax keys; and those of the
+    global step (on the first worker) and the edge step (on the last one, so that a cluster
+    does not run both on one worker)."""
 
     def __init__(self, workers: int, shards: int = 0) -> None:
         if workers < 1:
@@ -165,8 +169,10 @@ class Layout:
         keys = shard_keys(workers)
         if self.shards == workers:
             self.keys = list(keys)
+            self.global_key, self.edge_key = keys[0], keys[-1]
         else:
             self.keys = [f"s{j}" for j in range(self.shards)]
+            self.global_key, self.edge_key = GLOBAL, "e"
         self.writers = [item_writer(i) for i in range(self.shards)] + [GLOBAL]
 
     @classmethod
@@ -256,6 +262,22 @@ class _Global(StatefulBatchLogic[GlobalSignals, Writes, Any]):
 
     def snapshot(self) -> Any:
         return {"v": STATE_VERSION, "kind": "global", "state": self.merge}
+
+
+class _Edge(StatefulBatchLogic[EdgeSignals, Writes, Any]):
+    def __init__(self, learner: EdgeLearner) -> None:
+        self.learner = learner
+
+    def on_batch(self, values: list[EdgeSignals]) -> tuple[list[Writes], bool]:
+        got = [self.learner.on_signals(msg) for msg in values]
+        return [w for w in got if w is not None and len(w)], StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Writes], bool]:
+        w = self.learner.finish()
+        return ([w] if w is not None and len(w) else []), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> Any:
+        return {"v": STATE_VERSION, "kind": "edge", "state": self.learner}
 
 
 def _resumed(state: Any, kind: str) -> Any:
@@ -406,13 +428,26 @@ def build_flow(
         i, sig = value
         return (ikeys[i], (i, sig))
 
-    def pick_global(kv: tuple[str, Output]) -> tuple[str, GlobalSignals] | None:
+    global_key, edge_key = layout.global_key, layout.edge_key
+
+    def pick_global(kv: tuple[str, Output]) -> list[tuple[str, Any]]:
+        """A user shard's global signals for the global step, and their edge observations
+        for the edge step (dropped when there is none)."""
         kind, value = kv[1]
-        return (GLOBAL, value) if kind == "g" else None
+        if kind != "g":
+            return []
+        learned = split_edge(value)
+        if edge_factory is None:
+            return [(global_key, value)]
+        return [(global_key, value), (edge_key, learned)]
 
     user_writes = op.filter_map("user_writes", users, pick_writes)
     item_in = op.filter_map("item_signals", users, pick_items)
-    global_in = op.filter_map("global_signals", users, pick_global)
+    signals = op.branch(
+        "global_or_edge",
+        op.flat_map("global_signals", users, pick_global),
+        lambda kv: isinstance(kv[1], GlobalSignals),
+    )
 
     def items_builder(resume: Any) -> _IndexedItems:
         return _IndexedItems(settings, n, model_log(), resume)
@@ -429,14 +464,24 @@ def build_flow(
                 settings,
                 n,
                 bandits=bandits_factory() if bandits_factory else None,
-                edge=edge_factory() if edge_factory else None,
             )
         return _Global(merge, mlog)
 
-    glob = op.stateful_batch("global", global_in, global_builder)
+    glob = op.stateful_batch("global", signals.trues, global_builder)
     item_writes = op.map("item_writes", items, lambda kv: kv[1])
     global_writes = op.map("global_writes", glob, lambda kv: kv[1])
-    writes = op.merge("writes", user_writes, item_writes, global_writes)
+    all_writes = [user_writes, item_writes, global_writes]
+    if edge_factory is not None:
+        make_model = edge_factory
+
+        def edge_builder(resume: Any) -> _Edge:
+            if resume is not None:
+                return _Edge(_resumed(resume, "edge"))
+            return _Edge(EdgeLearner(n, make_model()))
+
+        edge = op.stateful_batch("edge", signals.falses, edge_builder)
+        all_writes.append(op.map("edge_writes", edge, lambda kv: kv[1]))
+    writes = op.merge("writes", *all_writes)
     op.output("store", writes, sink)
     return flow
 
