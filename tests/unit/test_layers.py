@@ -834,3 +834,21 @@ def test_the_command_line_starts_without_the_heavy_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_user_step_gathers_sessions_for_the_edge_model_only_when_something_learns_it() -> None:
+    """Without an edge step (an evaluation), finished sessions are not gathered for it; with
+    one, every finished session reaches the edge model."""
+    events = synthetic_stream(40, seed=5)
+    ticks = _ticks(events, 200)
+    bare = Engine(Settings())
+    assert not bare.users.settings.edge_model and bare.edge is None
+    with_edge = Engine(Settings(), edge=EdgeModel(min_support=0.0))
+    for t in ticks:
+        bare.process(t)
+        with_edge.process(t)
+    bare.finish()
+    with_edge.finish()
+    assert with_edge.edge is not None and with_edge.edge.sessions > 0
+    assert with_edge.edge.model.sessions == with_edge.edge.sessions
+    assert with_edge.edge.sessions == with_edge.users.stats["sessions"]

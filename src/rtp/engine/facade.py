@@ -19,6 +19,7 @@ batches as ticks, decides the same.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from rtp.capture.events import Event
@@ -53,6 +54,8 @@ class Engine:
         keep_idle: bool = False,
         hold_profiles: bool = False,
     ) -> None:
+        if edge is None and settings.edge_model:  # no edge step: the sessions need not say
+            settings = replace(settings, edge_model=False)
         self.settings = settings
         self.log = LocalModelLog()
         self.users = UserShard(

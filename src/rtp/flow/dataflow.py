@@ -29,6 +29,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import bytewax.operators as op
@@ -323,6 +324,9 @@ def build_flow(
     :param hooks_factory: makes the user step's hooks (evaluation, batch serving, metrics).
     """
     tune_gc()
+    if edge_factory is None and settings.edge_model:
+        # no edge step (an evaluation): the user step need not gather what sessions did for it
+        settings = replace(settings, edge_model=False)
     per_process, processes, process_id = _cluster_argv(None)
     if per_process == 1 and processes > 1:  # one_worker_per_process()
         if process_id is None:
