@@ -128,6 +128,9 @@ def test_kill_and_resume_ends_like_an_uninterrupted_run(redis_url: str, tmp_path
     assert not diff, f"{len(diff)} decision keys differ, e.g. {diff[:10]}"
     diff_p = _diff(_keys(ref, "rtp:p:*"), _keys(crash, "rtp:p:*"))
     assert not diff_p, f"{len(diff_p)} profile keys differ, e.g. {diff_p[:10]}"
+    # the edge step resumed from its own snapshot: the same model as the uninterrupted run's
+    edge = ref.get("rtp:meta:edge")
+    assert edge is not None and crash.get("rtp:meta:edge") == edge
     ref.flushdb()
 
 
