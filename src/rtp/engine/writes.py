@@ -29,9 +29,9 @@ key                       value (owner)                                         
                           step owning the item)                                 items removed
 ``P meta:fallback``       trending items (user shard 0)                         none
 ``P meta:stats:{run}:u*`` a user shard's counters (that shard)                  none
-``P meta:ranker``,        ranker weights, bandit summaries, the edge model      none
-``P meta:bandit:*``,      (global step)
-``P meta:edge``
+``P meta:ranker``,        ranker weights, bandit summaries (global step)        none
+``P meta:bandit:*``
+``P meta:edge``           the edge model (edge step)                            none
 ``P m:{run}:{writer}``,   the model log: parts per tick and progress (item      1 day after
 ``P m:{run}:p:{writer}``  shards, global step; Redis log only)                  the last write
 ``P dnp``                 set of do-not-personalize users (Client, user step)   none

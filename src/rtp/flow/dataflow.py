@@ -10,7 +10,7 @@
                      │ item records      │ ranking examples, bandit rewards, sessions
                      ▼                   ▼
                    items (item shard)   global (one key) ──► Writes: n:{item}, items, meta
-                     │                   │
+                     │                   │  └─ finished sessions ─► edge (one key) ─► meta:edge
                      └──► model log (tick parts) ◄┘ ──► read back by every user shard's view;
                                                         the sources wait for it (the gate)
 
@@ -18,7 +18,8 @@ Items crossing Bytewax steps are whole batches (a source batch, one shard's part
 shard's signals), never single events: Bytewax's per-item cost is paid per batch.
 
 Keys: user shard ``j`` and item shard ``j`` use the key Bytewax routes to worker ``j``
-(:mod:`rtp.flow.routing`), one of each per worker; the global step is one key. Nothing decided
+(:mod:`rtp.flow.routing`), one of each per worker; the global step is one key (worker 0's), the
+edge step another (the last worker's), outside the model log: nothing waits for it. Nothing decided
 depends on the number of workers or shards, or on how Bytewax batches (see
 ``docs/architecture.md``).
 """
