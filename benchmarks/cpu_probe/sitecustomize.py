@@ -19,9 +19,25 @@ from collections.abc import Callable
 from typing import Any
 
 _OUT = os.environ.get("RTP_CPUPROBE")
+_TIMELINE = bool(os.environ.get("RTP_CPUPROBE_TIMELINE"))
 _cpu: Counter[str] = Counter()
 _calls: Counter[str] = Counter()
 _window: dict[str, float] = {}  # first and last user-step call: wall and process CPU
+# with RTP_CPUPROBE_TIMELINE: every wrapped call as (start, end) on the system's monotonic clock
+# (the same in every process), its label, and the ticks of what it handled or emitted
+_timeline: list[tuple[float, float, str, Any]] = []
+
+
+def _ticks(label: str, a: tuple[Any, ...], out: Any) -> Any:
+    """The ``(tick, events)`` of the batches a source emitted or a user step handled."""
+    try:
+        if label.startswith("source Gated"):
+            return [(b.tick, len(b.events)) for b in out]
+        if label == "user step":
+            return [(b.tick, len(b.events)) for b in a[1]][:4]
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return None
 
 
 def _wrap(cls: type, name: str, label: str, window: bool = False) -> None:
@@ -35,11 +51,16 @@ def _wrap(cls: type, name: str, label: str, window: bool = False) -> None:
             _window.setdefault("cpu0", cpu)
             _window["wall1"], _window["cpu1"] = now, cpu
         t = clock()
+        start = time.perf_counter() if _TIMELINE else 0.0
+        out = None
         try:
-            return f(*a, **k)
+            out = f(*a, **k)
+            return out
         finally:
             _cpu[label] += clock() - t
             _calls[label] += 1
+            if _TIMELINE:
+                _timeline.append((start, time.perf_counter(), label, _ticks(label, a, out)))
 
     setattr(cls, name, wrapped)
 
@@ -72,6 +93,8 @@ def _report() -> None:
         "cpu_s": dict(_cpu),
         "calls": dict(_calls),
     }
+    if _TIMELINE:
+        doc["timeline"] = _timeline
     with open(os.path.join(str(_OUT), f"probe-{os.getpid()}.json"), "w") as fh:
         json.dump(doc, fh)
 
