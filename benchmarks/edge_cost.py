@@ -58,7 +58,7 @@ def sessions_by_tick(path: Path) -> list[list[Any]]:
         return original(self, w, tick)
 
     UserShard._outputs = outputs  # type: ignore[method-assign]
-    eng = Engine(s)
+    eng = Engine(s, edge=EdgeModel())  # with no edge model, sessions are not gathered for it
     for _t, events in sorted(ticks.items()):
         eng.process(events)
     eng.finish()

@@ -271,7 +271,7 @@ class EdgeModel:
         self.sessions = 0  # sessions observed (not decayed)
         # each rule's published categories and items, kept until the rule learns again (a
         # document decays only the support, never a rule's tables)
-        self._tops: dict[RuleKey, tuple[int, int, list[str], list[str]]] = {}
+        self._tops: dict[RuleKey, tuple[list[str], list[str]]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -394,22 +394,23 @@ class EdgeModel:
     def document(self) -> dict[str, Any]:
         """The versioned rules document ``rtp.js`` evaluates (at most ``max_gzip_bytes`` gz)."""
         published: list[tuple[int, float, RuleKey, dict[str, Any]]] = []
-        n_cats, n_items = self.top_categories, self.top_items
         tops = self._tops
         for key, rule in self.rules.items():
             support = self._support(rule)
             if support < self.min_support or not rule.cats and not rule.items:
                 continue
             got = tops.get(key)
-            if got is None or got[0] != n_cats or got[1] != n_items:
-                got = tops[key] = (n_cats, n_items, _top(rule.cats, n_cats),
-                                   _top(rule.items, n_items))  # fmt: skip
-            cats = list(got[2])
+            if got is None:
+                got = tops[key] = (
+                    _top(rule.cats, self.top_categories),
+                    _top(rule.items, self.top_items),
+                )
+            cats = list(got[0])
             entry: dict[str, Any] = {"when": dict(key)}
             if cats:
                 entry["hero"] = f"category:{cats[0]}"
             entry["categories"] = cats
-            entry["items"] = list(got[3])
+            entry["items"] = list(got[1])
             entry["message"] = (
                 f"Welcome! Discover our {cats[0]}" if cats else "Welcome! Our picks for you"
             )

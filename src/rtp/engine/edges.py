@@ -7,10 +7,10 @@ batch they came in, and writes the model's document to ``meta:edge``: the only w
 key. Plain Python: ``rtp.flow.dataflow`` wraps it in Bytewax.
 
 It is not a writer of the model log: no decision reads the edge model, so no source waits for
-it, and in a cluster it runs on another worker than the global step (it is the dearest part of
+it, and in a cluster it runs on another worker than the global step (it was the dearest part of
 what used to be one step: with context-rich traffic, where every finished session updates up
-to ten context rules, it took 80 % of the global step's CPU, and every worker waited for it at
-each tick).
+to ten context rules, three quarters of the global step's CPU, and the other workers waited
+for it at each tick; BENCHMARKS.md §4.5).
 """
 
 from __future__ import annotations
@@ -80,6 +80,3 @@ class EdgeLearner:
         if not self.pending:
             return None
         return self._complete(max(self.pending))
-
-    def meta(self) -> dict[str, Any]:
-        return {"sessions": self.sessions, "complete": self.complete}

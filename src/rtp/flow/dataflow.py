@@ -441,9 +441,9 @@ def build_flow(
         kind, value = kv[1]
         if kind != "g":
             return []
-        learned = split_edge(value)
-        if edge_factory is None:
+        if edge_factory is None:  # the user step gathered none (settings.edge_model is off)
             return [(global_key, value)]
+        learned = split_edge(value)
         return [(global_key, value), (edge_key, learned)]
 
     user_writes = op.filter_map("user_writes", users, pick_writes)
