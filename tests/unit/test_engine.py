@@ -263,6 +263,21 @@ def test_dnp_control_event_stops_personalizing_and_deletes_the_profile() -> None
     assert not [u for u, _ in eng.finish().profiles if u == "p"]
 
 
+def test_staleness_counts_only_decisions_of_users_with_an_event() -> None:
+    """A do-not-personalize event alone decides (non-personalized) for a user with no event
+    yet: their session has no time, and must not enter the models' staleness (it made the
+    mean of a generated stream -15,636 s)."""
+    eng = Engine(Settings())
+    for k in range(3):  # models that know events up to T0 + 2 min
+        eng.process([view(f"w{k}", f"i{k}", T0 + k * MIN, "c")])
+    w = eng.process([dnp("new")])
+    assert decisions(w)["new"]["mode"] == "non_personalized"
+    eng.process([view("w0", "i9", T0 + 10 * MIN, "c")])
+    st = eng.users.stats
+    assert st["staleness_n"] >= 1
+    assert 0 <= st["staleness_sum_s"] / st["staleness_n"] <= st["staleness_max_s"] <= 10 * MIN
+
+
 def test_forget_control_event_drops_the_user() -> None:
     eng = Engine(Settings())
     eng.process([view("f", "a", T0, "c"), view("f", "b", T0 + 5, "c")])

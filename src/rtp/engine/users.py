@@ -764,7 +764,8 @@ class UserShard:
             )
             st["decisions_ranked"] += 1
         s = u.session
-        if m.high:  # how old the newest thing the models know is, at this decision
+        if m.high and s.last:  # how old the newest thing the models know is, at this decision
+            # (a user with no event yet, e.g. only a do-not-personalize one, has no time)
             stale = s.last - m.high
             st["staleness_n"] += 1
             st["staleness_sum_s"] += stale
