@@ -46,6 +46,10 @@ class Settings:
     shards: int = 0  # user and item shards (0: one per worker); results never depend on it
     batch_lines: int = 2_000  # records a file source reads per batch
     tick_records: int = 500  # a replay's model tick: this many source records
+    # ...and, if set, whole numbers of those spanning at least this much event time, so that a
+    # denser stream coalesces a user's events per tick as the live flow's ticks of capture time
+    # do, instead of getting more, shorter ticks (0: records only; docs/architecture.md)
+    tick_span_s: float = 0.0
     tick_s: float = 1.0  # the live stream's model tick: this much capture time
     model_lag_ticks: int = 1  # decisions at tick t use the models of tick t - this (>= 1)
     max_lag_s: float = 86_400.0  # events further behind the stream are rejected

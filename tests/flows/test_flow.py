@@ -308,14 +308,15 @@ SESSION_FIELDS = (
 )
 
 
-@pytest.mark.parametrize("neighbours", [False, True])
+@pytest.mark.parametrize(("neighbours", "span"), [(False, 0.0), (True, 0.0), (False, 5_000.0)])
 def test_two_workers_decide_exactly_like_one(
-    redis_url: str, tmp_path: Path, neighbours: bool
+    redis_url: str, tmp_path: Path, neighbours: bool, span: float
 ) -> None:
     """The same input through run_main and a 2-worker cluster: the same decisions (every
     field: items, scores, reasons, model version), profiles, examples learned and models (the
     edge model too, learned on the other worker than the ranker); with session-neighbourhood
-    candidates too (their index is built in every worker's view)."""
+    candidates too (their index is built in every worker's view); and with ticks that span
+    event time (each worker's partition reads every line, so both cut the same ticks)."""
     events = synthetic_stream(150, seed=7)
     path = write_jsonl(tmp_path / "two.jsonl", events)
     base = redis_url.rsplit("/", 1)[0]
@@ -323,7 +324,7 @@ def test_two_workers_decide_exactly_like_one(
     for db, workers in ((2, 1), (3, 2)):
         url = f"{base}/{db}"
         redis.Redis.from_url(url).flushdb()
-        settings = Settings(redis_url=url, session_neighbours=neighbours)
+        settings = Settings(redis_url=url, session_neighbours=neighbours, tick_span_s=span)
         flow = file_flow(path, settings, batch_lines=100, run=f"w{workers}", workers=workers)
         if workers == 1:
             run_main(flow)

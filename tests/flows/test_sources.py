@@ -175,6 +175,100 @@ def _append_to(calls: list[tuple[int, int]]) -> Callable[[int, int], None]:
     return lambda done, total: calls.append((done, total))
 
 
+# --- tick spans -----------------------------------------------------------------------------
+
+
+def _dense_lines(n: int, per_s: int) -> bytes:
+    """``n`` Taobao lines, ``per_s`` events per second of event time."""
+    return b"".join(b"%d,%d,7,pv,%d\n" % (i % 50, i, T0 + i // per_s) for i in range(n))
+
+
+def _ticks(batches: Iterable[Batch]) -> list[tuple[int, int]]:
+    """``(tick, records)`` of each tick, in order."""
+    out: dict[int, int] = {}
+    for b in batches:
+        if b.read:
+            out[b.tick] = out.get(b.tick, 0) + b.read
+    return list(out.items())
+
+
+def test_ticks_span_event_time_with_a_span(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_bytes(taobao_lines(0, 1_000))  # one event a second
+    plain = drain(FilesSource(path, "taobao", batch_lines=1_000, tick_records=100).build_part(
+        "s", FilesSource.PART, None))  # fmt: skip
+    # records only: the warm-up tick of 64, then ticks of 100 records
+    assert _ticks(plain) == [(0, 64)] + [(t, 100) for t in range(1, 10)] + [(10, 36)]
+    spanned = drain(
+        FilesSource(
+            path, "taobao", batch_lines=1_000, tick_records=100, tick_span_s=350
+        ).build_part("s", FilesSource.PART, None)
+    )
+    # after the warm-up, whole ticks of 100 records until one spans 350 s of event time
+    # (from the newest event before it to its own newest): 400 records each here
+    assert _ticks(spanned) == [(0, 64), (1, 400), (2, 400), (3, 136)]
+    assert [b.read for b in spanned if b.read] == [64, 400, 400, 136]  # a batch per tick here
+    small = drain(
+        FilesSource(path, "taobao", batch_lines=150, tick_records=100, tick_span_s=350).build_part(
+            "s", FilesSource.PART, None
+        )
+    )  # batches of at most 150 records, none across two ticks
+    assert [b.read for b in small if b.read] == [64, 150, 150, 100, 150, 150, 100, 136]
+    assert _ticks(small) == _ticks(spanned)
+    assert records(spanned) == records(plain)
+    assert [b.tick for b in spanned] == sorted(b.tick for b in spanned)
+
+
+def test_a_denser_stream_gets_bigger_ticks_not_more(tmp_path: Path) -> None:
+    """The point of a span: ten times the events over the same event time give ten times the
+    records per tick (as the live flow's ticks of capture time do), not ten times the ticks."""
+    counts = {}
+    for per_s in (1, 10):
+        path = tmp_path / f"d{per_s}.csv"
+        path.write_bytes(_dense_lines(600 * per_s, per_s))  # 600 s of event time
+        src = FilesSource(path, "taobao", batch_lines=500, tick_records=50, tick_span_s=100)
+        counts[per_s] = _ticks(drain(src.build_part("s", FilesSource.PART, None)))
+    # no warm-up below 64 records: the first tick is one of 50 records, the last what is left
+    assert counts[1] == [(0, 50)] + [(t, 100) for t in range(1, 6)] + [(6, 50)]
+    assert counts[10] == [(0, 50)] + [(t, 1_000) for t in range(1, 6)] + [(6, 950)]
+
+
+@pytest.mark.parametrize("taken", [1, 3, 6])
+def test_resume_inside_a_spanned_tick(tmp_path: Path, taken: int) -> None:
+    path = tmp_path / "r.csv"
+    path.write_bytes(taobao_lines(0, 700))
+    source = FilesSource(path, "taobao", batch_lines=50, tick_records=100, tick_span_s=250)
+    whole = drain(source.build_part("s", FilesSource.PART, None))
+    part = source.build_part("s", FilesSource.PART, None)
+    first = drain(part, taken)
+    resumed = source.build_part("s", FilesSource.PART, part.snapshot())
+    rest = drain(resumed)
+    assert rest
+    assert _ticks(first + rest) == _ticks(whole)
+    assert records(first + rest) == records(whole)
+
+
+def test_a_snapshot_without_ticks_resumes_on_records(tmp_path: Path) -> None:
+    """A snapshot taken before tick spans existed has no tick: TickRule's is the one it had."""
+    path = tmp_path / "o.csv"
+    path.write_bytes(taobao_lines(0, 500))
+    source = FilesSource(path, "taobao", batch_lines=100, tick_records=100)
+    whole = drain(FilesPartition(source, None))
+    part = FilesPartition(source, None)
+    first = drain(part, 3)
+    state = part.snapshot()
+    del state["tick"], state["t0"]
+    rest = drain(FilesPartition(source, state))
+    assert _ticks(first + rest) == _ticks(whole)
+
+
+def test_a_negative_span_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "n.csv"
+    path.write_bytes(taobao_lines(0, 5))
+    with pytest.raises(SourceError, match="tick_span_s"):
+        FilesSource(path, "taobao", tick_span_s=-1)
+
+
 # --- sorting --------------------------------------------------------------------------------
 
 

@@ -126,6 +126,7 @@ def build(
             on_progress=on_progress,
             speed=spec.speed,
             tick_records=settings.tick_records,
+            tick_span_s=settings.tick_span_s,
             partitions=layout.workers,
             shards=layout.shards,
         )

@@ -6,7 +6,8 @@ len(rejections)``.
 
 **Ticks.** Every batch belongs to one *tick* of its partition: the unit in which the models are
 published (:mod:`rtp.engine.log`). A replay counts ticks in source records
-(``Settings.tick_records``), the live stream in capture time (``Settings.tick_s``, from the
+(``Settings.tick_records``; with ``Settings.tick_span_s``, whole numbers of those that span at
+least that much event time), the live stream in capture time (``Settings.tick_s``, from the
 entry ids), Kafka in message time. A batch never spans two ticks, and its ``wm`` (watermark)
 says that no event of an earlier tick will follow from its partition.
 
@@ -318,6 +319,10 @@ class FilesSource(FixedPartitionedSource[Batch, Any]):
     :arg on_progress: called after every batch with ``(bytes_done, bytes_total)``.
     :arg speed: pace the replay at ``speed`` times event time.
     :arg tick_records: the replay's tick, in source lines (records, when sorting).
+    :arg tick_span_s: with it, a tick (after the warm-up ticks) runs over whole numbers of
+        ``tick_records`` until it spans at least this much event time (from the newest event
+        before it to its newest event), so a denser stream gets more records per tick, not more
+        ticks: as the live flow's ticks of capture time do (``0``: records only).
     :arg gate: makes the gate of a partition (``None``: no gate, e.g. a source read alone).
     :arg partitions: read the files as this many partitions, one per worker: each reads every
         line (the clock and the ticks see the whole stream) but emits only the events of the
@@ -344,11 +349,15 @@ class FilesSource(FixedPartitionedSource[Batch, Any]):
         gate: Callable[[], Gate] | None = None,
         partitions: int = 1,
         shards: int = 0,
+        tick_span_s: float = 0.0,
     ) -> None:
         if batch_lines < 1:
             raise SourceError(f"batch_lines must be at least 1, not {batch_lines}")
         if tick_records < 1:
             raise SourceError(f"tick_records must be at least 1, not {tick_records}")
+        if not tick_span_s >= 0:
+            raise SourceError(f"tick_span_s must be 0 or more seconds, not {tick_span_s}")
+        self.tick_span_s = float(tick_span_s)
         self.paths = expand_paths(paths)
         self.adapter = get_adapter(fmt) if isinstance(fmt, str) else fmt
         self.sort = (not self.adapter.time_ordered) if sort is None else sort
@@ -401,7 +410,8 @@ FIRST_TICK = 64  # a replay's first tick, in records; each next one doubles up t
 class TickRule:
     """A replay's ticks in source records: 64, 128, 256, ... records, then ``size`` each (a cold
     stream gets its first models early). ``tick_of(n)`` is the tick of the ``n``-th record,
-    ``end_of(tick)`` the record count where that tick ends.
+    ``end_of(tick)`` the record count where that tick ends. (With a tick span, the partition
+    joins consecutive ticks of this rule after the warm-up ones: :class:`FilesPartition`.)
 
     >>> r = TickRule(1000)
     >>> [r.tick_of(n) for n in (0, 63, 64, 191, 192, 447, 448, 959, 960, 1959, 1960)]
@@ -452,6 +462,9 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
         self._mode = "sorted" if source.sort else "bytes"
         self._batch_lines = source.batch_lines
         self._ticks = TickRule(source.tick_records)
+        self._span = source.tick_span_s
+        self._tick = 0  # the tick the next record belongs to (TickRule's, joined with a span)
+        self._t0 = 0.0  # the event-time high-water mark when that tick began
         self._on_progress = source.on_progress
         self._clock = StreamClock(source.max_lag_s, source.max_ahead_s)
         self._sizes = [p.stat().st_size if p.exists() else 0 for p in self._paths]
@@ -482,6 +495,9 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
         self._index, self._position, self._lineno = index, position, state["lineno"]
         self._units = state["units"]
         self._clock.high = state["clock"]
+        # snapshots before tick spans existed: TickRule's tick (what they were taken with)
+        self._tick = state.get("tick", self._ticks.tick_of(self._units))
+        self._t0 = state.get("t0", 0.0)
 
     # -- reading --
 
@@ -492,24 +508,36 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
         events: list[Event] = []
         rejections: list[Rejection] = []
         read = 0
-        tick = self._ticks.tick_of(self._units)
-        # a batch never crosses a tick boundary
-        budget = min(self._batch_lines, self._ticks.end_of(tick) - self._units)
-        while budget > 0:
-            if self._sort:
-                n, got = self._read_sorted(budget, events, rejections)
-            else:
-                n, got = self._read_lines(budget, events, rejections)
-            read += got
-            budget -= n
-            self._units += n
-            if budget > 0:  # this file is exhausted
-                if self._index + 1 >= len(self._paths):
-                    # Stay on the last file, at its end: a resumed replay reads what was
-                    # appended to it since.
-                    self._done = True
-                    break
-                self._next_file()
+        tick = self._tick
+        left = self._batch_lines
+        while left > 0 and not self._done:
+            rule = self._ticks.tick_of(self._units)
+            end = self._ticks.end_of(rule)
+            budget = min(left, end - self._units)
+            left -= budget
+            while budget > 0:
+                if self._sort:
+                    n, got = self._read_sorted(budget, events, rejections)
+                else:
+                    n, got = self._read_lines(budget, events, rejections)
+                read += got
+                budget -= n
+                self._units += n
+                if budget > 0:  # this file is exhausted
+                    if self._index + 1 >= len(self._paths):
+                        # Stay on the last file, at its end: a resumed replay reads what was
+                        # appended to it since.
+                        self._done = True
+                        break
+                    self._next_file()
+            if self._units < end:
+                break
+            # TickRule's tick is complete: the tick ends here, and so does the batch (a batch
+            # never crosses a tick boundary); with a span, only once it spans enough event time
+            if rule < len(self._ticks.ends) or self._clock.high - self._t0 >= self._span:
+                self._tick += 1
+                self._t0 = self._clock.high
+                break
         if self._on_progress is not None:
             self._on_progress(*self.progress())
         if read == 0:
@@ -647,6 +675,8 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
             "lineno": self._lineno,
             "units": self._units,
             "clock": self._clock.high,
+            "tick": self._tick,
+            "t0": self._t0,
             "name": self._paths[self._index].name,
         }
 
