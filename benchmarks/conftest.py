@@ -49,6 +49,8 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "diginetica_new_hr20_ratio_p2": (">=", 0.97, "x"),
     "diginetica_new_hr20_ratio_p4": (">=", 0.97, "x"),
     "snapshot_all_bytes_per_live_user": ("<=", 2048.0, "bytes"),
+    "scaling_events_per_s_ratio": (">=", 0.9, "x"),
+    "scaling_time_events_per_s_ratio": (">=", 0.9, "x"),
 }
 
 # Figures collected during the run (key -> value), printed at the end; see `record`.
@@ -141,9 +143,9 @@ _REPLAY_SCRIPT = r"""
 import json, resource, sys, time
 from rtp.config import Settings
 from rtp.tools.replay import replay
-url, fmt, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+url, fmt, overrides, paths = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4:]
 ru0 = resource.getrusage(resource.RUSAGE_SELF)
-report = replay(paths, fmt, Settings(redis_url=url), progress=False)
+report = replay(paths, fmt, Settings(redis_url=url, **overrides), progress=False)
 ru1 = resource.getrusage(resource.RUSAGE_SELF)
 report["cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
 for line in open("/proc/self/status"):
@@ -155,14 +157,27 @@ print("RTP-REPORT " + json.dumps(report))
 
 
 def replay_subprocess(
-    paths: list[Path], fmt: str, url: str, timeout: float = 900
+    paths: list[Path],
+    fmt: str,
+    url: str,
+    timeout: float = 900,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``rtp.tools.replay.replay`` in a fresh Python process (so its peak RSS is the replay's own)
-    into the Redis at ``url``; its report plus ``maxrss_kb`` (peak RSS), ``cpu_s`` (CPU time
-    of the replay, every thread) and ``wall_s``."""
+    into the Redis at ``url``, with ``settings`` over the defaults; its report plus
+    ``maxrss_kb`` (peak RSS), ``cpu_s`` (CPU time of the replay, every thread) and
+    ``wall_s``."""
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", _REPLAY_SCRIPT, url, fmt, *map(str, paths)],
+        [
+            sys.executable,
+            "-c",
+            _REPLAY_SCRIPT,
+            url,
+            fmt,
+            json.dumps(settings or {}),
+            *map(str, paths),
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=timeout,
