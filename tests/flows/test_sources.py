@@ -233,12 +233,16 @@ def test_a_denser_stream_gets_bigger_ticks_not_more(tmp_path: Path) -> None:
     assert counts[10] == [(0, 50)] + [(t, 1_000) for t in range(1, 6)] + [(6, 950)]
 
 
+@pytest.mark.parametrize("sort", [False, True])
 @pytest.mark.parametrize("taken", [1, 3, 6])
-def test_resume_inside_a_spanned_tick(tmp_path: Path, taken: int) -> None:
+def test_resume_inside_a_spanned_tick(tmp_path: Path, taken: int, sort: bool) -> None:
     path = tmp_path / "r.csv"
     path.write_bytes(taobao_lines(0, 700))
-    source = FilesSource(path, "taobao", batch_lines=50, tick_records=100, tick_span_s=250)
+    source = FilesSource(
+        path, "taobao", batch_lines=50, tick_records=100, tick_span_s=250, sort=sort
+    )
     whole = drain(source.build_part("s", FilesSource.PART, None))
+    assert [n for _, n in _ticks(whole)] == [64, 300, 300, 36]  # joined ticks of 100 records
     part = source.build_part("s", FilesSource.PART, None)
     first = drain(part, taken)
     resumed = source.build_part("s", FilesSource.PART, part.snapshot())
