@@ -177,7 +177,7 @@ def replay_subprocess(
             fmt,
             json.dumps(settings or {}),
             *map(str, paths),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,

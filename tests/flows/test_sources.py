@@ -37,8 +37,9 @@ def run_flow(
     return out
 
 
-def taobao_lines(start: int, stop: int) -> bytes:
-    return b"".join(b"%d,%d,7,pv,%d\n" % (i % 5, i, T0 + i) for i in range(start, stop))
+def taobao_lines(start: int, stop: int, per_s: int = 1) -> bytes:
+    """Taobao lines ``start`` to ``stop``, ``per_s`` events per second of event time."""
+    return b"".join(b"%d,%d,7,pv,%d\n" % (i % 5, i, T0 + i // per_s) for i in range(start, stop))
 
 
 def drain(part: FilesPartition, limit: int | None = None) -> list[Batch]:
@@ -178,11 +179,6 @@ def _append_to(calls: list[tuple[int, int]]) -> Callable[[int, int], None]:
 # --- tick spans -----------------------------------------------------------------------------
 
 
-def _dense_lines(n: int, per_s: int) -> bytes:
-    """``n`` Taobao lines, ``per_s`` events per second of event time."""
-    return b"".join(b"%d,%d,7,pv,%d\n" % (i % 50, i, T0 + i // per_s) for i in range(n))
-
-
 def _ticks(batches: Iterable[Batch]) -> list[tuple[int, int]]:
     """``(tick, records)`` of each tick, in order."""
     out: dict[int, int] = {}
@@ -225,7 +221,7 @@ def test_a_denser_stream_gets_bigger_ticks_not_more(tmp_path: Path) -> None:
     counts = {}
     for per_s in (1, 10):
         path = tmp_path / f"d{per_s}.csv"
-        path.write_bytes(_dense_lines(600 * per_s, per_s))  # 600 s of event time
+        path.write_bytes(taobao_lines(0, 600 * per_s, per_s))  # 600 s of event time
         src = FilesSource(path, "taobao", batch_lines=500, tick_records=50, tick_span_s=100)
         counts[per_s] = _ticks(drain(src.build_part("s", FilesSource.PART, None)))
     # no warm-up below 64 records: the first tick is one of 50 records, the last what is left
