@@ -18,7 +18,7 @@ from bytewax.testing import TestingSink, run_main
 from rtp.capture.adapters import diginetica_key
 from rtp.capture.events import TIMESTAMP_OUT_OF_RANGE, Event, Rejection
 from rtp.errors import SourceError
-from rtp.flow.sources import Batch, FilesPartition, FilesSource
+from rtp.flow.sources import Batch, FilesPartition, FilesSource, GatedPartition
 from tests.conftest import shared_sample
 
 TAOBAO = "taobao-userbehavior/UserBehavior_timeslice_96k.csv"
@@ -227,6 +227,67 @@ def test_a_denser_stream_gets_bigger_ticks_not_more(tmp_path: Path) -> None:
     # no warm-up below 64 records: the first tick is one of 50 records, the last what is left
     assert counts[1] == [(0, 50)] + [(t, 100) for t in range(1, 6)] + [(6, 50)]
     assert counts[10] == [(0, 50)] + [(t, 1_000) for t in range(1, 6)] + [(6, 950)]
+
+
+def test_the_batch_that_ends_a_tick_carries_the_next_watermark(tmp_path: Path) -> None:
+    """A replay knows where its ticks end: the batch that ends one says so (its watermark is the
+    next tick), so the steps close the tick with its last events and the gate sends no marker."""
+    path = tmp_path / "w.csv"
+    path.write_bytes(taobao_lines(0, 250))
+    src = FilesSource(path, "taobao", batch_lines=60, tick_records=100)
+    inner = drain(FilesPartition(src, None))
+    # the warm-up tick of 64 records, then ticks of 100; batches of 60 never cross a tick
+    assert [(b.tick, b.read, b.wm) for b in inner] == [
+        (0, 60, 0), (0, 4, 1), (1, 60, 1), (1, 40, 2), (2, 60, 2), (2, 26, 2),
+    ]  # fmt: skip
+
+    allowed = [0]  # the gate: ticks up to this one may go out
+    part = FilesSource(
+        path, "taobao", batch_lines=60, tick_records=100, gate=lambda: lambda t: t <= allowed[0]
+    ).build_part("s", FilesSource.PART, None)
+    out: list[Batch] = []
+    for _ in range(5):  # tick 1 is held: the partition waits without a marker
+        out.extend(part.next_batch())
+    assert [(b.tick, b.read, b.wm) for b in out] == [(0, 60, 0), (0, 4, 1)]
+    allowed[0] = 5
+    out += drain(part)
+    # no empty batch but the final one (its watermark is past every tick)
+    assert [(b.tick, b.read) for b in out if not b.read] == [(2, 0)]
+    assert out[-1].wm > 2
+    assert records(out) == records(inner)
+
+
+def test_a_partition_whose_batches_do_not_end_ticks_gets_markers() -> None:
+    """A source that cannot know where a tick ends (the live stream, Kafka) emits batches whose
+    watermark is their own tick: while the gate holds the next tick, the partition sends a
+    marker, so the steps can close the previous one."""
+
+    class Inner:
+        def __init__(self) -> None:
+            self.left = [Batch([_event(0)], [], 1, "p", 0.0, None, 0, 0),
+                         Batch([_event(1)], [], 1, "p", 0.0, None, 1, 1)]  # fmt: skip
+
+        def snapshot(self) -> None:
+            return None
+
+        def next_batch(self) -> list[Batch]:
+            if not self.left:
+                raise StopIteration
+            return [self.left.pop(0)]
+
+    allowed = [0]
+    part = GatedPartition(Inner(), "p", lambda t: t <= allowed[0])
+    out: list[Batch] = []
+    for _ in range(4):
+        out.extend(part.next_batch())
+    assert [(b.tick, b.read, b.wm) for b in out] == [(0, 1, 0), (1, 0, 1)]  # a marker
+    allowed[0] = 1
+    out.extend(part.next_batch())
+    assert [(b.tick, b.read, b.wm) for b in out[2:]] == [(1, 1, 1)]
+
+
+def _event(i: int) -> Event:
+    return Event("product_view", "u1", float(T0 + i), item=str(i))
 
 
 @pytest.mark.parametrize("sort", [False, True])

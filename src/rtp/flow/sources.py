@@ -14,8 +14,9 @@ says that no event of an earlier tick will follow from its partition.
 **The gate.** Before emitting a batch of tick ``t`` a partition checks that the models of tick
 ``t - lag`` are published (every item shard's and the global step's progress); until then it
 emits a marker (an empty batch carrying the new watermark, so the steps can finish tick
-``t - 1``) and waits without blocking. So decisions never depend on timing, and a source can
-never run ahead of the models: that is the flow's backpressure.
+``t - 1``; a replay's batch that ends its tick carries the next tick as its watermark already,
+so no marker follows it) and waits without blocking. So decisions never depend on timing, and a
+source can never run ahead of the models: that is the flow's backpressure.
 
 - :class:`FilesSource` replays files in order through a :mod:`rtp.capture.adapters` format
   (formats not in event-time order are parsed whole, file by file, and sorted first).
@@ -171,7 +172,8 @@ def reset_stop() -> None:
 
 class GatedPartition(StatefulSourcePartition[Batch, Any]):
     """Holds each batch until its tick may go out (see the module docstring); emits a marker
-    when the tick advances and a final marker (watermark past every tick) at the end.
+    when the tick advances (unless the batch that ended the tick announced it) and a final
+    marker (watermark past every tick) at the end.
 
     The inner partition's batches must be of one tick each, in non-decreasing tick order.
     The snapshot is the inner one taken before the held batch, so a resume neither repeats nor
@@ -196,6 +198,7 @@ class GatedPartition(StatefulSourcePartition[Batch, Any]):
         self.held: Batch | None = None
         self.pre: Any = inner.snapshot()
         self.marked = start_tick  # the newest tick announced (watermark)
+        self.announced = start_tick  # the newest watermark emitted (a batch may end its tick)
         self.admitted = start_tick  # the newest tick whose events passed the gate
         self.high = start_high
         self.ended = False
@@ -230,18 +233,23 @@ class GatedPartition(StatefulSourcePartition[Batch, Any]):
         b = self.held
         if not b.events or self.gate is None or b.tick <= self.admitted or self.gate(b.tick):
             self.held = None
-            b.wm = b.tick
+            if b.wm < b.tick:
+                b.wm = b.tick
             if b.high < self.high:
                 b.high = self.high
             self.high = b.high
             self.marked = max(self.marked, b.tick)
+            self.announced = max(self.announced, b.wm)
             if b.events:
                 self.admitted = max(self.admitted, b.tick)
             return [b]
         if self.marked < b.tick:
-            # the tick advances: tell the steps that everything before it is out, then wait
+            # the tick advances: tell the steps that everything before it is out (unless the
+            # batch that ended it said so), then wait
             self.marked = b.tick
-            return [Batch([], [], 0, self.part, time.time(), None, b.tick, b.tick, self.high)]
+            if self.announced < b.tick:
+                self.announced = b.tick
+                return [Batch([], [], 0, self.part, time.time(), None, b.tick, b.tick, self.high)]
         self.waits += 1
         self.awake = datetime.now(timezone.utc) + self.poll
         return []
@@ -548,7 +556,9 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
         if self._count > 1:
             events, rejections = self._mine(events, rejections)
             read = len(events) + len(rejections)
-        return [Batch(events, rejections, read, self._part, read_at, None, tick, tick, high)]
+        # the watermark: the tick of the next record, so the batch that ends a tick also says
+        # that the tick is over (no marker needed: the steps close it with its last events)
+        return [Batch(events, rejections, read, self._part, read_at, None, tick, self._tick, high)]
 
     def _mine(
         self, events: list[Event], rejections: list[Rejection]
