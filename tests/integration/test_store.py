@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -17,7 +18,9 @@ from rtp.engine.writes import Writes
 from rtp.errors import StoreError, StoreUnavailable
 from rtp.store.codec import encode_page
 from rtp.store.store import (
+    FORGET_LUA,
     PAGE_BUCKETS,
+    RECHECK_LUA,
     Store,
     _py_command,
     pack_command,
@@ -333,6 +336,32 @@ def test_a_forget_landing_after_the_tombstone_read_is_applied_at_the_write(
     unchecked.decisions = [("late", decision("late"))]
     store.write(unchecked)
     assert raw.exists("rtp:d:late") == 1
+
+
+def test_writes_run_their_scripts_on_a_redis_that_forgot_them(
+    store: Store, raw: redis.Redis
+) -> None:
+    """A Redis restarted since the last write has forgotten the forget and re-check scripts:
+    the pipeline loads them at its head, so its EVALSHAs still run."""
+    store.write(sample_writes())
+    raw.script_flush()
+    w = Writes()
+    w.forget = ["u1"]
+    w.checked_at = time.time()
+    w.decisions = [("u2", decision("u2", 1))]
+    calls = raw.info("commandstats").get("cmdstat_script|load", {}).get("calls", 0)
+    store.write(w)
+    assert raw.exists("rtp:d:u1", "rtp:p:u1") == 0
+    assert store.get_decisions("u2") == orjson.loads(decision("u2", 1))
+    assert raw.info("commandstats")["cmdstat_script|load"]["calls"] == calls + 2
+    raw.script_flush()
+    plain = Writes()  # nothing to run: no script loaded
+    plain.decisions = [("u3", decision("u3"))]
+    store.write(plain)
+    assert raw.info("commandstats")["cmdstat_script|load"]["calls"] == calls + 2
+    assert raw.script_exists(
+        *[hashlib.sha1(x.encode()).hexdigest() for x in (FORGET_LUA, RECHECK_LUA)]
+    ) == [False, False]
 
 
 def test_erase_deletes_a_users_values_without_a_tombstone(store: Store, raw: redis.Redis) -> None:

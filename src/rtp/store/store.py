@@ -231,6 +231,8 @@ def pack_command(*args: bytes | str) -> bytes:
 
 
 _command = pack_command
+_LOAD_FORGET = _command(b"SCRIPT", b"LOAD", FORGET_LUA)
+_LOAD_RECHECK = _command(b"SCRIPT", b"LOAD", RECHECK_LUA)
 
 
 class _Packer:
@@ -518,13 +520,16 @@ class Store:
         if not chunks:
             return 0
         pending: Any = ws[0] if len(ws) == 1 else list(ws)
-        forgets = any(w.forget for w in ws)
+        # The scripts the pipeline runs are loaded at its head, in the same round trip: a Redis
+        # restarted since the last write has forgotten them, and commands run in order.
+        loads = ([_LOAD_FORGET] if any(w.forget for w in ws) else []) + (
+            [_LOAD_RECHECK] if recheck else []
+        )
+        if loads:
+            chunks[0] = b"".join(loads) + chunks[0]
+            counts[0] += len(loads)
 
         def send() -> list[Any]:
-            if forgets:
-                self.r.script_load(FORGET_LUA)  # a restarted Redis has forgotten the script
-            if recheck:
-                self.r.script_load(RECHECK_LUA)
             return self._send(chunks, counts)
 
         self._retry("write", send, pending)
