@@ -22,7 +22,7 @@ from rtp.config import Settings
 from rtp.decisions.edge import EdgeModel
 from rtp.engine.edges import EdgeLearner
 from rtp.engine.facade import Engine
-from rtp.engine.hooks import Evaluation
+from rtp.engine.hooks import BatchServing, Evaluation
 from rtp.engine.items import ItemShard
 from rtp.engine.log import GLOBAL, LocalModelLog, item_writer
 from rtp.engine.merge import GlobalMerge
@@ -125,6 +125,22 @@ def test_apply_items_then_finish_tick() -> None:
     assert [i for i, _ in m.pop.trending] == ["b", "x", "a"]  # x: later than a, as strong
     assert [i for i, _ in m.pop.top_of("c")] == ["b", "a"]
     assert m.stats()["items"] == 3 and m.stats()["neighbour_lists"] == 2
+
+
+def test_trend_terms_follow_a_new_trending_list_even_at_a_reused_address() -> None:
+    """The trend terms are cached per weights and trending list. The cache keeps the objects,
+    not their ids: a freed list's address is often the next list's (CPython's free list), and
+    an id key then served the terms of the list before."""
+    m = ModelView()
+    m.pop.trending = [("a", 2.0)]
+    assert [t[0] for t in m.trend_terms()] == ["a"]
+    for new in ("b", "c", "d"):
+        m.pop.trending = []  # the list the terms were made from may be freed here...
+        m.pop.trending = [(new, 3.0)]  # ...and its memory reused by this one
+        assert [t[0] for t in m.trend_terms()] == [new]
+    old = m.trend_terms()[0][2]
+    m.weights = tuple(2 * w for w in m.weights)  # new weights: new terms
+    assert m.trend_terms()[0][2] == pytest.approx(m.weights[FEATURES.index("pop")]) == 2 * old
 
 
 def test_apply_global_adopts_weights_bandits_and_extras() -> None:
@@ -509,12 +525,24 @@ def run_facade(ticks: list[list[Event]], settings: Settings) -> tuple[list[Write
 
 
 def run_sharded(
-    ticks: list[list[Event]], settings: Settings, shards: int
+    ticks: list[list[Event]],
+    settings: Settings,
+    shards: int,
+    markers: bool = False,
+    hooks: Callable[[], list[Any]] = list,
+    mode: str = "realtime",
 ) -> tuple[list[Writes], Writes, list[UserShard], GlobalMerge]:
     """The dataflow by hand: every user shard gets its share of every tick (even empty: the
-    watermark), signals reach the item and global steps in reverse order of the shards."""
+    watermark), signals reach the item and global steps in reverse order of the shards.
+
+    Each tick's batch closes it (its watermark is the next tick), as a replay's does; with
+    ``markers``, as a live source's: its watermark is its own tick, and an empty batch (the
+    marker) opens the next tick before its events."""
     log = LocalModelLog()
-    users = [UserShard(settings, j, shards, shards, parts=["p"]) for j in range(shards)]
+    users = [
+        UserShard(settings, j, shards, shards, parts=["p"], mode=mode, hooks=hooks())
+        for j in range(shards)
+    ]
     items = [ItemShard(settings, k, shards, shards) for k in range(shards)]
     merge = GlobalMerge(settings, shards)
 
@@ -531,14 +559,20 @@ def run_sharded(
                 w.extend(got)
 
     out = []
-    high = 0.0
+    high = high_before = 0.0
     for t, evs in enumerate(ticks):
         high = max([high] + [e.ts for e in evs])
+        w = Writes()
         outputs: list[Any] = []
+        if markers and t:  # every shard's marker, and the tick it closes published, first
+            for j in reversed(range(shards)):
+                outputs += users[j].process(UserBatch([], t, "p", t, high_before), log)
+            route(outputs, w)
+            outputs = []
         for j in reversed(range(shards)):
             mine = [e for e in evs if user_shard_of(e.user, shards) == j]
-            outputs += users[j].process(UserBatch(mine, t, "p", t + 1, high), log)
-        w = Writes()
+            outputs += users[j].process(UserBatch(mine, t, "p", t if markers else t + 1, high), log)
+        high_before = high
         route(outputs, w)
         out.append(w)
     end = Writes()
@@ -589,6 +623,26 @@ def test_two_user_shards_decide_as_one() -> None:
         assert sorted(b.profiles) == sorted(a.profiles), f"tick {t}"
     assert cv_hits > 10
     assert sorted(two_end.profiles) == sorted(one_end.profiles)
+
+
+@pytest.mark.parametrize("mode", ["realtime", "batch"])
+def test_a_tick_opened_by_a_marker_decides_as_one_closed_by_its_last_batch(mode: str) -> None:
+    """A replay's last batch of a tick closes it; a live source opens the next tick with a
+    marker. The two give the same decisions and profiles, and batch serving refreshes at the
+    same place in the stream (the tick boundary, before the next tick's events)."""
+    s = Settings()
+    ticks = _ticks(positioned(synthetic_stream(80, seed=11)), 40)
+    hooks: Callable[[], list[Any]] = (
+        (lambda: [BatchServing(900.0, everyone=True)]) if mode == "batch" else list
+    )
+    closed, closed_end, _, _ = run_sharded(ticks, s, 2, hooks=hooks, mode=mode)
+    marked, marked_end, _, _ = run_sharded(ticks, s, 2, markers=True, hooks=hooks, mode=mode)
+    for t, (a, b) in enumerate(zip(closed, marked, strict=True)):
+        assert _docs(a) == _docs(b), f"tick {t}"
+        assert sorted(a.profiles) == sorted(b.profiles), f"tick {t}"
+    assert sorted(closed_end.profiles) == sorted(marked_end.profiles)
+    served = {tuple(d["home"]["items"]) for w in closed for d in _docs(w).values()}
+    assert len(served) > 5  # lists change over the stream (in batch mode: several refreshes)
 
 
 def test_two_item_shards_write_the_same_product_pages_as_one() -> None:

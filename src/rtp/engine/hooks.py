@@ -55,7 +55,9 @@ class Hook:
         """A decision was written for ``u`` (``exp``: its experiment and arm)."""
 
     def on_batch_end(self) -> None:
-        """The step finished a batch (its view and event time are current)."""
+        """The step finished a batch (its view and event time are current); also called at
+        each tick boundary, before the new tick's first events (where a live source's marker
+        batch ends), so a hook sees the same boundaries whatever opened the tick."""
 
     def meta(self, w: Writes) -> None:
         """Add this hook's meta keys to the step's periodic writes."""

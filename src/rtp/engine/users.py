@@ -180,7 +180,7 @@ class UserShard:
         self._rewards: list[Any] = []
         self._edge: list[Any] = []
         self._last_meta = 0.0
-        self._fallback_version = ""
+        self._fallback_version: tuple[str, Any] | str = ""  # (model version, trending list)
         self._fallback_dirty = False
         self._tombs: dict[str, float] = {}  # the tombstones found for the current batch
         self.loader: Loader | None = None
@@ -241,11 +241,18 @@ class UserShard:
         st["rejected"] += b.rejected
         home = self.home_part
         if home is None or b.part == home:
+            # a tick ended (not the first): its boundary, before the next tick's events
+            boundary = b.tick > self.tick >= 0 and bool(b.events)
             if b.tick > self.tick:
                 if self._tick_high > self.high:
                     self.high = self._tick_high
                 self.tick = b.tick
             self._sweep(w)
+            if boundary:
+                # the batch-end hooks see the boundary too (batch serving refreshes there),
+                # whether a marker brought the new tick or its first events did
+                for f in self._on_batch_end:
+                    f()
             if b.high > self._tick_high:
                 self._tick_high = b.high
         events = b.events
@@ -424,9 +431,14 @@ class UserShard:
         stale = self.high - view.high if view.high else 0.0
         if stale > self.staleness_s_max:
             self.staleness_s_max = stale
-        if self.shard == 0 and view.version + str(id(view.pop.trending)) != self._fallback_version:
-            self._fallback_version = view.version + str(id(view.pop.trending))
-            self._fallback_dirty = True
+        if self.shard == 0:
+            # the version and the trending list itself (not its id: a freed list's id may be
+            # reused by the next one, and the new fallback would never be written)
+            seen = self._fallback_version
+            trending = view.pop.trending
+            if type(seen) is not tuple or seen[0] != view.version or seen[1] is not trending:
+                self._fallback_version = (view.version, trending)
+                self._fallback_dirty = True
 
     # -- users --------------------------------------------------------------------------------
     def _forgotten(

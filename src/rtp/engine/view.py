@@ -99,7 +99,9 @@ class ModelView:
         self._next_evict = 0.0
         # trending candidates' user-independent terms, for the current weights and trending list
         self._trend: list[tuple[str, str | None, float, float | None]] = []
-        self._trend_key: tuple[int, int] = (0, 0)
+        # the weights and trending list the terms were made from: the objects themselves, not
+        # their ids (a freed list's id may be reused by the next one)
+        self._trend_src: tuple[Any, Any] = (None, None)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A snapshot of a build before session neighbourhoods: no index (the resumed view keeps
@@ -204,8 +206,8 @@ class ModelView:
         """``(item, category, popularity term, price)`` of the trending candidates, cached until
         the weights or the trending list change (both are new objects then)."""
         weights, trending = self.weights, self.pop.trending
-        key = (id(weights), id(trending))
-        if key != self._trend_key:
+        src = self._trend_src
+        if weights is not src[0] or trending is not src[1]:
             w4 = weights[POP]
             top = trending[0][1] if trending else 1.0
             cat_of, price_of = self.pop.cat_of.get, self.pop.price_of.get
@@ -213,7 +215,7 @@ class ModelView:
                 (it, cat_of(it), w4 * (sc / top if sc < top else 1.0), price_of(it))
                 for it, sc in trending[:TREND_N]
             ]
-            self._trend_key = key
+            self._trend_src = (weights, trending)
         return self._trend
 
     def stats(self) -> dict[str, Any]:
