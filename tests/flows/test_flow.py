@@ -95,6 +95,22 @@ BAD_LINES = [
 ]
 
 
+def test_each_built_flow_has_a_model_log_of_its_own() -> None:
+    """Flows built one after another in one process under one run name (a notebook, these
+    tests) do not share a model log: the second would start from the first one's progress,
+    its gate would open early and its views would read the first one's models."""
+    from rtp.flow.ready import FlowSpec, model_log_factory
+
+    settings = Settings()
+    # each spec is dropped as soon as its flow's factory is made (as `build` drops it), so the
+    # next spec may well get its address: the log must not be found by it
+    makes = [model_log_factory(FlowSpec(kind="files", run="t"), settings) for _ in range(4)]
+    logs = [make() for make in makes]
+    assert all(make() is log for make, log in zip(makes, logs, strict=True))  # one per flow
+    logs[0].publish("i0", [(7, ["part"])], 7)
+    assert [log.progress(["i0"]) for log in logs] == [7, -1, -1, -1]
+
+
 def test_flow_counts_add_up_and_rejections_keep_their_reasons(
     redis_url: str, tmp_path: Path
 ) -> None:

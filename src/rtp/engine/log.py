@@ -86,21 +86,3 @@ class LocalModelLog:
             if mine:
                 for tick in [t for t in mine if t <= upto]:
                     del mine[tick]
-
-
-_logs: dict[str, LocalModelLog] = {}
-_logs_lock = threading.Lock()
-
-
-def local_log(name: str) -> LocalModelLog:
-    """The process-wide in-memory log of one flow run (created on first use)."""
-    with _logs_lock:
-        log = _logs.get(name)
-        if log is None:
-            log = _logs[name] = LocalModelLog()
-        return log
-
-
-def drop_local_log(name: str) -> None:
-    with _logs_lock:
-        _logs.pop(name, None)

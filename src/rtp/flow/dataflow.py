@@ -317,8 +317,8 @@ def build_flow(
     ``sink``.
 
     :param parts: the source's partition names (a user shard waits for every one's watermark).
-    :param model_log: makes the model log (``rtp.engine.log.local_log`` for workers that are
-        threads of one process, ``rtp.store.modellog.RedisModelLog`` otherwise).
+    :param model_log: makes the model log (one ``rtp.engine.log.LocalModelLog`` for workers
+        that are threads of one process, ``rtp.store.modellog.RedisModelLog`` otherwise).
     :param loader_factory: makes, once per user shard, what reads returning users' profiles
         and the tombstones of forgotten users (an object with ``load_users`` and ``tombstones``,
         like ``rtp.store.store.Store``); ``None`` starts every user fresh.

@@ -19,7 +19,7 @@ from bytewax.dataflow import Dataflow
 
 from rtp.config import Settings
 from rtp.engine.hooks import REALTIME, BatchServing, Evaluation, ExperimentMetrics, Hook
-from rtp.engine.log import ModelLog, local_log
+from rtp.engine.log import LocalModelLog, ModelLog
 from rtp.errors import ConfigError
 from rtp.flow.dataflow import Layout, build_flow
 from rtp.store.streams import DEFAULT_STREAM
@@ -80,8 +80,11 @@ def model_log_factory(spec: FlowSpec, settings: Settings) -> Callable[[], ModelL
 
         url, run, prefix = settings.redis_url, spec.run, settings.key_prefix
         return lambda: RedisModelLog(url, run, prefix, settings.redis_timeout_s)
-    name = f"{spec.run}:{id(spec)}"
-    return lambda: local_log(name)
+    # One log per built flow, shared by its workers (threads of this process). Not a registry
+    # keyed by the run's name: two flows of one run built in one process (a notebook, a test)
+    # would share a log, and the second would start from the first one's progress.
+    log = LocalModelLog()
+    return lambda: log
 
 
 def build(
