@@ -43,6 +43,8 @@ from rtp.decisions.home import rank_home
 from rtp.engine import Engine
 from rtp.flow.dataflow import tune_gc
 from rtp.ranking import score as score_module
+from rtp.ranking.ranker import CAT, FEATURES, POP, PRICE_FIT, SAME_CAT
+from rtp.ranking.score import fill_context
 
 Terms = tuple[float, float, float, float, float, float, float, float, Any, Any]
 
@@ -50,7 +52,7 @@ Terms = tuple[float, float, float, float, float, float, float, float, Any, Any]
 def _terms(u: Any, m: Any, rules: Any) -> tuple[dict[str, float], str | None, Terms]:
     """What ``fast_scores`` derives per decision before its candidates (no context values)."""
     w = m.weights
-    w2, w3, w4, w6 = w[3], w[4], w[5], w[7]
+    w2, w3, w4, w6 = w[CAT], w[SAME_CAT], w[POP], w[PRICE_FIT]
     trending = m.pop.trending
     top_pop = trending[0][1] if trending else 1.0
     band = u.price_range()
@@ -80,7 +82,9 @@ def python_scores(
         cats.get,
     )
     out = []
-    for it in cands:  # the body of fast_scores' `context` closure (no context values)
+    # the body of fast_scores' `context` closure (no context values); checked in `main` against
+    # the features' own definition (rtp.ranking.score.fill_context)
+    for it in cands:
         s = base
         c = cat_of(it)
         if c is not None:
@@ -182,6 +186,18 @@ def main() -> None:
 
     inputs = [(p, *_terms(u, view, rules)) for u, p in zip(users, pools, strict=True)]
     ref = [python_scores(p, c, cur, t, view) for p, c, cur, t in inputs]
+    # the copy of the closure against the model's features: intercept + these four terms
+    w = view.weights
+    drift = 0.0
+    for u, (p, c, cur, t), r in zip(users, inputs, ref, strict=True):
+        vecs = {it: [0.0] * len(FEATURES) for it in p}
+        fill_context(u, view, c, t[8], rules.price_slack, cur, vecs)
+        for it, x in zip(p, r, strict=True):
+            v = vecs[it]
+            want = view.intercept + sum(w[f] * v[f] for f in (CAT, SAME_CAT, POP, PRICE_FIT))
+            drift = max(drift, abs(want - x))
+    if drift > 1e-9:
+        sys.exit(f"the Python pass no longer scores as fill_context says (off by {drift:.3g})")
     gathered = [gather(p, c, cur, view) for p, c, cur, _t in inputs]
     got = [numpy_arith(a, t) for a, (_p, _c, _cur, t) in zip(gathered, inputs, strict=True)]
     diff = max(
