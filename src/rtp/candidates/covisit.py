@@ -31,7 +31,6 @@ the same ones at the same tick).
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 
@@ -164,9 +163,7 @@ class CoVisitation:
                 if m == item or m in direct:
                     continue
                 acc[m] = get(m, 0.0) + f * w2
-        if len(acc) > HOP_N:
-            return heapq.nlargest(HOP_N, acc.items(), key=_second)  # ties: first found first
-        return sorted(acc.items(), key=_second, reverse=True)
+        return sorted(acc.items(), key=_second, reverse=True)[:HOP_N]  # ties: first found first
 
     def prune(self) -> None:
         """Keep the top ``k`` neighbours of items whose lists grew, and drop the two-hop lists
@@ -176,7 +173,7 @@ class CoVisitation:
         for item in self._grown:
             d = nb.get(item)
             if d is not None and len(d) > k:
-                nb[item] = dict(heapq.nlargest(k, d.items(), key=_second))
+                nb[item] = dict(sorted(d.items(), key=_second, reverse=True)[:k])
                 self._cache.pop(item, None)
         self._grown.clear()
         if self._x2:

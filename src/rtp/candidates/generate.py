@@ -13,7 +13,6 @@ is the reference it is tested against, and what ranking examples are built from.
 
 from __future__ import annotations
 
-import heapq
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -91,7 +90,7 @@ def seed_lists(u: UserState, m: ModelView, seeds: list[str]) -> list[list[tuple[
         merged = dict(top(seed, cv.k))
         for k, w in add.items():
             merged[k] = merged.get(k, 0.0) + w
-        out.append(heapq.nlargest(CV_PER_SEED, merged.items(), key=_second))
+        out.append(sorted(merged.items(), key=_second, reverse=True)[:CV_PER_SEED])
     return out
 
 
@@ -149,7 +148,7 @@ def candidates(u: UserState, m: ModelView, cats: dict[str, float]) -> dict[str, 
             v[KNN] = w / top_w
     if cats:
         top_of = m.pop.top_of
-        for c, _ in heapq.nlargest(2, cats.items(), key=_second):
+        for c, _ in sorted(cats.items(), key=_second, reverse=True)[:2]:
             lst2 = top_of(c)
             if not lst2:
                 continue
@@ -205,7 +204,7 @@ def is_candidate(u: UserState, m: ModelView, cats: dict[str, float], item: str) 
                 return True
     if cats:
         top_of = m.pop.top_of
-        for c, _ in heapq.nlargest(2, cats.items(), key=_second):
+        for c, _ in sorted(cats.items(), key=_second, reverse=True)[:2]:
             lst2 = top_of(c)
             if lst2:
                 for it, _ in lst2[:CAT_PER_CAT]:

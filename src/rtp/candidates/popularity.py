@@ -23,7 +23,6 @@ holds only what the stream still talks about.
 
 from __future__ import annotations
 
-import heapq
 import math
 from operator import itemgetter
 
@@ -120,9 +119,9 @@ class Popularity:
         if self._touched:
             pool = dict.fromkeys(i for i, _ in self.trending)
             pool.update(self._touched)
-            self.trending = heapq.nlargest(
-                self.top_n, ((i, score[i]) for i in pool if i in score), key=_second
-            )
+            self.trending = sorted(
+                [(i, score[i]) for i in pool if i in score], key=_second, reverse=True
+            )[: self.top_n]
             self._touched = {}
 
     def top_of(self, cat: str) -> list[tuple[str, float]] | None:
@@ -146,11 +145,12 @@ class Popularity:
             pool.update(items)
         else:
             pool = items
-        top = heapq.nlargest(
-            n,
-            ((i, score[i]) for i in pool if i in score and self.cat_of.get(i) == cat),
+        cat_of = self.cat_of
+        top = sorted(
+            [(i, score[i]) for i in pool if i in score and cat_of.get(i) == cat],
             key=_second,
-        )
+            reverse=True,
+        )[:n]
         if top:
             self.cat_top[cat] = top
         else:

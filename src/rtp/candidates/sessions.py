@@ -38,7 +38,6 @@ The current session's own items (``b``) come too: the caller decides what to do 
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -161,7 +160,7 @@ class SessionIndex:
             if age > 0.0:
                 sim *= exp(-age / LAMBDA_SNH)
             scored.append((sim, sid))
-        best = heapq.nlargest(K, scored) if len(scored) > K else scored
+        best = sorted(scored, reverse=True)[:K] if len(scored) > K else scored
         scores: dict[str, float] = {}
         sget = scores.get
         near = _NEAR
@@ -178,9 +177,7 @@ class SessionIndex:
             for it, q in other.items():
                 d = q - a if q >= a else a - q
                 scores[it] = sget(it, 0.0) + sim * (near[d] if d < 64 else 0.0)
-        if len(scores) > n:
-            return heapq.nlargest(n, scores.items(), key=_second)
-        return sorted(scores.items(), key=_second, reverse=True)
+        return sorted(scores.items(), key=_second, reverse=True)[:n]
 
     def evict(self, before: float) -> int:
         """Drop sessions not extended since event time ``before``, and, once there are more

@@ -6,7 +6,6 @@ was bought, cap re-shows, exploration slots), each item with its reason code.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Literal
@@ -86,9 +85,7 @@ def top_keys(weights: dict[str, float], k: int) -> list[str]:
     """The ``k`` heaviest keys, heaviest first (cheap for the one or two a session has)."""
     if len(weights) <= 1:
         return list(weights)
-    if len(weights) <= k:
-        return sorted(weights, key=weights.__getitem__, reverse=True)
-    return [c for c, _ in heapq.nlargest(k, weights.items(), key=_second)]
+    return sorted(weights, key=weights.__getitem__, reverse=True)[:k]
 
 
 def _explore(u: UserState, m: ModelView, cats: dict[str, float], out: Ranked, k: int) -> None:

@@ -10,7 +10,6 @@ context written beside these, and ``product`` pages are stored once per item by 
 
 from __future__ import annotations
 
-import heapq
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +82,7 @@ def decide(
         d["hero"] = {"theme": "trending", "reason": "what is popular right now"}
         return d
     if top_cats is None:
-        top_cats = heapq.nlargest(5, u.blended_categories().items(), key=_second)
+        top_cats = sorted(u.blended_categories().items(), key=_second, reverse=True)[:5]
     if intent is None:
         intent = u.session.intent()
     d["hero"] = _hero(u, top_cats, intent)

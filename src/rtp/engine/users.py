@@ -21,7 +21,6 @@ wraps it in Bytewax; it returns what to write and what to send downstream.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import random
 import time
@@ -620,8 +619,8 @@ class UserShard:
         if self.settings.edge_model and not u.dnp and s.n:
             # what the visit went on to do, weighted (category weights count carts and buys
             # more than views; items by their interactions)
-            cats = dict(heapq.nlargest(3, s.cats.items(), key=_second))
-            items = {i: float(n) for i, n in heapq.nlargest(4, s.seen.items(), key=_second)}
+            cats = dict(sorted(s.cats.items(), key=_second, reverse=True)[:3])
+            items = {i: float(n) for i, n in sorted(s.seen.items(), key=_second, reverse=True)[:4]}
             signals = {
                 "referral": u.referral,
                 "device": u.device,
@@ -789,11 +788,8 @@ class UserShard:
             self.degraded_users.pop(u.uid, None)
         if cats is None:
             cats = u.blended_categories()
-        top = (
-            sorted(cats.items(), key=_cat_order)
-            if len(cats) <= 5
-            else heapq.nsmallest(5, cats.items(), key=_cat_order)
-        )
+        # sorted()[:n], not heapq: the same order (stable), but C, not a Python heap loop
+        top = sorted(cats.items(), key=_cat_order)[:5]
         intent = s.intent()
         d = decide(u, m, rules, home, s.last, mode, top, intent)
         d["v"] = 1
