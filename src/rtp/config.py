@@ -52,6 +52,12 @@ class Settings:
     tick_span_s: float = 0.0
     tick_s: float = 1.0  # the live stream's model tick: this much capture time
     model_lag_ticks: int = 1  # decisions at tick t use the models of tick t - this (>= 1)
+    # A replay's ticks are records, so their length in event time varies with the stream: its
+    # decisions may let the models lag further, up to model_lag_max_ticks, while the ticks the
+    # models skip began at most model_lag_s of event time earlier (a dense stream's workers get
+    # slack; a sparse stream keeps the least lag; docs/architecture.md). 0: never further.
+    model_lag_s: float = 120.0
+    model_lag_max_ticks: int = 4
     max_lag_s: float = 86_400.0  # events further behind the stream are rejected
     max_ahead_s: float = 86_400.0
     hold_profiles: bool = False  # under Bytewax recovery (``--recovery`` sets it; see users.py)

@@ -324,15 +324,19 @@ SESSION_FIELDS = (
 )
 
 
-@pytest.mark.parametrize(("neighbours", "span"), [(False, 0.0), (True, 0.0), (False, 5_000.0)])
+@pytest.mark.parametrize(
+    ("neighbours", "span", "lag"),
+    [(False, 0.0, 1), (True, 0.0, 1), (False, 5_000.0, 1), (False, 0.0, 3)],
+)
 def test_two_workers_decide_exactly_like_one(
-    redis_url: str, tmp_path: Path, neighbours: bool, span: float
+    redis_url: str, tmp_path: Path, neighbours: bool, span: float, lag: int
 ) -> None:
     """The same input through run_main and a 2-worker cluster: the same decisions (every
     field: items, scores, reasons, model version), profiles, examples learned and models (the
     edge model too, learned on the other worker than the ranker); with session-neighbourhood
-    candidates too (their index is built in every worker's view); and with ticks that span
-    event time (each worker's partition reads every line, so both cut the same ticks)."""
+    candidates too (their index is built in every worker's view); with ticks that span
+    event time (each worker's partition reads every line, so both cut the same ticks); and
+    with models that lag by up to 3 ticks of event time (both partitions lag alike)."""
     events = synthetic_stream(150, seed=7)
     path = write_jsonl(tmp_path / "two.jsonl", events)
     base = redis_url.rsplit("/", 1)[0]
@@ -341,6 +345,10 @@ def test_two_workers_decide_exactly_like_one(
         url = f"{base}/{db}"
         redis.Redis.from_url(url).flushdb()
         settings = Settings(redis_url=url, session_neighbours=neighbours, tick_span_s=span)
+        if lag > 1:  # ticks of 100 records, each allowed to lag by any time, up to `lag` ticks
+            settings = settings.replace(tick_records=100, model_lag_s=1e9, model_lag_max_ticks=lag)
+        else:
+            settings = settings.replace(model_lag_s=0.0)
         flow = file_flow(path, settings, batch_lines=100, run=f"w{workers}", workers=workers)
         if workers == 1:
             run_main(flow)
@@ -356,6 +364,7 @@ def test_two_workers_decide_exactly_like_one(
         store.close()
     (one, p1, n1, s1, e1), (two, p2, n2, s2, e2) = results
     assert (s1["shards"], s2["shards"]) == (1, 2)
+    assert s1["view_lag_ticks_max"] == s2["view_lag_ticks_max"] == lag
     assert s1["read"] == s2["read"] == len(events)
     assert s1["events"] == s2["events"] == len(events)
     assert s1["learned"] == s2["learned"] > 0

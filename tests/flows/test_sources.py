@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import bytewax.operators as op
 import orjson
@@ -18,7 +19,7 @@ from bytewax.testing import TestingSink, run_main
 from rtp.capture.adapters import diginetica_key
 from rtp.capture.events import TIMESTAMP_OUT_OF_RANGE, Event, Rejection
 from rtp.errors import SourceError
-from rtp.flow.sources import Batch, FilesPartition, FilesSource, GatedPartition
+from rtp.flow.sources import Batch, FilesPartition, FilesSource, GatedPartition, ModelLag
 from tests.conftest import shared_sample
 
 TAOBAO = "taobao-userbehavior/UserBehavior_timeslice_96k.csv"
@@ -243,7 +244,11 @@ def test_the_batch_that_ends_a_tick_carries_the_next_watermark(tmp_path: Path) -
 
     allowed = [0]  # the gate: ticks up to this one may go out
     part = FilesSource(
-        path, "taobao", batch_lines=60, tick_records=100, gate=lambda: lambda t: t <= allowed[0]
+        path,
+        "taobao",
+        batch_lines=60,
+        tick_records=100,
+        gate=lambda: lambda t, need: t <= allowed[0],
     ).build_part("s", FilesSource.PART, None)
     out: list[Batch] = []
     for _ in range(5):  # tick 1 is held: the partition waits without a marker
@@ -276,7 +281,7 @@ def test_a_partition_whose_batches_do_not_end_ticks_gets_markers() -> None:
             return [self.left.pop(0)]
 
     allowed = [0]
-    part = GatedPartition(Inner(), "p", lambda t: t <= allowed[0])
+    part = GatedPartition(Inner(), "p", lambda t, need: t <= allowed[0])
     out: list[Batch] = []
     for _ in range(4):
         out.extend(part.next_batch())
@@ -321,6 +326,91 @@ def test_a_snapshot_without_ticks_resumes_on_records(tmp_path: Path) -> None:
     del state["tick"], state["t0"]
     rest = drain(FilesPartition(source, state))
     assert _ticks(first + rest) == _ticks(whole)
+
+
+# --- the model lag ----------------------------------------------------------------------------
+
+
+def _needs(batches: Iterable[Batch]) -> list[tuple[int, int | None]]:
+    """``(tick, need)`` of each tick, in order."""
+    out: list[tuple[int, int | None]] = []
+    for b in batches:
+        if b.read and (not out or out[-1][0] != b.tick):
+            out.append((b.tick, b.need))
+    return out
+
+
+@pytest.mark.parametrize(("per_s", "lags"), [(10, [1, 1, 2, 3, 3, 3, 3]), (1, [1] * 7)])
+def test_a_replay_lets_the_models_lag_by_event_time(
+    tmp_path: Path, per_s: int, lags: list[int]
+) -> None:
+    """Ticks of 100 records: 10 s of event time at 10 events/s, so two ticks skipped span 20 s,
+    within the 25 s allowed (three would be 30 s: the lag stops at 3 ticks, under the most of
+    4); at 1 event/s a tick is 100 s and the lag stays at the least, 1. The warm-up tick
+    keeps the least lag."""
+    path = tmp_path / "lag.csv"
+    path.write_bytes(taobao_lines(0, 664, per_s))
+    src = FilesSource(path, "taobao", batch_lines=40, tick_records=100, model_lag=(1, 4, 25.0))
+    needs = _needs(drain(FilesPartition(src, None)))
+    assert [t for t, _ in needs] == list(range(7))
+    assert [t - need for t, need in needs if need is not None] == lags
+    assert all(a[1] <= b[1] for a, b in zip(needs, needs[1:]))  # type: ignore[operator]
+    # without the allowance (the default), every tick lags by one
+    plain = _needs(drain(FilesPartition(FilesSource(path, "taobao", batch_lines=40,
+                                                    tick_records=100), None)))  # fmt: skip
+    assert [t - need for t, need in plain] == [1] * 7  # type: ignore[operator]
+
+
+def test_every_partition_and_a_resumed_one_lag_alike(tmp_path: Path) -> None:
+    """Each partition reads every record, so all compute the same model tick for each tick (the
+    decisions do not depend on the processes); a resume continues with the same ones."""
+    path = tmp_path / "lag2.csv"
+    path.write_bytes(taobao_lines(0, 964, 10))
+    kw: dict[str, Any] = {"batch_lines": 30, "tick_records": 100, "model_lag": (1, 4, 25.0)}
+    one = _needs(drain(FilesPartition(FilesSource(path, "taobao", **kw), None)))
+    two = FilesSource(path, "taobao", partitions=2, **kw)
+    for i, name in enumerate(two.list_parts()):
+        assert _needs(drain(FilesPartition(two, None, i, name))) == one
+    src = FilesSource(path, "taobao", **kw)
+    part = FilesPartition(src, None)
+    first = drain(part, 13)  # inside tick 4, after lags of 1, 1, 2, 3
+    rest = drain(FilesPartition(src, part.snapshot()))
+    assert _needs(first + rest) == one
+    assert max(t - n for t, n in one) == 3  # type: ignore[operator]
+
+
+def test_the_gate_asks_for_the_batch_model_tick(tmp_path: Path) -> None:
+    """The gate is asked for the models the batch uses (its ``need``), not ``tick - 1``."""
+    path = tmp_path / "g.csv"
+    path.write_bytes(taobao_lines(0, 400, 10))
+    asked: list[tuple[int, int | None]] = []
+
+    def gate(tick: int, need: int | None) -> bool:
+        asked.append((tick, need))
+        return True
+
+    src = FilesSource(path, "taobao", batch_lines=100, tick_records=100,
+                      model_lag=(1, 4, 1_000.0), gate=lambda: gate)  # fmt: skip
+    drain(src.build_part("s", FilesSource.PART, None))  # type: ignore[arg-type]
+    assert (3, 0) in asked and all(n is not None and n <= t - 1 for t, n in asked)
+
+
+def test_a_model_lag_must_make_sense(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_bytes(taobao_lines(0, 5))
+    for bad in ((0, 1, 0.0), (2, 1, 0.0), (1, 4, -1.0)):
+        with pytest.raises(SourceError, match="model_lag"):
+            FilesSource(path, "taobao", model_lag=bad)
+
+
+def test_model_lag_never_moves_back() -> None:
+    lag = ModelLag(1, 3, 50.0)
+    got = [lag.begin(t, t0, warm=False) for t, t0 in enumerate([0, 10, 20, 200, 210, 220])]
+    assert got == [-1, -1, -1, 2, 2, 2]  # the jump of 180 s: lag 1 at tick 3, then it grows back
+    state = lag.state()
+    again = ModelLag(1, 3, 50.0)
+    again.restore(state)
+    assert again.begin(6, 230.0, warm=False) == lag.begin(6, 230.0, warm=False) == 3
 
 
 def test_a_negative_span_is_refused(tmp_path: Path) -> None:

@@ -33,10 +33,11 @@ class UserBatch:
     ``tick`` is the tick of every event in it, ``wm`` the source partition's watermark after
     it (no event of a tick ``< wm`` will follow from that partition), ``high`` the partition's
     event-time high-water mark (sessions sweep by it). ``read`` and ``rejected`` count the
-    source records once (on one shard's copy).
+    source records once (on one shard's copy). ``need`` is the tick of the item models its
+    decisions use (``None``: ``tick - Settings.model_lag_ticks``).
     """
 
-    __slots__ = ("events", "tick", "part", "wm", "high", "read", "rejected", "lag_ref")
+    __slots__ = ("events", "tick", "part", "wm", "high", "read", "rejected", "lag_ref", "need")
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class UserBatch:
         read: int = 0,
         rejected: int = 0,
         lag_ref: float | None = None,
+        need: int | None = None,
     ) -> None:
         self.events = events
         self.tick = tick
@@ -57,6 +59,7 @@ class UserBatch:
         self.read = read
         self.rejected = rejected
         self.lag_ref = lag_ref
+        self.need = need
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
@@ -70,6 +73,7 @@ class UserBatch:
                 self.read,
                 self.rejected,
                 self.lag_ref,
+                self.need,
             ),
         )
 

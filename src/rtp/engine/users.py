@@ -2,7 +2,8 @@
 
 Per :class:`~rtp.engine.messages.UserBatch` (one source batch's events of this shard):
 
-1. the model view advances to tick ``batch.tick - lag`` (:mod:`rtp.engine.log`);
+1. the model view advances to tick ``batch.need`` (``batch.tick - lag`` unless the source
+   set it; :mod:`rtp.engine.log`);
 2. users not in memory are loaded in one round trip (profiles, do-not-personalize flags);
 3. each event, in order: control events (forget, do-not-personalize); session split (a finished
    session is folded into the profile, its outcome goes to the global step); test-then-train
@@ -261,7 +262,7 @@ class UserShard:
         if self.tombstones is not None and (events or w.profiles):
             events = self._forgotten(events, w)
         if events:
-            target = b.tick - self.lag
+            target = b.tick - self.lag if b.need is None else b.need
             if target > self.view.tick:
                 self._advance(mlog, target)
             self._load([e.user for e in events], w)

@@ -184,16 +184,18 @@ class Layout:
 
 def gate_factory(
     log_factory: Callable[[], ModelLog], writers: list[str], lag: int
-) -> Callable[[], Callable[[int], bool]]:
-    """Makes a source partition's gate: tick ``t`` may go out once every writer of the model
-    log has published tick ``t - lag``."""
+) -> Callable[[], Callable[[int, int | None], bool]]:
+    """Makes a source partition's gate: a batch of tick ``t`` that uses the models of tick
+    ``need`` (``None``: ``t - lag``) may go out once every writer of the model log has
+    published that tick."""
 
-    def make() -> Callable[[int], bool]:
+    def make() -> Callable[[int, int | None], bool]:
         mlog = log_factory()
         known = [-1]
 
-        def gate(tick: int) -> bool:
-            need = tick - lag
+        def gate(tick: int, need: int | None = None) -> bool:
+            if need is None:
+                need = tick - lag
             if known[0] >= need:
                 return True
             known[0] = mlog.progress(writers)
@@ -374,7 +376,7 @@ def build_flow(
         n_rej = len(b.rejections)
         if n == 1:
             return [(ukeys[0], UserBatch(events, b.tick, b.part, b.wm, b.high, b.read, n_rej,
-                                         b.lag_ref))]  # fmt: skip
+                                         b.lag_ref, b.need))]  # fmt: skip
         per: list[list[Any]] = [[] for _ in range(n)]
         for e in events:
             per[user_shard_of(e.user, n)].append(e)
@@ -382,7 +384,7 @@ def build_flow(
         for j in range(n):
             read, rej = (b.read, n_rej) if j == 0 else (0, 0)
             out.append((ukeys[j], UserBatch(per[j], b.tick, b.part, b.wm, b.high, read, rej,
-                                            b.lag_ref)))  # fmt: skip
+                                            b.lag_ref, b.need)))  # fmt: skip
         return out
 
     keyed = op.flat_map("enrich_and_shard", batches, split)

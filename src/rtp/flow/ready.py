@@ -130,6 +130,7 @@ def build(
             speed=spec.speed,
             tick_records=settings.tick_records,
             tick_span_s=settings.tick_span_s,
+            model_lag=_model_lag(settings),
             partitions=layout.workers,
             shards=layout.shards,
         )
@@ -218,6 +219,12 @@ class _PatientReads:
         from rtp.flow.sinks import patiently
 
         return patiently("a tombstone read", lambda: self.store.tombstones(users))
+
+
+def _model_lag(settings: Settings) -> tuple[int, int, float]:
+    """A replay's model lag (``rtp.flow.sources.ModelLag``): least and most ticks, seconds."""
+    least = max(1, settings.model_lag_ticks)
+    return least, max(least, settings.model_lag_max_ticks), max(0.0, settings.model_lag_s)
 
 
 def _target_filter(spec: FlowSpec) -> Callable[[Any], bool] | None:

@@ -12,11 +12,12 @@ entry ids), Kafka in message time. A batch never spans two ticks, and its ``wm``
 says that no event of an earlier tick will follow from its partition.
 
 **The gate.** Before emitting a batch of tick ``t`` a partition checks that the models of tick
-``t - lag`` are published (every item shard's and the global step's progress); until then it
-emits a marker (an empty batch carrying the new watermark, so the steps can finish tick
-``t - 1``; a replay's batch that ends its tick carries the next tick as its watermark already,
-so no marker follows it) and waits without blocking. So decisions never depend on timing, and a
-source can never run ahead of the models: that is the flow's backpressure.
+``t - lag`` (the batch's ``need``; a replay's lag follows :class:`ModelLag`) are published (every
+item shard's and the global step's progress); until then it emits a marker (an empty batch
+carrying the new watermark, so the steps can finish tick ``t - 1``; a replay's batch that ends
+its tick carries the next tick as its watermark already, so no marker follows it) and waits
+without blocking. So decisions never depend on timing, and a source can never run ahead of the
+models: that is the flow's backpressure.
 
 - :class:`FilesSource` replays files in order through a :mod:`rtp.capture.adapters` format
   (formats not in event-time order are parsed whole, file by file, and sorted first).
@@ -76,8 +77,9 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_VERSION = 2
 ProgressFn = Callable[[int, int], None]
-Gate = Callable[[int], bool]
-"""``gate(tick) -> bool``: may a batch of ``tick`` go out now (are its models published)?"""
+Gate = Callable[[int, "int | None"], bool]
+"""``gate(tick, need) -> bool``: may a batch of ``tick`` that uses the models of tick ``need``
+(``None``: ``tick`` minus the flow's ``model_lag_ticks``) go out now (are they published)?"""
 
 
 class Batch:
@@ -85,12 +87,16 @@ class Batch:
 
     ``read`` counts records (``len(events) + len(rejections)``); ``tick`` is the batch's tick,
     ``wm`` its partition's watermark after it, ``high`` the partition's event-time high-water
-    mark; ``lag_ref`` the wall-clock capture time of the newest record (live only; ``None`` in
-    a replay, which has no capture lag), so ``time.time() - lag_ref`` is how far the flow is
+    mark, ``need`` the tick of the models its decisions use (``None``: ``tick`` minus
+    ``Settings.model_lag_ticks``; a replay sets it by :class:`ModelLag`); ``lag_ref`` the
+    wall-clock capture time of the newest record (live only; ``None`` in a replay, which has
+    no capture lag), so ``time.time() - lag_ref`` is how far the flow is
     behind its producers.
     """
 
-    __slots__ = ("events", "rejections", "read", "part", "read_at", "lag_ref", "tick", "wm", "high")
+    __slots__ = (
+        "events", "rejections", "read", "part", "read_at", "lag_ref", "tick", "wm", "high", "need"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -103,6 +109,7 @@ class Batch:
         tick: int = 0,
         wm: int = 0,
         high: float = 0.0,
+        need: int | None = None,
     ) -> None:
         self.events = events
         self.rejections = rejections
@@ -113,6 +120,7 @@ class Batch:
         self.tick = tick
         self.wm = wm
         self.high = high
+        self.need = need
 
     def __repr__(self) -> str:
         return (
@@ -231,7 +239,8 @@ class GatedPartition(StatefulSourcePartition[Batch, Any]):
                 return []
             self.held = got[0]
         b = self.held
-        if not b.events or self.gate is None or b.tick <= self.admitted or self.gate(b.tick):
+        gate = self.gate
+        if not b.events or gate is None or b.tick <= self.admitted or gate(b.tick, b.need):
             self.held = None
             if b.wm < b.tick:
                 b.wm = b.tick
@@ -331,6 +340,8 @@ class FilesSource(FixedPartitionedSource[Batch, Any]):
         ``tick_records`` until it spans at least this much event time (from the newest event
         before it to its newest event), so a denser stream gets more records per tick, not more
         ticks: as the live flow's ticks of capture time do (``0``: records only).
+    :arg model_lag: ``(least ticks, most ticks, span_s)``: how far the decisions of each tick may
+        lag the item models (:class:`ModelLag`); ``(1, 1, 0.0)``: always one tick.
     :arg gate: makes the gate of a partition (``None``: no gate, e.g. a source read alone).
     :arg partitions: read the files as this many partitions, one per worker: each reads every
         line (the clock and the ticks see the whole stream) but emits only the events of the
@@ -358,6 +369,7 @@ class FilesSource(FixedPartitionedSource[Batch, Any]):
         partitions: int = 1,
         shards: int = 0,
         tick_span_s: float = 0.0,
+        model_lag: tuple[int, int, float] = (1, 1, 0.0),
     ) -> None:
         if batch_lines < 1:
             raise SourceError(f"batch_lines must be at least 1, not {batch_lines}")
@@ -366,6 +378,12 @@ class FilesSource(FixedPartitionedSource[Batch, Any]):
         if not tick_span_s >= 0:
             raise SourceError(f"tick_span_s must be 0 or more seconds, not {tick_span_s}")
         self.tick_span_s = float(tick_span_s)
+        least, most, lag_s = model_lag
+        if least < 1 or most < least or not lag_s >= 0:
+            raise SourceError(
+                f"model_lag must be (least >= 1, most >= least, seconds >= 0), not {model_lag}"
+            )
+        self.model_lag = (int(least), int(most), float(lag_s))
         self.paths = expand_paths(paths)
         self.adapter = get_adapter(fmt) if isinstance(fmt, str) else fmt
         self.sort = (not self.adapter.time_ordered) if sort is None else sort
@@ -448,6 +466,63 @@ class TickRule:
         return self.warm + (tick - w + 1) * self.size
 
 
+class ModelLag:
+    """How far a replay's decisions lag the item models, tick by tick.
+
+    The decisions of tick ``t`` use the models of tick ``t - k``. ``k`` is at least ``least``;
+    it grows, up to ``most``, while the ticks it lets the models skip (``t - k + 1`` to
+    ``t - 1``) began at most ``span_s`` of event time before ``t`` began. So a dense stream,
+    whose ticks last seconds, gives the workers several ticks of slack before they must meet
+    (a cluster waits less), while a sparse one, whose ticks last hours, keeps the least lag;
+    either way the models are never staler than ``span_s`` plus a tick. The warm-up ticks
+    keep the least lag, and the model tick never moves back.
+
+    Every partition of a replay reads every record, so each one computes the same model tick
+    for every tick: the decisions do not depend on the number of processes.
+
+    >>> lag = ModelLag(1, 4, 60.0)
+    >>> [lag.begin(t, 30.0 * t, warm=False) for t in range(6)]  # ticks of 30 s
+    [-1, -1, -1, 0, 1, 2]
+    >>> lag = ModelLag(1, 4, 60.0)
+    >>> [lag.begin(t, 3600.0 * t, warm=False) for t in range(4)]  # ticks of an hour
+    [-1, 0, 1, 2]
+    """
+
+    __slots__ = ("least", "most", "span_s", "starts", "need")
+
+    def __init__(self, least: int = 1, most: int = 1, span_s: float = 0.0) -> None:
+        self.least = least
+        self.most = max(least, most)
+        self.span_s = span_s
+        self.starts: list[float] = []  # the event time each of the last ticks began at
+        self.need = -1 - least  # the model tick of the newest tick begun
+
+    def begin(self, tick: int, t0: float, warm: bool) -> int:
+        """Tick ``tick`` begins at event time ``t0``: the tick of the models it uses."""
+        starts = self.starts
+        starts.append(t0)
+        if len(starts) > self.most:
+            del starts[0]
+        k = self.least
+        if not warm:
+            span = self.span_s
+            while k < self.most and k < len(starts) and t0 - starts[-1 - k] <= span:
+                k += 1
+        need = tick - k
+        if need < self.need:
+            need = self.need
+        self.need = need
+        return need
+
+    def state(self) -> tuple[list[float], int]:
+        return list(self.starts), self.need
+
+    def restore(self, state: Any) -> None:
+        starts, need = state
+        self.starts = [float(x) for x in starts][-self.most :]
+        self.need = int(need)
+
+
 class FilesPartition(StatefulSourcePartition[Batch, Any]):
     """The one partition of a :class:`FilesSource`; its snapshot is a dict (file, position,
     line, units read, clock)."""
@@ -473,6 +548,8 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
         self._span = source.tick_span_s
         self._tick = 0  # the tick the next record belongs to (TickRule's, joined with a span)
         self._t0 = 0.0  # the event-time high-water mark when that tick began
+        self._lag = ModelLag(*source.model_lag)
+        self._need = self._lag.begin(0, 0.0, warm=True)  # the tick of the models it uses
         self._on_progress = source.on_progress
         self._clock = StreamClock(source.max_lag_s, source.max_ahead_s)
         self._sizes = [p.stat().st_size if p.exists() else 0 for p in self._paths]
@@ -506,6 +583,11 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
         # snapshots before tick spans existed: TickRule's tick (what they were taken with)
         self._tick = state.get("tick", self._ticks.tick_of(self._units))
         self._t0 = state.get("t0", 0.0)
+        if "lag" in state:
+            self._lag.restore(state["lag"])
+            self._need = self._lag.need
+        else:  # snapshots before model lags in event time: the least lag
+            self._need = self._lag.need = self._tick - self._lag.least
 
     # -- reading --
 
@@ -516,7 +598,7 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
         events: list[Event] = []
         rejections: list[Rejection] = []
         read = 0
-        tick = self._tick
+        tick, need = self._tick, self._need
         left = self._batch_lines
         while left > 0 and not self._done:
             rule = self._ticks.tick_of(self._units)
@@ -545,6 +627,8 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
             if rule < len(self._ticks.ends) or self._clock.high - self._t0 >= self._span:
                 self._tick += 1
                 self._t0 = self._clock.high
+                warm = self._tick < len(self._ticks.ends)
+                self._need = self._lag.begin(self._tick, self._t0, warm)
                 break
         if self._on_progress is not None:
             self._on_progress(*self.progress())
@@ -558,7 +642,9 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
             read = len(events) + len(rejections)
         # the watermark: the tick of the next record, so the batch that ends a tick also says
         # that the tick is over (no marker needed: the steps close it with its last events)
-        return [Batch(events, rejections, read, self._part, read_at, None, tick, self._tick, high)]
+        return [
+            Batch(events, rejections, read, self._part, read_at, None, tick, self._tick, high, need)
+        ]
 
     def _mine(
         self, events: list[Event], rejections: list[Rejection]
@@ -687,6 +773,7 @@ class FilesPartition(StatefulSourcePartition[Batch, Any]):
             "clock": self._clock.high,
             "tick": self._tick,
             "t0": self._t0,
+            "lag": self._lag.state(),
             "name": self._paths[self._index].name,
         }
 
@@ -721,6 +808,7 @@ class PacedPartition(StatefulSourcePartition[Batch, Any]):
         self.skip = skip
         self.held: list[Event] = []
         self.tick = 0
+        self.need: int | None = None
         self.high = 0.0
         self.i = 0
         self.anchor: tuple[float, float] | None = None
@@ -736,6 +824,7 @@ class PacedPartition(StatefulSourcePartition[Batch, Any]):
                 return []
             b = got[0]
             self.held, self.i, self.tick, self.high = b.events, 0, b.tick, b.high
+            self.need = b.need
             if self.skip:  # resumed inside this batch: its first part went out before
                 self.i, self.skip = min(self.skip, len(self.held)), 0
             else:
@@ -761,7 +850,7 @@ class PacedPartition(StatefulSourcePartition[Batch, Any]):
         out = held[i:j]
         high = _high(out, 0.0) or self.high
         return [Batch(out, rejections, read, self.part, now, now, self.tick, self.tick,
-                      high)]  # fmt: skip
+                      high, self.need)]  # fmt: skip
 
     def next_awake(self) -> datetime | None:
         return self.awake
