@@ -392,7 +392,7 @@ def test_the_gate_asks_for_the_batch_model_tick(tmp_path: Path) -> None:
 
     src = FilesSource(path, "taobao", batch_lines=100, tick_records=100,
                       model_lag=(1, 4, 1_000.0), gate=lambda: gate)  # fmt: skip
-    drain(src.build_part("s", FilesSource.PART, None))  # type: ignore[arg-type]
+    drain(src.build_part("s", FilesSource.PART, None))
     assert (3, 0) in asked and all(n is not None and n <= t - 1 for t, n in asked)
 
 

@@ -114,6 +114,56 @@ def test_popularity_top_lists_are_exact_against_brute_force() -> None:
             assert got == _brute_top(in_cat, 4), f"batch {batch}, category {c}"
 
 
+def test_category_tops_asked_rarely_are_exact_too() -> None:
+    """A top asked for after many batches (its touched items piled up) is still exact."""
+    rng = random.Random(5)
+    pop = Popularity(half_life_s=600.0, top_n=10, cat_top_n=5)
+    cat_of = {f"i{k}": f"c{k % 4}" for k in range(200)}
+    raw: dict[str, float] = {}
+    ts = T0
+    asked = 0
+    for batch in range(80):
+        for _ in range(rng.randint(1, 30)):
+            ts += rng.uniform(0.0, 20.0)
+            item = rng.choice(list(cat_of))
+            w = rng.uniform(0.2, 4.0)
+            pop.add(item, cat_of[item], None, w, ts)
+            raw[item] = raw.get(item, 0.0) + w * 2.0 ** ((ts - T0) / 600.0)
+        pop.refresh()
+        for c in sorted(set(cat_of.values())):
+            if rng.random() < 0.25:
+                asked += 1
+                in_cat = {i: s for i, s in raw.items() if cat_of[i] == c}
+                got = [i for i, _ in pop.top_of(c) or []]
+                assert got == _brute_top(in_cat, 5), f"batch {batch}, category {c}"
+    assert asked > 50
+
+
+def test_an_item_that_changes_category_leaves_its_old_top() -> None:
+    pop = Popularity(cat_top_n=3)
+    for item, w in (("a", 5.0), ("b", 4.0), ("c", 3.0), ("d", 1.0)):
+        pop.add(item, "shoes", None, w, T0)
+    assert [i for i, _ in pop.top_of("shoes") or []] == ["a", "b", "c"]
+    pop.add("a", "bags", None, 1.0, T0)  # the catalogue now says: a bag
+    assert [i for i, _ in pop.top_of("shoes") or []] == ["b", "c", "d"]
+    assert [i for i, _ in pop.top_of("bags") or []] == ["a"]
+
+
+def test_a_top_that_lost_items_to_eviction_is_refilled_from_its_category() -> None:
+    pop = Popularity(cat_top_n=2)
+    pop.add("old", "shoes", None, 9.0, T0)
+    pop.add("b", "shoes", None, 4.0, T0 + 100)
+    pop.add("c", "shoes", None, 3.0, T0 + 100)
+    assert [i for i, _ in pop.top_of("shoes") or []] == ["old", "b"]
+    assert pop.evict(T0 + 50) == ["old"]
+    assert [i for i, _ in pop.top_of("shoes") or []] == ["b", "c"]  # c was never touched since
+    state = pop.__dict__.copy()
+    del state["_rescan"]  # a snapshot of an earlier build
+    again = Popularity.__new__(Popularity)
+    again.__setstate__(state)
+    assert again.top_of("shoes") == pop.top_of("shoes")
+
+
 def test_popularity_trending_follows_recent_activity() -> None:
     hl = 600.0
     pop = Popularity(half_life_s=hl, top_n=5)

@@ -49,9 +49,17 @@ class Popularity:
         self.cat_top: dict[str, list[tuple[str, float]]] = {}
         self._touched: dict[str, None] = {}
         self._touched_cats: dict[str, dict[str, None]] = {}
+        # categories whose top lost an item other than by being outscored (it moved to another
+        # category, or was evicted): rebuilt from every item of the category when next asked
+        self._rescan: dict[str, None] = {}
         self.new_items: dict[str, None] = {}  # first seen (or re-described) since the last drain
         self.keys: dict[str, tuple[str | None, str | None]] = {}  # item -> (category, band)
         self._cat_logp: dict[str, list[float]] = {}  # category -> [sum of log prices, items]
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """A snapshot from before ``_rescan`` existed: nothing to rebuild."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_rescan", {})
 
     def add(
         self, item: str, cat: str | None, price: float | None, weight: float, ts: float
@@ -73,9 +81,14 @@ class Popularity:
         self.last[item] = ts
         self._touched[item] = None
         if cat is not None:
-            if self.cat_of.get(item) != cat:
+            was = self.cat_of.get(item)
+            if was != cat:
                 self.cat_of[item] = cat
                 self.new_items[item] = None
+                if was is not None:  # it leaves that category's top: rebuilt when next asked
+                    top = self.cat_top.get(was)
+                    if top and any(e[0] == item for e in top):
+                        self._rescan[was] = None
             tc = self._touched_cats.get(cat)
             if tc is None:
                 self._touched_cats[cat] = {item: None}
@@ -125,32 +138,59 @@ class Popularity:
             self._touched = {}
 
     def top_of(self, cat: str) -> list[tuple[str, float]] | None:
-        """The category's most popular items, strongest first (refreshed when asked for, from
-        its previous top and the items touched since: exact, since counts only grow)."""
+        """The category's most popular items, strongest first, refreshed when asked for: from
+        its previous top and the items touched since (exact, since counts only grow and an
+        untouched item keeps its score), or from every item of the category once its top lost
+        an item to another category or to eviction."""
         items = self._touched_cats.pop(cat, None)
+        score = self.score
+        cat_of = self.cat_of
+        if self._rescan and cat in self._rescan:
+            del self._rescan[cat]
+            return self._store_top(
+                cat, [(i, score[i]) for i, c in cat_of.items() if c == cat and i in score]
+            )
         if items is None:
             return self.cat_top.get(cat)
-        score = self.score
         old = self.cat_top.get(cat)
         n = self.cat_top_n
+        # the pool in its tie order: the old top's items, then the touched ones it lacked; an
+        # untouched entry keeps the score it has (no lookups), a touched one is looked up
+        pool: list[tuple[str, float]] = []
+        changed = False
         if old:
-            if len(old) >= n:
-                # an untouched item keeps its place: the top changes only if a touched item
-                # is in it or now beats its last entry
-                floor = old[-1][1]
-                members = {i for i, _ in old}
-                if not any(i in members or score.get(i, 0.0) > floor for i in items):
-                    return old
-            pool = dict.fromkeys(i for i, _ in old)
-            pool.update(items)
+            for entry in old:
+                i = entry[0]
+                if i in items:
+                    changed = True
+                    if i in score and cat_of.get(i) == cat:
+                        pool.append((i, score[i]))
+                else:
+                    pool.append(entry)
+            floor = old[-1][1] if len(old) >= n else float("-inf")
+            members = {e[0] for e in old} if changed else ()
+            low: list[tuple[str, float]] = []  # at or under a full top's floor: they enter only
+            for i in items:  # the places its leavers free
+                if i not in members:
+                    w = score.get(i)
+                    if w is not None and cat_of.get(i) == cat:
+                        if w > floor:
+                            pool.append((i, w))
+                            changed = True
+                        else:
+                            low.append((i, w))
+            if not changed:
+                return old
+            pool += low
         else:
-            pool = items
-        cat_of = self.cat_of
-        top = sorted(
-            [(i, score[i]) for i in pool if i in score and cat_of.get(i) == cat],
-            key=_second,
-            reverse=True,
-        )[:n]
+            for i in items:
+                w = score.get(i)
+                if w is not None and cat_of.get(i) == cat:
+                    pool.append((i, w))
+        return self._store_top(cat, pool)
+
+    def _store_top(self, cat: str, pool: list[tuple[str, float]]) -> list[tuple[str, float]] | None:
+        top = sorted(pool, key=_second, reverse=True)[: self.cat_top_n]
         if top:
             self.cat_top[cat] = top
         else:
@@ -194,7 +234,10 @@ class Popularity:
             for i in old:
                 items.pop(i, None)
         for cat in list(self.cat_top):
-            lst = [kv for kv in self.cat_top[cat] if kv[0] not in gone]
+            top = self.cat_top[cat]
+            lst = [kv for kv in top if kv[0] not in gone]
+            if len(lst) < len(top):
+                self._rescan[cat] = None  # what it lost, the category's next items replace
             if lst:
                 self.cat_top[cat] = lst
             else:
