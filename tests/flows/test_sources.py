@@ -380,6 +380,22 @@ def test_every_partition_and_a_resumed_one_lag_alike(tmp_path: Path) -> None:
     assert max(t - n for t, n in one) == 3  # type: ignore[operator]
 
 
+def test_a_snapshot_without_a_lag_resumes_with_the_least_lag(tmp_path: Path) -> None:
+    """A snapshot taken before model lags in event time: the resumed partition starts again
+    from the least lag (it has no history of tick starts) and the lag grows back."""
+    path = tmp_path / "lag3.csv"
+    path.write_bytes(taobao_lines(0, 964, 10))
+    src = FilesSource(path, "taobao", batch_lines=30, tick_records=100, model_lag=(1, 4, 25.0))
+    part = FilesPartition(src, None)
+    first = drain(part, 13)
+    state = part.snapshot()
+    del state["lag"]
+    rest = _needs(drain(FilesPartition(src, state)))
+    lags = [t - n for t, n in rest]  # type: ignore[operator]
+    assert lags[0] == 1 and lags[1] == 1 and max(lags) == 3  # the history refills
+    assert _needs(first)[-1][0] == rest[0][0]  # the same tick goes on
+
+
 def test_the_gate_asks_for_the_batch_model_tick(tmp_path: Path) -> None:
     """The gate is asked for the models the batch uses (its ``need``), not ``tick - 1``."""
     path = tmp_path / "g.csv"
