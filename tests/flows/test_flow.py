@@ -464,8 +464,14 @@ from rtp.flow.dataflow import pin_to_cpu
 started = threading.Event()
 early = threading.Thread(target=started.wait, daemon=True)  # a thread running before the pin
 early.start()
-def threads():
-    return sorted({c for t in os.listdir("/proc/self/task") for c in os.sched_getaffinity(int(t))})
+def threads():  # every live thread's CPUs (a thread may end while they are listed)
+    out = set()
+    for t in os.listdir("/proc/self/task"):
+        try:
+            out.update(os.sched_getaffinity(int(t)))
+        except ProcessLookupError:
+            pass
+    return sorted(out)
 mode, k, n, by_rtp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 cpu = pin_to_cpu(Settings(pin_cpu=mode), k, n, started_by_rtp=by_rtp)
 later = []

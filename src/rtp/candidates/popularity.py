@@ -56,11 +56,6 @@ class Popularity:
         self.keys: dict[str, tuple[str | None, str | None]] = {}  # item -> (category, band)
         self._cat_logp: dict[str, list[float]] = {}  # category -> [sum of log prices, items]
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        """A snapshot from before ``_rescan`` existed: nothing to rebuild."""
-        self.__dict__.update(state)
-        self.__dict__.setdefault("_rescan", {})
-
     def add(
         self, item: str, cat: str | None, price: float | None, weight: float, ts: float
     ) -> None:

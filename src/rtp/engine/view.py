@@ -106,10 +106,13 @@ class ModelView:
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A snapshot of a build before session neighbourhoods: no index (the resumed view keeps
         none), and the prior weight of every feature it did not have, until the global step
-        publishes its own."""
+        publishes its own; before the category tops' rebuilds: none pending."""
         self.__dict__.update(state)
         self.__dict__.setdefault("sessions", None)
         self.__dict__.setdefault("_knn_memo", {})
+        pop = self.__dict__.get("pop")
+        if pop is not None and not hasattr(pop, "_rescan"):  # before the category rebuilds
+            pop._rescan = {}
         w = self.weights
         if len(w) < len(FEATURES):
             self.weights = self._kept(w + tuple(PRIOR[f] for f in FEATURES[len(w) :]))
