@@ -338,6 +338,24 @@ def test_a_forget_landing_after_the_tombstone_read_is_applied_at_the_write(
     assert raw.exists("rtp:d:late") == 1
 
 
+def test_the_recheck_covers_batches_of_thousands_of_users(store: Store, raw: redis.Redis) -> None:
+    """The re-check reads the tombstones a thousand users at a time: a user forgotten after the
+    read is found wherever they are in a batch of 2,500, and with no tombstone at all nothing
+    is looked up (and nothing deleted)."""
+    users = [f"u{k:04d}" for k in range(2_500)]
+    w = Writes()
+    w.checked_at = time.time()
+    w.decisions = [(u, decision(u)) for u in users]
+    store.write(w)  # no tombstones hash yet: the script returns at once
+    assert raw.exists(*[f"rtp:d:{u}" for u in users]) == 2_500
+    time.sleep(0.01)
+    for u in ("u0000", "u0999", "u1000", "u2499"):  # first and last of the chunks
+        store.forget(u)
+    store.write(w)  # read before those forgets: what it writes of them is deleted again
+    gone = [u for u in users if not raw.exists(f"rtp:d:{u}")]
+    assert gone == ["u0000", "u0999", "u1000", "u2499"]
+
+
 def test_writes_run_their_scripts_on_a_redis_that_forgot_them(
     store: Store, raw: redis.Redis
 ) -> None:

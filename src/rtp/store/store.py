@@ -138,14 +138,30 @@ return n + #ids
 # pairs. Sent after a batch's writes, in the same pipeline: the decisions and profile of a user
 # forgotten since the batch read the tombstones (``Writes.checked_at``) are deleted again. A
 # forget either ran before this (seen here) or after the writes (and deleted them itself).
+# No tombstones at all (no forget ever): nothing to look up. Otherwise the times are read with
+# HMGET, up to 1,000 users a call (Lua's unpack has a limit), not one HGET per user.
 RECHECK_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
 local since = tonumber(ARGV[1])
 local n = 0
-for i = 3, #ARGV, 2 do
-  local t = redis.call('HGET', KEYS[1], ARGV[i])
-  if t and tonumber(t) >= since then
-    n = n + redis.call('DEL', ARGV[2] .. 'd:' .. ARGV[i + 1], ARGV[2] .. 'p:' .. ARGV[i + 1])
+local first = 3
+while first <= #ARGV do
+  local last = math.min(first + 1998, #ARGV - 1)
+  local hashes = {}
+  for i = first, last, 2 do
+    hashes[#hashes + 1] = ARGV[i]
   end
+  local times = redis.call('HMGET', KEYS[1], unpack(hashes))
+  for j = 1, #hashes do
+    local t = times[j]
+    if t and tonumber(t) >= since then
+      local user = ARGV[first + 2 * j - 1]
+      n = n + redis.call('DEL', ARGV[2] .. 'd:' .. user, ARGV[2] .. 'p:' .. user)
+    end
+  end
+  first = last + 2
 end
 return n
 """
