@@ -389,6 +389,10 @@ def test_taobao_slice_replay(redis_url: str) -> None:
     assert report["read"] == 96_169
     assert report["rejected"] == 1
     assert report["accepted"] == report["events"] == 96_168
+    # a tick of the slice spans ~35 s of event time: the models may lag by up to 4 of them
+    # (three skipped ticks began within RTP_MODEL_LAG_S, 120 s); never more than that bound
+    assert report["model_lag_ticks_max"] == 4
+    assert 18.1 < report["model_staleness_s"]["mean"] < report["model_staleness_s"]["max"] <= 200
     # the expected context of 50 sampled users, computed here from the file
     rows = path.read_bytes().splitlines()[:-1]  # the truncated last line is rejected
     by_user: dict[str, list[tuple[float, str]]] = {}

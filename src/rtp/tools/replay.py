@@ -156,6 +156,8 @@ def replay(
             ),
             "max": round(stats.get("staleness_max_s", 0.0), 1),
         },
+        # the most ticks the item models lagged a decision by (rtp.flow.sources.ModelLag)
+        "model_lag_ticks_max": int(stats.get("view_lag_ticks_max", 0)),
         "model": (stats.get("models") or [None])[0],
         "shards": stats.get("shards", 0),
         "seconds": round(busy, 3),
