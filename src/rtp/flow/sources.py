@@ -90,8 +90,7 @@ class Batch:
     mark, ``need`` the tick of the models its decisions use (``None``: ``tick`` minus
     ``Settings.model_lag_ticks``; a replay sets it by :class:`ModelLag`); ``lag_ref`` the
     wall-clock capture time of the newest record (live only; ``None`` in a replay, which has
-    no capture lag), so ``time.time() - lag_ref`` is how far the flow is
-    behind its producers.
+    no capture lag), so ``time.time() - lag_ref`` is how far the flow is behind its producers.
     """
 
     __slots__ = (
@@ -474,8 +473,9 @@ class ModelLag:
     ``t - 1``) began at most ``span_s`` of event time before ``t`` began. So a dense stream,
     whose ticks last seconds, gives the workers several ticks of slack before they must meet
     (a cluster waits less), while a sparse one, whose ticks last hours, keeps the least lag;
-    either way the models are never staler than ``span_s`` plus a tick. The warm-up ticks
-    keep the least lag, and the model tick never moves back.
+    beyond the least lag, the ticks skipped add at most ``span_s`` of event time to the
+    models' staleness. The warm-up ticks keep the least lag, and the model tick never moves
+    back.
 
     Every partition of a replay reads every record, so each one computes the same model tick
     for every tick: the decisions do not depend on the number of processes.
