@@ -151,6 +151,47 @@ def test_an_item_that_changes_category_leaves_its_old_top() -> None:
     assert [i for i, _ in pop.top_of("bags") or []] == ["a"]
 
 
+def test_category_tops_do_not_depend_on_when_they_were_asked_for() -> None:
+    """Items move between categories and old ones are evicted: a view that asks for every top
+    at every boundary and one that asks only at the end answer the same, and both are exact
+    (the workers of a cluster ask at different times and must decide alike)."""
+    rng = random.Random(9)
+    eager, lazy = (
+        Popularity(half_life_s=600.0, cat_top_n=4),
+        Popularity(half_life_s=600.0, cat_top_n=4),
+    )
+    cats = [f"c{k}" for k in range(3)]
+    cat_of = {f"i{k}": cats[k % 3] for k in range(60)}
+    raw: dict[str, float] = {}
+    last: dict[str, float] = {}
+    ts = T0
+    for batch in range(50):
+        for _ in range(rng.randint(1, 12)):
+            ts += rng.uniform(0.0, 10.0)
+            item = rng.choice(list(cat_of))
+            if rng.random() < 0.1:
+                cat_of[item] = rng.choice(cats)  # the catalogue re-files it
+            w = rng.uniform(0.2, 4.0)
+            for pop in (eager, lazy):
+                pop.add(item, cat_of[item], None, w, ts)
+            raw[item] = raw.get(item, 0.0) + w * 2.0 ** ((ts - T0) / 600.0)
+            last[item] = ts
+        for pop in (eager, lazy):
+            pop.refresh()
+        if batch % 10 == 9:
+            cutoff = ts - 150.0
+            assert eager.evict(cutoff) == lazy.evict(cutoff)
+            for i in [i for i, t in last.items() if t < cutoff]:
+                del raw[i], last[i]
+        for c in cats:
+            eager.top_of(c)
+    for c in cats:
+        in_cat = {i: s for i, s in raw.items() if cat_of[i] == c}
+        want = _brute_top(in_cat, 4)
+        assert [i for i, _ in eager.top_of(c) or []] == want, c
+        assert [i for i, _ in lazy.top_of(c) or []] == want, c
+
+
 def test_a_top_that_lost_items_to_eviction_is_refilled_from_its_category() -> None:
     pop = Popularity(cat_top_n=2)
     pop.add("old", "shoes", None, 9.0, T0)

@@ -49,8 +49,9 @@ class Popularity:
         self.cat_top: dict[str, list[tuple[str, float]]] = {}
         self._touched: dict[str, None] = {}
         self._touched_cats: dict[str, dict[str, None]] = {}
-        # categories whose top lost an item other than by being outscored (it moved to another
-        # category, or was evicted): rebuilt from every item of the category when next asked
+        # categories whose top lost an item to another category since the last tick boundary:
+        # rebuilt there from every item of theirs, all in one pass (an eviction rebuilds the
+        # tops it cut at once)
         self._rescan: dict[str, None] = {}
         self.new_items: dict[str, None] = {}  # first seen (or re-described) since the last drain
         self.keys: dict[str, tuple[str | None, str | None]] = {}  # item -> (category, band)
@@ -80,7 +81,7 @@ class Popularity:
             if was != cat:
                 self.cat_of[item] = cat
                 self.new_items[item] = None
-                if was is not None:  # it leaves that category's top: rebuilt when next asked
+                if was is not None:  # it leaves that category's top: rebuilt at the boundary
                     top = self.cat_top.get(was)
                     if top and any(e[0] == item for e in top):
                         self._rescan[was] = None
@@ -131,20 +132,36 @@ class Popularity:
                 [(i, score[i]) for i in pool if i in score], key=_second, reverse=True
             )[: self.top_n]
             self._touched = {}
+        if self._rescan:
+            self._rebuild(self._rescan)
+
+    def _rebuild(self, cats: dict[str, None]) -> None:
+        """The tops of ``cats`` from every item of theirs, in one pass over the catalogue (a
+        tick boundary, or an eviction: so each view rebuilds them at the same point of the
+        stream, whenever it asks)."""
+        pools: dict[str, list[tuple[str, float]]] = {c: [] for c in cats}
+        score = self.score
+        get = pools.get
+        for i, c in self.cat_of.items():
+            pool = get(c)
+            if pool is not None and i in score:
+                pool.append((i, score[i]))
+        for c, pool in pools.items():
+            self._touched_cats.pop(c, None)
+            self._store_top(c, pool)
+        self._rescan = {}
 
     def top_of(self, cat: str) -> list[tuple[str, float]] | None:
         """The category's most popular items, strongest first, refreshed when asked for: from
         its previous top and the items touched since (exact, since counts only grow and an
-        untouched item keeps its score), or from every item of the category once its top lost
-        an item to another category or to eviction."""
+        untouched item keeps its score). A top that lost an item to another category or to
+        eviction was rebuilt from every item of its category at the tick boundary, so the
+        answer never depends on when a view asked before."""
+        if self._rescan:  # not at a tick boundary yet (the flow never asks then)
+            self._rebuild(self._rescan)
         items = self._touched_cats.pop(cat, None)
         score = self.score
         cat_of = self.cat_of
-        if self._rescan and cat in self._rescan:
-            del self._rescan[cat]
-            return self._store_top(
-                cat, [(i, score[i]) for i, c in cat_of.items() if c == cat and i in score]
-            )
         if items is None:
             return self.cat_top.get(cat)
         old = self.cat_top.get(cat)
@@ -228,15 +245,19 @@ class Popularity:
         for items in self._touched_cats.values():
             for i in old:
                 items.pop(i, None)
+        lost: dict[str, None] = {}
         for cat in list(self.cat_top):
             top = self.cat_top[cat]
             lst = [kv for kv in top if kv[0] not in gone]
             if len(lst) < len(top):
-                self._rescan[cat] = None  # what it lost, the category's next items replace
+                lost[cat] = None  # what it lost, the category's next items replace
             if lst:
                 self.cat_top[cat] = lst
             else:
                 del self.cat_top[cat]
+        if lost:
+            self._rescan.update(lost)
+            self._rebuild(self._rescan)
         return old
 
     def __len__(self) -> int:
