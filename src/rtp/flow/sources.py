@@ -67,6 +67,7 @@ __all__ = [
     "Batch",
     "FilesSource",
     "Gate",
+    "ModelLag",
     "RedisStreamSource",
     "SNAPSHOT_VERSION",
     "expand_paths",
