@@ -123,7 +123,8 @@ class Popularity:
 
     def refresh(self) -> None:
         """Recompute the trending list from the previous top and what changed (a batch
-        boundary). Category tops are refreshed lazily, when :meth:`top_of` asks for one."""
+        boundary), and rebuild the category tops that lost an item to another category since
+        the last one. The other category tops are refreshed lazily, when :meth:`top_of` asks."""
         score = self.score
         if self._touched:
             pool = dict.fromkeys(i for i, _ in self.trending)
