@@ -72,6 +72,11 @@ class Settings:
     # (``--processes N``) when there is a CPU for each; "on": also under ``bytewax.run -i K``
     # and with more processes than CPUs; "off": never (a machine shared with other work).
     pin_cpu: str = "auto"
+    # A process of a cluster of several: once its worker runs, Bytewax's main thread (which
+    # only waits for the worker and wakes every millisecond to check for signals) runs at idle
+    # priority (SCHED_IDLE), so its wake-ups stop preempting the worker on its core; it still
+    # runs whenever the core is free or the worker waits (BENCHMARKS.md §4.5).
+    main_thread_idle: bool = True
     degrade_lag_s: float = 5.0  # wall-clock lag behind capture that switches to fallback decisions
     recover_lag_s: float = 1.0  # ...and back to ranking below this
 

@@ -525,6 +525,63 @@ def test_pin_cpu_must_be_auto_on_or_off() -> None:
     assert pin_to_cpu(Settings(pin_cpu="OFF"), 0, 1, started_by_rtp=True) is None
 
 
+_IDLE_SCRIPT = """
+import json, os, sys, threading
+from pathlib import Path
+from bytewax.testing import TestingSink, cluster_main
+from rtp.config import Settings
+from rtp.flow.dataflow import demote_main_thread, idle_main_thread_later
+from tests.flowkit import file_flow
+s = Settings(main_thread_idle=sys.argv[2] == "1")
+elsewhere = []  # asked from a thread that is not the main one: refused
+t = threading.Thread(target=lambda: elsewhere.append(idle_main_thread_later(s)))
+t.start(); t.join()
+asked = idle_main_thread_later(s)  # what a cluster process does before Bytewax starts
+itself = demote_main_thread()  # the main thread does not demote itself
+out = []
+flow = file_flow(Path(sys.argv[1]), s, batch_lines=1000, sink=TestingSink(out))
+# One process of one worker thread: Bytewax's main thread waits for the worker (checking for
+# signals every millisecond) while the worker builds the steps and runs the flow.
+cluster_main(flow, [], 0, worker_count_per_proc=1)
+worker = []
+t = threading.Thread(target=lambda: worker.append(os.sched_getscheduler(0)))
+t.start(); t.join()
+print(json.dumps({"elsewhere": elsewhere[0], "asked": asked, "itself": itself,
+                  "main": os.sched_getscheduler(0), "later_thread": worker[0],
+                  "decisions": sum(len(w.decisions) for w in out)}))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="no SCHED_IDLE on this OS")
+@pytest.mark.parametrize("idle", [True, False])
+def test_a_cluster_process_main_thread_goes_idle_once_its_worker_builds_the_flow(
+    tmp_path: Path, idle: bool
+) -> None:
+    evs = [view(u, f"i{k}", T0 + k, "c") for k in range(5) for u in ("a", "b")]
+    path = write_jsonl(tmp_path / "e.jsonl", evs)
+    root = Path(__file__).resolve().parents[2]
+    flag = "1" if idle else "0"
+    run = subprocess.run(
+        [sys.executable, "-c", _IDLE_SCRIPT, str(path), flag],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+    )
+    got = orjson.loads(run.stdout)
+    assert got["decisions"] >= 2  # the flow ran
+    assert got["elsewhere"] is False and got["itself"] is False
+    assert got["asked"] is idle
+    assert got["main"] == (os.SCHED_IDLE if idle else os.SCHED_OTHER)
+    # the policy before the demotion (a thread the main thread starts now inherits idle)
+    assert got["later_thread"] == got["main"]
+
+
+def test_main_thread_idle_is_read_from_the_environment() -> None:
+    assert Settings().main_thread_idle is True
+    assert Settings.from_env({"RTP_MAIN_THREAD_IDLE": "0"}).main_thread_idle is False
+
+
 def test_switch_interval_is_set_from_settings_and_zero_keeps_python_default() -> None:
     before = sys.getswitchinterval()
     try:
