@@ -75,8 +75,11 @@ class Settings:
     # A process of a cluster of several: once its worker runs, Bytewax's main thread (which
     # only waits for the worker and wakes every millisecond to check for signals) runs at idle
     # priority (SCHED_IDLE), so its wake-ups stop preempting the worker on its core; it still
-    # runs whenever the core is free or the worker waits (BENCHMARKS.md §4.5).
-    main_thread_idle: bool = True
+    # runs whenever the core is free or the worker waits (BENCHMARKS.md §4.5). "auto": when the
+    # process is pinned to a CPU (pin_cpu), whose only other tenants are short-lived; "on":
+    # also unpinned; "off": never (on a host saturated by other work, the idle thread could be
+    # kept off the CPU while it holds the GIL for its signal check).
+    main_thread_idle: str = "auto"
     degrade_lag_s: float = 5.0  # wall-clock lag behind capture that switches to fallback decisions
     recover_lag_s: float = 1.0  # ...and back to ranking below this
 
@@ -125,6 +128,10 @@ class Settings:
     def __post_init__(self) -> None:
         if pin_mode(self.pin_cpu) is None:
             raise ConfigError(f"RTP_PIN_CPU must be auto, on or off, not {self.pin_cpu!r}")
+        if pin_mode(self.main_thread_idle) is None:
+            raise ConfigError(
+                f"RTP_MAIN_THREAD_IDLE must be auto, on or off, not {self.main_thread_idle!r}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -153,7 +160,8 @@ _PIN_MODES = {"auto": "auto", "on": "on", "1": "on", "true": "on", "yes": "on",
 
 
 def pin_mode(value: Any) -> str | None:
-    """``"auto"``, ``"on"`` or ``"off"`` for a ``pin_cpu`` value (``None``: not one of them)."""
+    """``"auto"``, ``"on"`` or ``"off"`` for a ``pin_cpu`` or ``main_thread_idle`` value
+    (``None``: not one of them)."""
     return _PIN_MODES.get(str(value).strip().lower())
 
 

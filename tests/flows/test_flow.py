@@ -532,11 +532,12 @@ from bytewax.testing import TestingSink, cluster_main
 from rtp.config import Settings
 from rtp.flow.dataflow import demote_main_thread, idle_main_thread_later
 from tests.flowkit import file_flow
-s = Settings(main_thread_idle=sys.argv[2] == "1")
+s = Settings(main_thread_idle=sys.argv[2])
+pinned = sys.argv[3] == "1"
 elsewhere = []  # asked from a thread that is not the main one: refused
-t = threading.Thread(target=lambda: elsewhere.append(idle_main_thread_later(s)))
+t = threading.Thread(target=lambda: elsewhere.append(idle_main_thread_later(s, pinned)))
 t.start(); t.join()
-asked = idle_main_thread_later(s)  # what a cluster process does before Bytewax starts
+asked = idle_main_thread_later(s, pinned)  # what a cluster process does before Bytewax starts
 itself = demote_main_thread()  # the main thread does not demote itself
 out = []
 flow = file_flow(Path(sys.argv[1]), s, batch_lines=1000, sink=TestingSink(out))
@@ -553,16 +554,23 @@ print(json.dumps({"elsewhere": elsewhere[0], "asked": asked, "itself": itself,
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="no SCHED_IDLE on this OS")
-@pytest.mark.parametrize("idle", [True, False])
+@pytest.mark.parametrize(
+    ("mode", "pinned", "idle"),
+    [
+        ("auto", True, True),  # a process pinned to its CPU
+        ("auto", False, False),  # unpinned: only when asked
+        ("on", False, True),
+        ("OFF", True, False),
+    ],
+)
 def test_a_cluster_process_main_thread_goes_idle_once_its_worker_builds_the_flow(
-    tmp_path: Path, idle: bool
+    tmp_path: Path, mode: str, pinned: bool, idle: bool
 ) -> None:
     evs = [view(u, f"i{k}", T0 + k, "c") for k in range(5) for u in ("a", "b")]
     path = write_jsonl(tmp_path / "e.jsonl", evs)
     root = Path(__file__).resolve().parents[2]
-    flag = "1" if idle else "0"
     run = subprocess.run(
-        [sys.executable, "-c", _IDLE_SCRIPT, str(path), flag],
+        [sys.executable, "-c", _IDLE_SCRIPT, str(path), mode, "1" if pinned else "0"],
         capture_output=True,
         text=True,
         check=True,
@@ -577,9 +585,11 @@ def test_a_cluster_process_main_thread_goes_idle_once_its_worker_builds_the_flow
     assert got["later_thread"] == got["main"]
 
 
-def test_main_thread_idle_is_read_from_the_environment() -> None:
-    assert Settings().main_thread_idle is True
-    assert Settings.from_env({"RTP_MAIN_THREAD_IDLE": "0"}).main_thread_idle is False
+def test_main_thread_idle_must_be_auto_on_or_off() -> None:
+    assert Settings().main_thread_idle == "auto"
+    assert Settings.from_env({"RTP_MAIN_THREAD_IDLE": "0"}).main_thread_idle == "0"  # "off"
+    with pytest.raises(ConfigError, match="RTP_MAIN_THREAD_IDLE must be auto, on or off"):
+        Settings.from_env({"RTP_MAIN_THREAD_IDLE": "sometimes"})
 
 
 def test_switch_interval_is_set_from_settings_and_zero_keeps_python_default() -> None:

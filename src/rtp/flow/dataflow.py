@@ -111,14 +111,17 @@ _IDLE_MAIN: int | None = None
 """The native id of the main thread :func:`demote_main_thread` is to demote, once."""
 
 
-def idle_main_thread_later(settings: Settings) -> bool:
+def idle_main_thread_later(settings: Settings, pinned: bool) -> bool:
     """Called in the main thread of a cluster process before Bytewax starts its threads: have
     the first worker-side builder demote this thread (:func:`demote_main_thread`), as
-    ``settings.main_thread_idle`` says. Not now: the threads Bytewax starts would inherit the
-    idle policy, and an unprivileged thread cannot leave it."""
+    ``settings.main_thread_idle`` says (``"auto"``: if the process is ``pinned`` to a CPU).
+    Not now: the threads Bytewax starts would inherit the idle policy, and an unprivileged
+    thread cannot leave it. Whether it was asked."""
     global _IDLE_MAIN
+    mode = pin_mode(settings.main_thread_idle)  # checked when the settings were made
     if (
-        not settings.main_thread_idle
+        mode == "off"
+        or (mode == "auto" and not pinned)
         or not hasattr(os, "SCHED_IDLE")
         or threading.current_thread() is not threading.main_thread()
     ):
@@ -166,8 +169,8 @@ def tune_cluster_process(
     and, once the worker runs, the main thread's idle priority (:func:`idle_main_thread_later`).
     """
     tune_switch_interval(settings)
-    pin_to_cpu(settings, process_id, processes, started_by_rtp)
-    idle_main_thread_later(settings)
+    cpu = pin_to_cpu(settings, process_id, processes, started_by_rtp)
+    idle_main_thread_later(settings, pinned=cpu is not None)
 
 
 def one_worker_per_process(argv: Sequence[str] | None = None) -> bool:
