@@ -379,6 +379,45 @@ def test_two_workers_decide_exactly_like_one(
     assert e1 == e2 and e1 is not None and orjson.loads(e1)["rules"]
 
 
+def test_a_replay_on_two_processes_writes_what_one_process_writes(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """``rtp replay --processes 2``: Bytewax's production runner on two local processes joined
+    with ``-i/-a`` (pinned to a CPU each where there are two, their main threads idle), the model
+    log in Redis. The same decisions, profiles, product pages and edge model as one process."""
+    events = synthetic_stream(120, seed=11)
+    path = write_jsonl(tmp_path / "procs.jsonl", events)
+    base = redis_url.rsplit("/", 1)[0]
+    results = []
+    for db, processes in ((4, 1), (5, 2)):
+        url = f"{base}/{db}"
+        r = redis.Redis.from_url(url)
+        r.flushdb()
+        settings = Settings(redis_url=url, batch_lines=100, model_lag_s=0.0)
+        report = replay([path], "jsonl", settings, progress=False, run="p", processes=processes)
+        store = Store.from_url(url, settings)
+        results.append(
+            (
+                report,
+                decision_docs(r),
+                decision_docs(r, "rtp:p:"),
+                store.pages(),
+                r.get("rtp:meta:edge"),
+            )
+        )
+        store.close()
+    (rep1, d1, p1, n1, e1), (rep2, d2, p2, n2, e2) = results
+    assert (rep1["processes"], rep2["processes"]) == (1, 2)
+    assert rep1["read"] == rep2["read"] == len(events)
+    assert rep1["events"] == rep2["events"] == len(events)
+    assert rep1["learned_examples"] == rep2["learned_examples"] > 0
+    assert set(d1) == set(last_event_ts(events))
+    assert d1 == d2
+    assert p1 == p2 and p1
+    assert n1 == n2 and n1
+    assert e1 == e2 and e1 is not None
+
+
 @pytest.mark.slow
 def test_taobao_slice_replay(redis_url: str) -> None:
     from tests.conftest import shared_sample
