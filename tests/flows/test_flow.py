@@ -66,6 +66,23 @@ def run_flow(
     return Store.from_url(url, settings)
 
 
+def fresh_db(redis_url: str, db: int) -> str:
+    """The URL of database ``db`` of the test server, emptied."""
+    url = f"{redis_url.rsplit('/', 1)[0]}/{db}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+def written(url: str, settings: Settings) -> tuple[Any, Any, Any, bytes | None]:
+    """What a run wrote: decisions, profiles, product pages and the edge model's document."""
+    r = redis.Redis.from_url(url)
+    store = Store.from_url(url, settings)
+    try:
+        return decision_docs(r), decision_docs(r, "rtp:p:"), store.pages(), r.get("rtp:meta:edge")
+    finally:
+        store.close()
+
+
 def decision_docs(r: redis.Redis, prefix: str = "rtp:d:") -> dict[str, dict[str, Any]]:
     keys = sorted(r.scan_iter(match=prefix + "*", count=1000))
     vals = r.mget(keys) if keys else []
@@ -339,11 +356,9 @@ def test_two_workers_decide_exactly_like_one(
     with models that lag by up to 3 ticks of event time (both partitions lag alike)."""
     events = synthetic_stream(150, seed=7)
     path = write_jsonl(tmp_path / "two.jsonl", events)
-    base = redis_url.rsplit("/", 1)[0]
     results = []
     for db, workers in ((2, 1), (3, 2)):
-        url = f"{base}/{db}"
-        redis.Redis.from_url(url).flushdb()
+        url = fresh_db(redis_url, db)
         settings = Settings(redis_url=url, session_neighbours=neighbours, tick_span_s=span)
         if lag > 1:  # ticks of 100 records, each allowed to lag by any time, up to `lag` ticks
             settings = settings.replace(tick_records=100, model_lag_s=1e9, model_lag_max_ticks=lag)
@@ -354,15 +369,12 @@ def test_two_workers_decide_exactly_like_one(
             run_main(flow)
         else:
             cluster_main(flow, [f"127.0.0.1:{_free_port()}"], 0, worker_count_per_proc=2)
-        r = redis.Redis.from_url(url)
         store = Store.from_url(url, settings)
         stats = collect_stats(store, f"w{workers}")
-        profiles = decision_docs(r, "rtp:p:")
-        pages = store.pages()
-        edge = r.get("rtp:meta:edge")  # the edge step's model, learned on another worker
-        results.append((decision_docs(r), profiles, pages, stats, edge))
         store.close()
-    (one, p1, n1, s1, e1), (two, p2, n2, s2, e2) = results
+        # the edge model is learned on another worker than the ranker
+        results.append((*written(url, settings), stats))
+    (one, p1, n1, e1, s1), (two, p2, n2, e2, s2) = results
     assert (s1["shards"], s2["shards"]) == (1, 2)
     assert s1["view_lag_ticks_max"] == s2["view_lag_ticks_max"] == lag
     assert s1["read"] == s2["read"] == len(events)
@@ -387,25 +399,12 @@ def test_a_replay_on_two_processes_writes_what_one_process_writes(
     log in Redis. The same decisions, profiles, product pages and edge model as one process."""
     events = synthetic_stream(120, seed=11)
     path = write_jsonl(tmp_path / "procs.jsonl", events)
-    base = redis_url.rsplit("/", 1)[0]
     results = []
     for db, processes in ((4, 1), (5, 2)):
-        url = f"{base}/{db}"
-        r = redis.Redis.from_url(url)
-        r.flushdb()
+        url = fresh_db(redis_url, db)
         settings = Settings(redis_url=url, batch_lines=100, model_lag_s=0.0)
         report = replay([path], "jsonl", settings, progress=False, run="p", processes=processes)
-        store = Store.from_url(url, settings)
-        results.append(
-            (
-                report,
-                decision_docs(r),
-                decision_docs(r, "rtp:p:"),
-                store.pages(),
-                r.get("rtp:meta:edge"),
-            )
-        )
-        store.close()
+        results.append((report, *written(url, settings)))
     (rep1, d1, p1, n1, e1), (rep2, d2, p2, n2, e2) = results
     assert (rep1["processes"], rep2["processes"]) == (1, 2)
     assert rep1["read"] == rep2["read"] == len(events)

@@ -161,10 +161,10 @@ class Popularity:
         if self._rescan:  # not at a tick boundary yet (the flow never asks then)
             self._rebuild(self._rescan)
         items = self._touched_cats.pop(cat, None)
-        score = self.score
-        cat_of = self.cat_of
         if items is None:
             return self.cat_top.get(cat)
+        score = self.score
+        cat_of = self.cat_of
         old = self.cat_top.get(cat)
         n = self.cat_top_n
         # the pool in its tie order: the old top's items, then the touched ones it lacked; an

@@ -136,9 +136,9 @@ def demote_main_thread() -> bool:
 
     Bytewax's main thread in a cluster process waits for its workers in a loop that sleeps a
     millisecond and takes the GIL to check for signals. On the worker's core every wake-up
-    preempts the worker: 12,000 voluntary switches of the main thread and 13,000-14,000
-    preemptions of the worker in a 2-process Taobao replay (``/proc/<pid>/task/*/status``),
-    against 2,100-2,500 and 3,400-3,600 with the main thread idle. An idle thread still runs
+    preempts the worker: ~12,000 voluntary switches of the main thread and 13,000-14,000
+    preemptions of the worker ~10 s into a 2-process Taobao replay, against 2,100-2,600 and
+    3,300-4,000 with the main thread idle (BENCHMARKS.md §4.5). An idle thread still runs
     when the core has nothing else to run (the worker waiting on Redis, or the end of the
     run), so signals are still seen."""
     global _IDLE_MAIN
