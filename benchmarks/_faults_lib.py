@@ -32,11 +32,11 @@ import redis
 
 from rtp import streams
 from rtp.errors import Backpressure
+from rtp.store.store import item_meta_read
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAM = streams.DEFAULT_STREAM
 PARTITIONS = streams.DEFAULT_PARTITIONS
-ITEMS_KEY = "rtp:items"
 DEAD_LETTERS = "rtp:deadletter"
 
 
@@ -399,12 +399,16 @@ def stream_state(r: redis.Redis, stream: str = STREAM, partitions: int = PARTITI
 
 
 def missing_items(r: redis.Redis, items: list[str], chunk: int = 5000) -> list[str]:
-    """The items not in the catalogue hash (an event's item record is written there once the
-    item step has applied it: the end of the event's path through the flow)."""
+    """The items not in the catalogue (an event's item record is written there once the item
+    step has applied it: the end of the event's path through the flow)."""
     out: list[str] = []
     for i in range(0, len(items), chunk):
         part = items[i : i + chunk]
-        for item, v in zip(part, r.hmget(ITEMS_KEY, part), strict=True):
+        commands, values = item_meta_read("rtp:", part)
+        pipe = r.pipeline(transaction=False)
+        for c in commands:
+            pipe.execute_command(*c)
+        for item, v in zip(part, values(pipe.execute()), strict=True):
             if v is None:
                 out.append(item)
     return out

@@ -73,7 +73,7 @@ from _faults_lib import (  # noqa: E402
 )
 from rtp import streams  # noqa: E402
 from rtp.client import Client  # noqa: E402
-from rtp.store.store import user_hash  # noqa: E402
+from rtp.store.store import item_key, user_hash  # noqa: E402
 
 
 @dataclass
@@ -718,7 +718,7 @@ def _visible(r: redis.Redis, c: Client, prod: SteadyProducer, n: int) -> bool:
     ctx = c.context(prod.user(n))
     if ctx and item in (ctx.get("recent") or []):
         return True
-    return bool(r.hexists("rtp:items", item))
+    return bool(r.hexists(item_key("rtp:", item), item))
 
 
 def trial_outage(cfg: Config, logdir: str, outage_s: float) -> Row:

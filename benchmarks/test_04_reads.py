@@ -25,7 +25,7 @@ from benchmarks.conftest import Replayed, freeze_gc, percentile, record
 from rtp.client import Client
 from rtp.config import Settings
 from rtp.store.codec import decode_decision, encode_decision
-from rtp.store.store import pack_command, roundtrip
+from rtp.store.store import Store, pack_command, roundtrip
 
 CALLS = 20_000
 PRODUCT_CALLS = 5_000
@@ -183,9 +183,9 @@ def test_value_codec(benchmark: Any, taobao_replayed: Replayed) -> None:
 def test_rerank_100(benchmark: Any, taobao_replayed: Replayed) -> None:
     url = taobao_replayed.server.url
     client = Client.from_url(url)
-    r = taobao_replayed.server.client()
-    catalogue = [k.decode() for k in r.hkeys("rtp:items")]
-    r.close()
+    store = Store.from_url(url)
+    catalogue = list(store.catalogue())
+    store.close()
     rng = random.Random(11)
     calls: list[tuple[Any, ...]] = []
     for u in _users(taobao_replayed, RERANK_CALLS):

@@ -17,7 +17,7 @@ import redis
 from rtp.decisions.edge import EdgeModel
 from rtp.http.app import PLACEMENTS, compact_js, static_bytes
 from rtp.store.client import Client
-from rtp.store.store import user_hash
+from rtp.store.store import item_key, user_hash
 
 from .conftest import stream_events
 
@@ -54,8 +54,9 @@ def known(r: redis.Redis) -> str:
     r.set("rtp:d:u1", orjson.dumps(DOC))
     r.set("rtp:n:sofa-1", orjson.dumps({"items": ["sofa-2", "sofa-3"], "scores": [1.0, 0.5]}))
     r.set("rtp:meta:fallback", orjson.dumps(["pop-1", "pop-2", "pop-3"]))
-    r.hset("rtp:items", mapping={"sofa-1": "sofas|499", "sofa-9": "sofas|520", "lamp-1": "lamps|30",
-                                 "book-1": "books|12", "sofa-5": "sofas|450"})  # fmt: skip
+    for item, value in {"sofa-1": "sofas|499", "sofa-9": "sofas|520", "lamp-1": "lamps|30",
+                        "book-1": "books|12", "sofa-5": "sofas|450"}.items():  # fmt: skip
+        r.hset(item_key("rtp:", item), item, value)
     return "u1"
 
 

@@ -18,7 +18,7 @@ from rtp.client import Client
 from rtp.config import Settings
 from rtp.decisions.reasons import item_reason, quiet_reason
 from rtp.errors import StoreUnavailable
-from rtp.store.store import Store, await_reply
+from rtp.store.store import Store, await_reply, item_key
 from tests.conftest import RedisServer
 
 DOC: dict[str, Any] = {
@@ -66,6 +66,7 @@ ITEMS = {
     "h1": b"toys|1000",
     "h2": b"toys|1000",
 }
+STALE = "shoe-dear"  # in a bucket, and with an older value in the hash of earlier versions
 
 
 @pytest.fixture()
@@ -73,7 +74,11 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
     r = redis.Redis.from_url(redis_url)
     r.set("rtp:d:u1", orjson.dumps(DOC))
     r.set("rtp:p:u1", orjson.dumps({"cats": {"shoes": 2.0}}))
-    r.hset("rtp:items", mapping=ITEMS)
+    # the catalogue: half in its buckets, half in the one hash earlier versions wrote (read
+    # until a flow moves it), and one old entry that its bucket has since replaced
+    for n, (item, value) in enumerate(ITEMS.items()):
+        r.hset(item_key("rtp:", item) if n % 2 else "rtp:items", item, value)
+    r.hset("rtp:items", STALE, b"stale|1")
     for item, page in NEIGHBOURS.items():
         r.set(f"rtp:n:{item}", orjson.dumps(page))
     yield r
@@ -227,7 +232,7 @@ def test_stats(client: Client, raw: redis.Redis) -> None:
     stats = client.stats()
     assert stats["users"] == 3
     assert stats["dnp_users"] == 1
-    assert stats["items"] == len(ITEMS)
+    assert stats["items"] == len(ITEMS) + 1  # an entry still in both counts twice
     assert stats["dead_letters"] == 0
     assert stats["keys"] == raw.dbsize()
     assert stats["used_memory_bytes"] > 0

@@ -23,6 +23,7 @@ from rtp.store.store import (
     RECHECK_LUA,
     Store,
     _py_command,
+    item_key,
     pack_command,
     page_bucket,
     page_key,
@@ -74,8 +75,10 @@ def test_write_round_trip_with_ttls(store: Store, raw: redis.Redis) -> None:
     assert 0 < raw.ttl("rtp:p:u1") <= SETTINGS.profile_ttl_s
     assert SETTINGS.context_ttl_s < raw.ttl("rtp:p:u1")
     assert store.get_profile("u1") == {"cats": {"c1": 1.0}}
-    assert raw.hgetall("rtp:items") == {b"i1": b"c1|9.5", b"i2": b"c2|"}
-    assert raw.ttl("rtp:items") == -1
+    assert store.catalogue() == {"i1": b"c1|9.5", "i2": b"c2|"}
+    assert raw.hget(item_key("rtp:", "i1"), "i1") == b"c1|9.5"
+    assert raw.ttl(item_key("rtp:", "i1")) == -1
+    assert raw.object("encoding", item_key("rtp:", "i1")) == b"listpack"
     assert store.meta("fallback") == ["i1", "i2"]
     assert store.meta_prefix("stats:") == {"stats:r:0": {"n": 3}}
     assert store.meta("absent") is None
@@ -145,8 +148,9 @@ def test_large_write_spans_chunks(store: Store, raw: redis.Redis) -> None:
     w.users = [u for u, _ in w.decisions]
     w.items = {f"i{i}": b"c|1" for i in range(2_500)}
     store.write(w)
-    assert raw.dbsize() == 12_000 + 2  # decisions, items hash, HLL
-    assert raw.hlen("rtp:items") == 2_500
+    buckets = {page_bucket(f"i{i}") for i in range(2_500)}
+    assert raw.dbsize() == 12_000 + len(buckets) + 1  # decisions, catalogue buckets, HLL
+    assert len(store.catalogue()) == 2_500
     assert raw.get("rtp:d:user-11999") == b"x" * 300
 
 
@@ -251,7 +255,7 @@ def test_forget_is_atomic_and_leaves_only_a_tombstone(
 
 
 def test_refused_write_raises_store_error(store: Store, raw: redis.Redis) -> None:
-    raw.set("rtp:items", "not a hash")
+    raw.set(item_key("rtp:", "i1"), "not a hash")
     w = Writes()
     w.items = {"i1": b"c|1"}
     w.decisions = [("u1", b"{}")]
@@ -410,3 +414,43 @@ def test_dead_letters_of_a_forgotten_user_are_kept_only_when_newer_than_the_forg
     assert [f[b"pos"] for _, f in raw.xrange("rtp:deadletter")] == [b"f:3", b"f:4", b"f:5"]
     assert raw.scard(f"rtp:dlu:{user_hash('gone')}") == 1  # only the newer one is indexed
     assert [r.pos for r in store.without_forgotten(rejections)] == ["f:3", "f:4", "f:5"]
+
+
+def test_the_catalogue_goes_into_bucket_hashes_and_evictions_leave_them(
+    store: Store, raw: redis.Redis
+) -> None:
+    w = Writes()
+    w.items = {f"i{n}": b"c%d|%d.5" % (n % 7, n) for n in range(300)}
+    store.write(w)
+    keys = sorted(raw.keys("rtp:items:*"))
+    assert 1 < len(keys) <= PAGE_BUCKETS and not raw.exists("rtp:items")
+    for key in keys:
+        assert raw.object("encoding", key) == b"listpack"  # not a hashtable of every item
+        assert raw.ttl(key) == -1  # entries leave with their items, not by age
+    assert item_key("rtp:", "i7") == f"rtp:items:{page_bucket('i7')}"
+    assert raw.hget(item_key("rtp:", "i7"), "i7") == b"c0|7.5"
+    # an evicted item leaves its bucket and the hash of earlier versions, unless the same
+    # batch writes it again
+    raw.hset("rtp:items", mapping={"i7": b"old|1", "i9": b"old|2"})
+    gone = Writes()
+    gone.items_removed = ["i7", "i8", "i9"]
+    gone.items = {"i8": b"c9|1"}
+    store.write(gone)
+    got = store.catalogue()
+    assert "i7" not in got and "i9" not in got and got["i8"] == b"c9|1"
+    assert len(got) == 298 and not raw.exists("rtp:items")
+
+
+def test_the_catalogue_of_earlier_versions_moves_into_the_buckets(
+    store: Store, raw: redis.Redis
+) -> None:
+    """``P items`` (one hash of every item, as earlier versions wrote it) is moved entry by
+    entry into the buckets; an entry a bucket already holds is newer and stays."""
+    old = {f"i{n}": b"c|%d" % n for n in range(2_345)}
+    raw.hset("rtp:items", mapping=old)
+    raw.hset(item_key("rtp:", "i5"), "i5", b"new|5")
+    assert store.migrate_items(chunk=100) == len(old) - 1
+    assert not raw.exists("rtp:items")
+    assert store.catalogue() == {**old, "i5": b"new|5"}
+    assert raw.hget(item_key("rtp:", "i42"), "i42") == b"c|42"
+    assert store.migrate_items() == 0  # nothing left: safe to repeat

@@ -25,8 +25,12 @@ key                       value (owner)                                         
 ``P n:{item}``            a product page as versions before the buckets wrote   context_ttl_s
                           it: read by the client until it expires, never        (expiring)
                           written
-``P items``               hash item -> "category|price" (each field: the item   none; evicted
-                          step owning the item)                                 items removed
+``P items:{bucket}``      hash item -> "category|price", the catalogue; bucket  none; evicted
+                          as for the pages (``rtp.store.store.item_key``; each  items removed
+                          field: the item step owning the item)
+``P items``               the catalogue as one hash, as versions before the     none; moved
+                          buckets wrote it: read by the client, moved into the  into the
+                          buckets when a flow starts, never written             buckets
 ``P meta:fallback``       trending items (user shard 0)                         none
 ``P meta:stats:{run}:u*`` a user shard's counters (that shard)                  none
 ``P meta:ranker``,        ranker weights, bandit summaries (global step)        none

@@ -95,6 +95,10 @@ class RedisSink(DynamicSink[Writes]):
     ) -> StatelessSinkPartition[Writes]:
         store = Store.from_url(self.url, self.settings)
         store.ping()
+        if worker_index == 0:  # the catalogue of earlier versions, into its buckets (once)
+            moved = patiently("the catalogue's move", store.migrate_items)
+            if moved:
+                log.info("rtp: moved %d catalogue entries into their buckets", moved)
         return _RedisPartition(store)
 
 

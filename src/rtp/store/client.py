@@ -42,7 +42,16 @@ from rtp.store.codec import (
     decode_page,
     decode_profile,
 )
-from rtp.store.store import FORGET_LUA, connect, forget_keys, pack_command, page_key, roundtrip
+from rtp.store.store import (
+    FORGET_LUA,
+    PAGE_BUCKETS,
+    connect,
+    forget_keys,
+    item_meta_read,
+    pack_command,
+    page_key,
+    roundtrip,
+)
 
 __all__ = ["Client", "RERANK_WEIGHTS", "rerank_scores", "stored_decision"]
 
@@ -217,17 +226,18 @@ class Client:
             return items
         keys = [str(i) for i in items]
         uid = str(user_id)
-        packed = _pack(
-            ("GET", self._d + uid), ("SISMEMBER", self._dnp, uid), ("HMGET", self._items, *keys)
+        catalogue, values = item_meta_read(self.prefix, keys)
+        packed = _pack(("GET", self._d + uid), ("SISMEMBER", self._dnp, uid), *catalogue)
+        replies = self._call(
+            "a rerank read", roundtrip, self.r, (packed,), (2 + len(catalogue),), self._spin_ns
         )
-        raw, dnp, meta = self._call(
-            "a rerank read", roundtrip, self.r, (packed,), (3,), self._spin_ns
-        )
-        for reply in (raw, dnp, meta):
+        for reply in replies:
             if isinstance(reply, Exception):
                 raise StoreError(f"Redis refused a rerank read: {reply}")
+        raw, dnp = replies[0], replies[1]
         if raw is None or dnp:
             return items
+        meta = values(replies[2:])
         doc = stored_decision(raw)
         if doc is None or not isinstance(doc.get("ctx"), dict):
             return items
@@ -244,15 +254,17 @@ class Client:
         pipe = self.r.pipeline(transaction=False)
         pipe.pfcount(p + "hll:users")
         pipe.scard(self._dnp)
-        pipe.hlen(self._items)
         pipe.xlen(self.settings.dead_letter_stream)
         pipe.dbsize()
         pipe.info("memory")
-        users, dnp, items, dead, keys, memory = self._call("stats", pipe.execute)
+        pipe.hlen(self._items)  # the catalogue: the hash of earlier versions, then the buckets
+        for b in range(PAGE_BUCKETS):
+            pipe.hlen(f"{self._items}:{b}")
+        users, dnp, dead, keys, memory, *items = self._call("stats", pipe.execute)
         return {
             "users": int(users),
             "dnp_users": int(dnp),
-            "items": int(items),
+            "items": sum(map(int, items)),
             "dead_letters": int(dead),
             "keys": int(keys),
             "used_memory_bytes": int(memory.get("used_memory", 0)),

@@ -31,6 +31,7 @@ Needs Redis >= 6.2 (``SMISMEMBER``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import random
@@ -63,6 +64,8 @@ __all__ = [
     "pack_command",
     "page_bucket",
     "page_key",
+    "item_key",
+    "item_meta_read",
     "DEAD_LETTER_MAXLEN",
     "PAGE_BUCKETS",
 ]
@@ -75,6 +78,11 @@ DEAD_LETTER_MAXLEN = 1_000_000
 # instead of ~160 for a key of its own with its TTL). 1,024 buckets hold ~100,000 pages as
 # listpacks; past that Redis turns a bucket into a hashtable, still without a key per page.
 PAGE_BUCKETS = 1_024
+# The catalogue ("category|price" per item) lives in as many hashes (``P items:{bucket}``, the
+# same buckets as the pages) for the same reason: one hash of every item is a hashtable, ~75
+# bytes an item on the Taobao slice, where a listpack bucket takes ~17. ``P items``, the one
+# hash of earlier versions, is still read and is moved into the buckets when a flow starts
+# (:meth:`Store.migrate_items`).
 _CHUNK_COMMANDS = 8_000  # commands per send/read round trip inside one pipeline
 _CHUNK_BYTES = 8 << 20
 _HSET_FIELDS = 1_000  # fields per HSET / members per PFADD, SADD, SREM
@@ -172,6 +180,21 @@ return n
 # too (written again with their next event).
 RECHECK_SKEW_S = 1.0
 
+# KEYS[1] the catalogue hash of earlier versions, KEYS[1 + i] the bucket of ARGV[i]: each
+# entry still in the old hash goes to its bucket unless the bucket has a newer one, and leaves
+# the old hash. The number moved.
+_MIGRATE_ITEMS_LUA = """
+local moved = 0
+for i, field in ipairs(ARGV) do
+  local v = redis.call('HGET', KEYS[1], field)
+  if v then
+    if redis.call('HSETNX', KEYS[i + 1], field, v) == 1 then moved = moved + 1 end
+    redis.call('HDEL', KEYS[1], field)
+  end
+end
+return moved
+"""
+
 RETRY_LOG_EVERY_S = 10.0  # an outage logs its first failed attempt, then one line this often
 
 
@@ -183,6 +206,63 @@ def page_bucket(item: str) -> int:
 def page_key(prefix: str, item: str) -> str:
     """The hash holding ``item``'s product page (the field is the item)."""
     return f"{prefix}pages:{page_bucket(item)}"
+
+
+def _pack_buckets(
+    packer: _Packer, base: bytes, values: dict[str, bytes], removed: Sequence[str], ttl: Any
+) -> None:
+    """Fields of bucket hashes (``base{bucket}``, field = item, :func:`page_bucket`): the
+    removed items out first, unless ``values`` writes them again, then ``values`` in (and each
+    written bucket's TTL, with ``ttl``)."""
+    gone: dict[int, list[bytes]] = {}
+    for item in removed:
+        if item not in values:
+            gone.setdefault(page_bucket(item), []).append(_str_bytes(item))
+    for b, items in sorted(gone.items()):
+        key = base + b"%d" % b
+        for i in range(0, len(items), _HSET_FIELDS):
+            packer.add(_command(b"HDEL", key, *items[i : i + _HSET_FIELDS]))
+    buckets: dict[int, list[bytes]] = {}
+    for item, value in values.items():
+        buckets.setdefault(page_bucket(item), []).extend((_str_bytes(item), value))
+    step = 2 * _HSET_FIELDS
+    for b, fields in sorted(buckets.items()):
+        key = base + b"%d" % b
+        for i in range(0, len(fields), step):
+            packer.add(_command(b"HSET", key, *fields[i : i + step]))
+        if ttl is not None:
+            packer.add(_command(b"EXPIRE", key, ttl))
+
+
+def item_key(prefix: str, item: str) -> str:
+    """The hash holding ``item``'s catalogue entry ``"category|price"`` (the field is the item)."""
+    return f"{prefix}items:{page_bucket(item)}"
+
+
+def item_meta_read(
+    prefix: str, items: Sequence[str]
+) -> tuple[list[tuple[str, ...]], Callable[[Sequence[Any]], list[Any]]]:
+    """How to read the catalogue entries of ``items`` in one pipeline: the commands (an
+    ``HMGET`` per bucket, then one of the hash earlier versions wrote) and a function that
+    turns their replies into each item's value, in ``items``' order (``None``: unknown)."""
+    groups: dict[int, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(page_bucket(item), []).append(i)
+    commands = [
+        ("HMGET", f"{prefix}items:{b}", *[items[i] for i in where]) for b, where in groups.items()
+    ]
+    commands.append(("HMGET", f"{prefix}items", *items))
+    places = list(groups.values())
+
+    def values(replies: Sequence[Any]) -> list[Any]:
+        out = list(replies[-1])  # the old hash: only what the buckets lack
+        for where, got in zip(places, replies, strict=False):
+            for i, v in zip(where, got, strict=True):
+                if v is not None:
+                    out[i] = v
+        return out
+
+    return commands, values
 
 
 def user_hash(user: str) -> str:
@@ -392,6 +472,7 @@ class Store:
         self._forget = self.r.register_script(FORGET_LUA)
         self._forget_sha = self._forget.sha.encode()
         self._recheck_sha = self.r.register_script(RECHECK_LUA).sha.encode()
+        self._migrate_items = self.r.register_script(_MIGRATE_ITEMS_LUA)
         self.dead_letters_forgotten = 0  # rejections of forgotten users not dead-lettered
         self._quiet_until = 0.0  # retries are logged at most every RETRY_LOG_EVERY_S
         self._tomb = p + b"tomb"
@@ -476,47 +557,30 @@ class Store:
                 add(template % (prefix_len + len(u), u, len(value), value))
         if w.neighbours or w.items_removed:
             self._pack_pages(packer, w)
-        if w.items:
-            fields = list(w.items.items())
-            for i in range(0, len(fields), _HSET_FIELDS):
-                args = [b"HSET", self._items]
-                for item, value in fields[i : i + _HSET_FIELDS]:
-                    args.append(_str_bytes(item))
-                    args.append(value)
-                add(_command(*args))
-        removed = w.items_removed
-        for i in range(0, len(removed), _HSET_FIELDS):
-            add(
-                _command(
-                    b"HDEL", self._items, *[_str_bytes(x) for x in removed[i : i + _HSET_FIELDS]]
-                )
-            )
+        if w.items or w.items_removed:
+            self._pack_items(packer, w)
         for name, value in w.meta:
             add(_command(b"SET", self._meta + _str_bytes(name), value))
         users = w.users
         for i in range(0, len(users), step):
             add(_command(b"PFADD", self._hll, *[_str_bytes(u) for u in users[i : i + step]]))
 
+    def _pack_items(self, packer: _Packer, w: Writes) -> None:
+        """Catalogue entries into their buckets, evicted items out of them and out of the hash
+        of earlier versions (so that an old entry does not outlive its item)."""
+        _pack_buckets(packer, self._items + b":", w.items, w.items_removed, None)
+        removed = w.items_removed
+        for i in range(0, len(removed), _HSET_FIELDS):
+            packer.add(
+                _command(
+                    b"HDEL", self._items, *[_str_bytes(x) for x in removed[i : i + _HSET_FIELDS]]
+                )
+            )
+
     def _pack_pages(self, packer: _Packer, w: Writes) -> None:
         """Product pages into their buckets (HSET, then the bucket's TTL), evicted items' pages
-        out of them (before the writes: an item evicted and viewed again keeps its page)."""
-        gone: dict[int, list[bytes]] = {}
-        for item in w.items_removed:
-            if item not in w.neighbours:
-                gone.setdefault(page_bucket(item), []).append(_str_bytes(item))
-        for b, items in sorted(gone.items()):
-            key = self._pages + b"%d" % b
-            for i in range(0, len(items), _HSET_FIELDS):
-                packer.add(_command(b"HDEL", key, *items[i : i + _HSET_FIELDS]))
-        buckets: dict[int, list[bytes]] = {}
-        for item, value in w.neighbours.items():
-            buckets.setdefault(page_bucket(item), []).extend((_str_bytes(item), value))
-        for b, fields in sorted(buckets.items()):
-            key = self._pages + b"%d" % b
-            step = 2 * _HSET_FIELDS
-            for i in range(0, len(fields), step):
-                packer.add(_command(b"HSET", key, *fields[i : i + step]))
-            packer.add(_command(b"EXPIRE", key, self._ctx_ttl))
+        out of them."""
+        _pack_buckets(packer, self._pages, w.neighbours, w.items_removed, self._ctx_ttl)
 
     def write(self, w: Writes) -> int:
         """Apply one batch's writes in one pipeline; the number of commands sent."""
@@ -680,6 +744,43 @@ class Store:
             for item, raw in sorted(fields.items()):
                 out[bytes(item).decode("utf-8", "surrogatepass")] = decode_page(bytes(raw))
         return out
+
+    def catalogue(self) -> dict[str, bytes]:
+        """Every catalogue entry, item -> ``b"category|price"`` (a scan of the buckets and of
+        the hash earlier versions wrote; the buckets win: tests and tools)."""
+        out: dict[str, bytes] = {}
+        pattern = _glob_escape(f"{self.prefix}items:") + "*"
+        keys = sorted({bytes(k) for k in self.r.scan_iter(match=pattern, count=1_000)})
+        for key in [self._items, *keys]:
+            fields: Any = self.r.hgetall(key)
+            for item, raw in sorted(fields.items()):
+                out[bytes(item).decode("utf-8", "surrogatepass")] = bytes(raw)
+        return out
+
+    def migrate_items(self, chunk: int = 1_000) -> int:
+        """Move the catalogue hash of earlier versions (``P items``) into the buckets, an entry
+        a bucket already holds (newer) excepted; the number of entries moved. Each chunk moves
+        atomically, so it is safe beside a running flow and safe to repeat."""
+        moved = 0
+        cursor = 0
+        script = self._migrate_items
+
+        def move(names: list[bytes]) -> int:
+            # a field's bytes are the item's UTF-8: the same CRC as page_bucket(item)
+            keys = [self._items, *[self._items + b":%d" % (zlib.crc32(f) % PAGE_BUCKETS)
+                                   for f in names]]  # fmt: skip
+            return int(self._retry("a catalogue move", lambda: script(keys, names), None))
+
+        def scan(c: int) -> tuple[int, list[bytes]]:
+            got: Any = self.r.hscan(self._items, c, count=chunk)
+            return int(got[0]), [bytes(f) for f in got[1]]
+
+        while True:
+            cursor, names = self._retry("a catalogue scan", functools.partial(scan, cursor), None)
+            if names:
+                moved += move(names)
+            if not cursor:
+                return moved
 
     def meta(self, name: str) -> Any | None:
         """The decoded ``P meta:{name}`` value, ``None`` if absent."""
