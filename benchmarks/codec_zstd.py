@@ -1,5 +1,6 @@
 """The decision's stored forms side by side: the first compact form (0xD1, pure Python), the
-zstd form rtp writes (0xD2, ``rtp.store.codec``) and plain orjson + zstd with a dictionary
+zstd form rtp writes (0xD2, ``rtp.store.codec``), its fast form
+(``RTP_DECISION_FORM=fast``) and plain orjson + zstd with a dictionary
 trained on these very decisions (process CPU time per value, bytes per value).
 
     .venv/bin/python -m benchmarks.codec_zstd          # Taobao
@@ -33,6 +34,7 @@ from rtp.store.codec import (
     _z_scores,
     decode_decision,
     encode_decision,
+    encode_decision_fast,
     encode_decision_v1,
 )
 from rtp.tools.synth import generate
@@ -64,7 +66,11 @@ def synth_sizes(events: int = 150_000) -> None:
             last.update(eng.process(tick).decisions)
             tick = []
     docs = [decode_decision(r) for r in last.values()]
-    for name, enc in (("first compact form", encode_decision_v1), ("zstd form", encode_decision)):
+    for name, enc in (
+        ("first compact form", encode_decision_v1),
+        ("zstd form", encode_decision),
+        ("fast form", encode_decision_fast),
+    ):
         print(f"synthetic, last decision of {len(docs):,} users: {name} "
               f"{sum(len(enc(d)) for d in docs) / len(docs):.1f} B")  # fmt: skip
 
@@ -86,11 +92,13 @@ def main() -> None:
     docs = [decode_decision(r) for r in raws[:8_000]]
     train, test = docs[:4_000], docs[4_000:]
     _row("first compact form (0xD1)", encode_decision_v1, decode_decision, test)
-    _row("zstd form (0xD2, what rtp writes)", encode_decision, decode_decision, test)
+    _row("zstd form (0xD2, what rtp writes by default)", encode_decision, decode_decision, test)
     print(f"  of which its pre-pass (before zstd): {per_value_us(_z_payload, test):.1f} us")
     scores = [d["home"]["scores"] for d in test]
     us = per_value_us(lambda x: _z_scores(x, len(x)), scores)
     print(f"  of which the home list's scores: {us:.2f} us")
+    _row("fast form (0xD2 with dictionary 2, RTP_DECISION_FORM=fast)", encode_decision_fast,
+         decode_decision, test)  # fmt: skip
     zdict = zs.train_dictionary(8_192, [orjson.dumps(d) for d in train])
     c = zs.ZstdCompressor(level=3, dict_data=zdict, write_content_size=False,
                           write_checksum=False, write_dict_id=False)  # fmt: skip

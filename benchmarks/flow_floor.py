@@ -3,9 +3,10 @@
     .venv/bin/python -m benchmarks.flow_floor [--rounds N] [--file PATH]
 
 Runs ``rtp replay`` of the Taobao slice (or ``PATH``, read as Taobao) in fresh processes, each
-into its own private redis-server, alternating three variants, ``N`` rounds (default 3):
+into its own private redis-server, alternating four variants, ``N`` rounds (default 3):
 
 - ``full``: the flow as shipped;
+- ``fast``: the flow with ``RTP_DECISION_FORM=fast`` (decisions stored in the fast form);
 - ``no-encode``: every decision is made (ranking, placements, context) but stored as a
   constant one-byte value instead of its encoded form: what the encoding costs in the flow;
 - ``floor``: no decision at all (a constant one-byte value per decision, still written): the
@@ -19,6 +20,7 @@ floor bounds what any cheaper decision can reach with the rest of the flow uncha
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from benchmarks.conftest import TAOBAO
 
-VARIANTS = ("full", "no-encode", "floor")
+VARIANTS = ("full", "fast", "no-encode", "floor")
 _STORED = b"x"  # what the two cut variants store per decision (still one Redis write each)
 
 
@@ -48,12 +50,13 @@ def _child(variant: str, path: str, report: str) -> int:
 
 def run_one(variant: str, path: Path) -> float:
     """One replay of ``path`` in a fresh process: its events/s."""
+    env = {**os.environ, "RTP_DECISION_FORM": "fast" if variant == "fast" else "compact"}
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         subprocess.run(
             [sys.executable, "-m", "benchmarks.flow_floor", "--child", variant, str(path),
              str(report)],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
         )  # fmt: skip
         return float(json.loads(report.read_text())["events_per_s"])
 

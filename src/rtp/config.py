@@ -80,6 +80,11 @@ class Settings:
     # also unpinned; "off": never (on a host saturated by other work, the idle thread could be
     # kept off the CPU while it holds the GIL for its signal check).
     main_thread_idle: str = "auto"
+    # How decisions (P d:{user}) are stored: "compact", the zstd form with its pre-pass (the
+    # fewest bytes), or "fast", the same zstd frame of the plain JSON: ~20 % more events/s per
+    # process on the Taobao slice for ~70 bytes more per user (BENCHMARKS.md §4.2, §4.3). Every
+    # reader reads both.
+    decision_form: str = "compact"
     degrade_lag_s: float = 5.0  # wall-clock lag behind capture that switches to fallback decisions
     recover_lag_s: float = 1.0  # ...and back to ranking below this
 
@@ -128,6 +133,11 @@ class Settings:
     def __post_init__(self) -> None:
         if pin_mode(self.pin_cpu) is None:
             raise ConfigError(f"RTP_PIN_CPU must be auto, on or off, not {self.pin_cpu!r}")
+        if self.decision_form not in DECISION_FORMS:
+            raise ConfigError(
+                f"RTP_DECISION_FORM must be {' or '.join(DECISION_FORMS)}, "
+                f"not {self.decision_form!r}"
+            )
         if pin_mode(self.main_thread_idle) is None:
             raise ConfigError(
                 f"RTP_MAIN_THREAD_IDLE must be auto, on or off, not {self.main_thread_idle!r}"
@@ -155,6 +165,7 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+DECISION_FORMS = ("compact", "fast")
 _PIN_MODES = {"auto": "auto", "on": "on", "1": "on", "true": "on", "yes": "on",
               "off": "off", "0": "off", "false": "off", "no": "off"}  # fmt: skip
 

@@ -34,6 +34,7 @@ from rtp.store.codec import (
     decode_page,
     decode_profile,
     encode_decision,
+    encode_decision_fast,
     encode_decision_v1,
     encode_page,
     encode_profile,
@@ -111,9 +112,11 @@ SHOP_DOC: dict[str, Any] = {
 }  # fmt: skip
 
 
-# both decision encoders: every value either writes must read back exactly
+# every decision encoder: every value any of them writes must read back exactly
 ENCODERS = pytest.mark.parametrize(
-    "enc", [encode_decision, encode_decision_v1], ids=["zstd", "compact-v1"]
+    "enc",
+    [encode_decision, encode_decision_fast, encode_decision_v1],
+    ids=["zstd", "fast", "compact-v1"],
 )
 Enc = Callable[[dict[str, Any]], bytes]
 
@@ -163,9 +166,10 @@ def test_byte_level_example() -> None:
 @pytest.mark.parametrize("doc", [TAOBAO_DOC, SHOP_DOC], ids=["taobao", "shop"])
 def test_realistic_decisions_round_trip_and_shrink(doc: dict[str, Any], enc: Enc) -> None:
     raw = enc(doc)
-    assert raw[0] == (DECISION_Z if enc is encode_decision else DECISION)
+    assert raw[0] == (DECISION if enc is encode_decision_v1 else DECISION_Z)
     same(decode_decision(raw), json_of(doc))
-    assert len(raw) < len(orjson.dumps(doc)) / 3
+    # the fast form trades bytes for CPU: a third larger than the zstd form here
+    assert len(raw) < len(orjson.dumps(doc)) / (2.5 if enc is encode_decision_fast else 3)
     assert decode_decision(orjson.dumps(doc)) == json_of(doc)  # the old form still reads
 
 
@@ -272,9 +276,22 @@ def test_non_string_keys_and_unknown_types_are_refused(enc: Enc) -> None:
 
 def test_integers_beyond_64_bits_are_written_in_the_first_form() -> None:
     doc = {"v": 1, "big": 2**70, "home": {"items": ["1"], "scores": [0.5]}}
-    raw = encode_decision(doc)
-    assert raw[0] == DECISION
-    assert decode_decision(raw) == doc  # (orjson does not write such integers)
+    for enc in (encode_decision, encode_decision_fast):
+        raw = enc(doc)
+        assert raw[0] == DECISION
+        assert decode_decision(raw) == doc  # (orjson does not write such integers)
+
+
+def test_the_fast_form_is_the_plain_json_in_a_zstd_frame_of_its_own_dictionary() -> None:
+    """The fast form: kind 0xD2, dictionary 2, a payload with nothing packed (its header all
+    zeros, then the document's JSON as it is); larger than the zstd form, far smaller than
+    the JSON."""
+    raw = encode_decision_fast(TAOBAO_DOC)
+    assert raw[:2] == bytes((DECISION_Z, 2))
+    assert encode_decision(TAOBAO_DOC)[:2] == bytes((DECISION_Z, 1))
+    payload = codec._decompressor(2).decompress(raw[2:])
+    assert payload == b"\0\0\0\0" + orjson.dumps(TAOBAO_DOC)
+    assert len(encode_decision(TAOBAO_DOC)) < len(raw) < len(orjson.dumps(TAOBAO_DOC)) / 3
 
 
 def _json_values() -> st.SearchStrategy[Any]:
@@ -320,6 +337,7 @@ def _json_values() -> st.SearchStrategy[Any]:
                        max_size=11))  # fmt: skip
 def test_any_json_object_round_trips_exactly(doc: dict[str, Any]) -> None:
     same(decode_decision(encode_decision(doc)), json_of(doc))
+    same(decode_decision(encode_decision_fast(doc)), json_of(doc))
     same(decode_decision(encode_decision_v1(doc)), json_of(doc))
     same(decode_profile(encode_profile(doc)), json_of(doc))
 
@@ -355,7 +373,7 @@ def test_realistic_variations_round_trip(enc: Enc) -> None:
         doc = _realistic(rng)
         raw = enc(doc)
         same(decode_decision(raw), json_of(doc))
-        assert len(raw) < len(orjson.dumps(doc)) / 2.5
+        assert len(raw) < len(orjson.dumps(doc)) / (2 if enc is encode_decision_fast else 2.5)
 
 
 # -- profiles and pages ------------------------------------------------------------------------

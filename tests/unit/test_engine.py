@@ -13,6 +13,7 @@ from rtp.decisions.reasons import CHAR
 from rtp.engine.facade import Engine
 from rtp.engine.hooks import BatchServing
 from rtp.engine.writes import Writes
+from rtp.errors import ConfigError
 from rtp.session.profile import Profile
 from rtp.store import codec
 from rtp.store.store import Store
@@ -515,3 +516,25 @@ def test_a_forgotten_users_consent_change_writes_no_decision() -> None:
     eng.users.loader = lambda uids: {u: (None, "p" in w.dnp_add) for u in uids}
     w2 = eng.process([view("p", "new", T0 + 200, "c")])
     assert decisions(w2)["p"]["mode"] == "non_personalized"
+
+
+def test_the_fast_decision_form_stores_the_same_decisions() -> None:
+    """``decision_form="fast"`` changes how decisions are stored, not what they are: every
+    value reads back as the compact form's does (which of the two is smaller depends on the
+    ids: decimal ids pack better in the compact form); anything else is refused."""
+    evs = synthetic_stream(150, seed=5)
+    written: dict[str, dict[str, bytes]] = {}
+    for form in ("compact", "fast"):
+        eng = Engine(Settings(decision_form=form))
+        got: dict[str, bytes] = {}
+        for k in range(0, len(evs), 40):
+            w = eng.process(evs[k : k + 40])
+            got.update((f"{k}:{u}", raw) for u, raw in w.decisions)
+        written[form] = got
+    compact, fast = written["compact"], written["fast"]
+    assert len(compact) > 100 and compact.keys() == fast.keys()
+    assert {raw[:2] for raw in fast.values()} == {bytes((codec.DECISION_Z, 2))}
+    for key, raw in fast.items():
+        assert codec.decode_decision(raw) == codec.decode_decision(compact[key])
+    with pytest.raises(ConfigError, match="RTP_DECISION_FORM must be compact or fast"):
+        Settings.from_env({"RTP_DECISION_FORM": "json"})

@@ -49,7 +49,7 @@ from rtp.ranking.context import ContextFields, context_values, session_scale
 from rtp.ranking.score import fill_context
 from rtp.session.profile import Profile
 from rtp.session.state import Session, UserState, fold_session
-from rtp.store.codec import encode_decision
+from rtp.store.codec import encode_decision, encode_decision_fast
 
 log = logging.getLogger("rtp.engine")
 
@@ -199,6 +199,11 @@ class UserShard:
         self._on_decision = overriding(hooks, "on_decision")
         self._on_batch_end = overriding(hooks, "on_batch_end")
         self._serve_per_event = bool(self._after_event)
+        # the stored form of decisions (Settings.decision_form; the settings of a snapshot
+        # from before it lack it): looked up here, so a benchmark can swap the module's
+        # encoder before a shard starts
+        form = getattr(self.settings, "decision_form", "compact")
+        self._encode = encode_decision_fast if form == "fast" else encode_decision
 
     # Bytewax snapshots the step: drop what cannot (and need not) be pickled.
     def __getstate__(self) -> dict[str, Any]:
@@ -213,6 +218,7 @@ class UserShard:
             "_on_attributed",
             "_on_decision",
             "_on_batch_end",
+            "_encode",
         ):
             state[name] = None
         return state
@@ -804,7 +810,7 @@ class UserShard:
         if u.strategy is not None:
             d["strategy"] = u.strategy
         d["ctx"] = {"dnp": True} if u.dnp else u.context(top, band, intent)
-        w.decisions.append((u.uid, encode_decision(d)))
+        w.decisions.append((u.uid, self._encode(d)))
 
     # -- upkeep -------------------------------------------------------------------------------
     def _sweep(self, w: Writes) -> None:

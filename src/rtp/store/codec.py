@@ -81,6 +81,7 @@ __all__ = [
     "band_range",
     "encode_decision",
     "encode_decision_v1",
+    "encode_decision_fast",
     "decode_decision",
     "encode_profile",
     "decode_profile",
@@ -1295,6 +1296,27 @@ def _resolve_ctx(doc: dict[str, Any]) -> None:
         doc["hero"] = _hero(ctx)
 
 
+def fast_payload(doc: dict[str, Any]) -> bytes | None:
+    """What the fast form compresses: the document's JSON behind an empty header (``None``
+    for what orjson cannot write, e.g. an integer beyond 64 bits or a lone surrogate)."""
+    try:
+        return _Z_PLAIN + orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        return None
+
+
+def encode_decision_fast(doc: dict[str, Any]) -> bytes:
+    """The fast form of a decision document (a zstd form, 0xD2, with dictionary 2 and nothing
+    packed): a fifth of :func:`encode_decision`'s CPU, ~70 bytes larger. Falls back to
+    :func:`encode_decision` for what it cannot hold, or without the dictionary."""
+    payload = fast_payload(doc)
+    c = _compressor(_Z_FAST_DICT)
+    if payload is None or c is None:
+        return encode_decision(doc)
+    frame: bytes = c.compress(payload)
+    return _Z_FAST_PREFIX + frame
+
+
 def encode_decision(doc: dict[str, Any]) -> bytes:
     """The stored form of a decision document (``P d:{user}``): the zstd form (0xD2), or
     the first compact form (0xD1) for what it cannot hold."""
@@ -1336,13 +1358,23 @@ def decode_decision(raw: bytes) -> dict[str, Any]:
 #       if SCORES: n zigzag varints (1-2 bytes), the deltas of the scores in thousandths;
 #       the JSON of the document, the packed and derived fields replaced by 0
 
+#
+# The fast form (``Settings.decision_form = "fast"``) is the same frame with no flags: the
+# document's JSON as it is, compressed with a dictionary trained on such payloads
+# (``decision-2.zdict``, ``python -m rtp.tools.zdict --form fast``). It skips the Python
+# pre-pass, which is most of the zstd form's CPU, for ~70 bytes more per decision (BENCHMARKS.md
+# §4.2, §4.3); every reader of the zstd form reads it unchanged.
+
 DECISION_Z = 0xD2
 _Z_DICT = 1  # the dictionary new values are written with
+_Z_FAST_DICT = 2  # ... in the fast form
 
 _F_ITEMS, _F_SCORES, _F_RECENT, _F_HERO = 1, 2, 4, 8  # which fields are packed or derived
 _F_SESSION, _F_BLEND, _F_PACE, _F_DWELL, _F_STARTED = 16, 32, 64, 128, 256
 _ZHEAD = struct.Struct("<HBB")
 _Z_PREFIX = bytes((DECISION_Z, _Z_DICT))
+_Z_FAST_PREFIX = bytes((DECISION_Z, _Z_FAST_DICT))
+_Z_PLAIN = _ZHEAD.pack(0, 0, 0)  # the header of a payload with nothing packed or derived
 _MAX_IDS = 255
 
 

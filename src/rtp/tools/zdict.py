@@ -1,13 +1,15 @@
 """Train the zstd dictionary of the decision form (``rtp.store.codec``, kind 0xD2).
 
-    python -m rtp.tools.zdict --out src/rtp/store/decision-2.zdict
+    python -m rtp.tools.zdict --out src/rtp/store/decision-3.zdict
+    python -m rtp.tools.zdict --form fast --out src/rtp/store/decision-2.zdict
 
 The samples are the decisions the engine writes over seeded synthetic streams (a shop with and
 without context, a news site): what a decision's JSON looks like, its keys, reason sentences,
 hero themes and context values, not any shop's data. A dictionary, once used to write values,
 never changes: a new one gets the next number (``decision-{n}.zdict`` beside the codec, and
 ``_Z_DICT`` in the codec names the one new values are written with); every shipped number stays
-readable.
+readable. ``--form fast`` trains on the payloads of the fast form (the JSON as it is,
+``rtp.store.codec.fast_payload``) instead of the zstd form's pre-passed ones.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import zstandard as zstd
 from rtp.capture.events import Event
 from rtp.config import Settings
 from rtp.engine import Engine
-from rtp.store.codec import _z_payload, decode_decision
+from rtp.store.codec import _z_payload, decode_decision, fast_payload
 from rtp.tools.synth import _event, generate, generate_news_records
 
 DICT_BYTES = 8_192
@@ -80,9 +82,11 @@ def numeric_ids(doc: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
-def samples(users: int = 2_000, seed: int = 1) -> list[bytes]:
+def samples(users: int = 2_000, seed: int = 1, form: str = "compact") -> list[bytes]:
     """The payloads (what zstd compresses) of the decisions over the synthetic streams, each
-    also with numeric ids (:func:`numeric_ids`)."""
+    also with numeric ids (:func:`numeric_ids`), in the zstd form or (``form="fast"``) the
+    fast form."""
+    payload = fast_payload if form == "fast" else _z_payload
     raws = _decisions(generate(users, seed=seed))
     raws += _decisions(generate(users // 2, seed=seed + 1, with_context=False))
     raws += _decisions(map(_event, generate_news_records(users // 2, seed=seed + 2)))
@@ -90,7 +94,7 @@ def samples(users: int = 2_000, seed: int = 1) -> list[bytes]:
     for raw in raws:
         doc = decode_decision(raw)
         for d in (doc, numeric_ids(doc)):
-            p = _z_payload(d)
+            p = payload(d)
             if p is not None:
                 out.append(p)
     return out
@@ -108,8 +112,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--users", type=int, default=2_000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--bytes", type=int, default=DICT_BYTES)
+    p.add_argument("--form", choices=("compact", "fast"), default="compact")
     a = p.parse_args(argv)
-    payloads = samples(a.users, a.seed)
+    payloads = samples(a.users, a.seed, a.form)
     data = train(payloads, a.bytes)
     with open(a.out, "wb") as f:
         f.write(data)
