@@ -239,30 +239,38 @@ def item_key(prefix: str, item: str) -> str:
     return f"{prefix}items:{page_bucket(item)}"
 
 
+# KEYS[i] the bucket of ARGV[i], KEYS[#ARGV + 1] the catalogue hash of earlier versions: each
+# item's entry, from its bucket, else from the old hash (nil: unknown). One command for any
+# number of items: a read of 100 items costs one reply to parse, not one per bucket.
+ITEM_META_LUA = """
+local old = KEYS[#ARGV + 1]
+local out = {}
+for i, item in ipairs(ARGV) do
+  local v = redis.call('HGET', KEYS[i], item)
+  if not v then v = redis.call('HGET', old, item) end
+  out[i] = v
+end
+return out
+"""
+
+
 def item_meta_read(
     prefix: str, items: Sequence[str]
 ) -> tuple[list[tuple[str, ...]], Callable[[Sequence[Any]], list[Any]]]:
-    """How to read the catalogue entries of ``items`` in one pipeline: the commands (an
-    ``HMGET`` per bucket, then one of the hash earlier versions wrote) and a function that
-    turns their replies into each item's value, in ``items``' order (``None``: unknown)."""
-    groups: dict[int, list[int]] = {}
-    for i, item in enumerate(items):
-        groups.setdefault(page_bucket(item), []).append(i)
-    commands = [
-        ("HMGET", f"{prefix}items:{b}", *[items[i] for i in where]) for b, where in groups.items()
-    ]
-    commands.append(("HMGET", f"{prefix}items", *items))
-    places = list(groups.values())
+    """How to read the catalogue entries of ``items`` in one pipeline: the commands (one
+    ``EVAL`` of :data:`ITEM_META_LUA`; Redis keeps the compiled script, so no ``NOSCRIPT``
+    can arise) and a function that turns their replies into each item's value, in ``items``'
+    order (``None``: unknown)."""
+    if not items:
+        return [], lambda replies: []
+    keys = [f"{prefix}items:{page_bucket(item)}" for item in items]
+    n = len(items)
+    command = ("EVAL", ITEM_META_LUA, str(n + 1), *keys, f"{prefix}items", *items)
 
     def values(replies: Sequence[Any]) -> list[Any]:
-        out = list(replies[-1])  # the old hash: only what the buckets lack
-        for where, got in zip(places, replies, strict=False):
-            for i, v in zip(where, got, strict=True):
-                if v is not None:
-                    out[i] = v
-        return out
+        return list(replies[0])  # (Lua's false, a missing entry, arrives as nil)
 
-    return commands, values
+    return [command], values
 
 
 def user_hash(user: str) -> str:
