@@ -258,9 +258,9 @@ def item_meta_read(
     prefix: str, items: Sequence[str]
 ) -> tuple[list[tuple[str, ...]], Callable[[Sequence[Any]], list[Any]]]:
     """How to read the catalogue entries of ``items`` in one pipeline: the commands (one
-    ``EVAL`` of :data:`ITEM_META_LUA`; Redis keeps the compiled script, so no ``NOSCRIPT``
-    can arise) and a function that turns their replies into each item's value, in ``items``'
-    order (``None``: unknown)."""
+    ``EVAL`` of :data:`ITEM_META_LUA`: it carries the script, so no ``NOSCRIPT`` can arise,
+    and Redis caches its compilation) and a function that turns their replies into each
+    item's value, in ``items``' order (``None``: unknown)."""
     if not items:
         return [], lambda replies: []
     keys = [f"{prefix}items:{page_bucket(item)}" for item in items]
