@@ -32,7 +32,7 @@ import redis
 
 from rtp import streams
 from rtp.errors import Backpressure
-from rtp.store.store import item_meta_read
+from rtp.store.store import item_meta_command
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAM = streams.DEFAULT_STREAM
@@ -404,11 +404,8 @@ def missing_items(r: redis.Redis, items: list[str], chunk: int = 5000) -> list[s
     out: list[str] = []
     for i in range(0, len(items), chunk):
         part = items[i : i + chunk]
-        commands, values = item_meta_read("rtp:", part)
-        pipe = r.pipeline(transaction=False)
-        for c in commands:
-            pipe.execute_command(*c)
-        for item, v in zip(part, values(pipe.execute()), strict=True):
+        values = r.execute_command(*item_meta_command("rtp:", part))
+        for item, v in zip(part, values, strict=True):
             if v is None:
                 out.append(item)
     return out

@@ -81,8 +81,8 @@ class Settings:
     # kept off the CPU while it holds the GIL for its signal check).
     main_thread_idle: str = "auto"
     # How decisions (P d:{user}) are stored: "compact", the zstd form with its pre-pass (the
-    # fewest bytes), or "fast", the same zstd frame of the plain JSON: ~20 % more events/s per
-    # process on the Taobao slice for ~70 bytes more per user (BENCHMARKS.md §4.2, §4.3). Every
+    # fewest bytes), or "fast", the same zstd frame of the plain JSON: 1.22x the events/s per
+    # process on the Taobao slice for 64 bytes more per user (BENCHMARKS.md §4.2, §4.3). Every
     # reader reads both.
     decision_form: str = "compact"
     degrade_lag_s: float = 5.0  # wall-clock lag behind capture that switches to fallback decisions

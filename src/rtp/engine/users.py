@@ -199,11 +199,11 @@ class UserShard:
         self._on_decision = overriding(hooks, "on_decision")
         self._on_batch_end = overriding(hooks, "on_batch_end")
         self._serve_per_event = bool(self._after_event)
-        # the stored form of decisions (Settings.decision_form; the settings of a snapshot
-        # from before it lack it): looked up here, so a benchmark can swap the module's
-        # encoder before a shard starts
-        form = getattr(self.settings, "decision_form", "compact")
-        self._encode = encode_decision_fast if form == "fast" else encode_decision
+        # the stored form of decisions (Settings.decision_form; the settings of a snapshot from
+        # before it read the class default): looked up here, so a benchmark can swap the
+        # module's encoder before a shard starts
+        fast = self.settings.decision_form == "fast"
+        self._encode = encode_decision_fast if fast else encode_decision
 
     # Bytewax snapshots the step: drop what cannot (and need not) be pickled.
     def __getstate__(self) -> dict[str, Any]:

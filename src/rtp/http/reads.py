@@ -25,7 +25,7 @@ from rtp.config import Settings
 from rtp.decisions.reasons import item_reason
 from rtp.http.resp import AsyncRedis
 from rtp.store.client import Client, rerank_scores, stored_decision
-from rtp.store.store import item_meta_read, page_key
+from rtp.store.store import item_meta_command, page_key
 
 __all__ = ["fallback", "read_decision", "rerank"]
 
@@ -122,13 +122,12 @@ async def rerank(
     trip: the decision document, the ``dnp`` flag and the items' category and price."""
     p = settings.key_prefix
     keys = [str(i) for i in items]
-    catalogue, values = item_meta_read(p, keys)
     commands: list[list[str]] = [["GET", f"{p}d:{user}"], ["SISMEMBER", f"{p}dnp", user]]
     if keys:
-        commands += [list(c) for c in catalogue]
+        commands.append(list(item_meta_command(p, keys)))
     replies = await aio.pipeline(commands)
     raw, dnp = replies[0], replies[1]
-    meta: list[bytes | None] = values(replies[2:]) if keys else []
+    meta: list[bytes | None] = list(replies[2]) if keys else []
     doc = stored_decision(raw) if raw else None
     if dnp or doc is None or not isinstance(doc.get("ctx"), dict):
         why = "your search order" if dnp or doc is None else "no browsing in this visit yet"

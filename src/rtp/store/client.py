@@ -47,7 +47,7 @@ from rtp.store.store import (
     PAGE_BUCKETS,
     connect,
     forget_keys,
-    item_meta_read,
+    item_meta_command,
     pack_command,
     page_key,
     roundtrip,
@@ -226,18 +226,19 @@ class Client:
             return items
         keys = [str(i) for i in items]
         uid = str(user_id)
-        catalogue, values = item_meta_read(self.prefix, keys)
-        packed = _pack(("GET", self._d + uid), ("SISMEMBER", self._dnp, uid), *catalogue)
-        replies = self._call(
-            "a rerank read", roundtrip, self.r, (packed,), (2 + len(catalogue),), self._spin_ns
+        packed = _pack(
+            ("GET", self._d + uid),
+            ("SISMEMBER", self._dnp, uid),
+            item_meta_command(self.prefix, keys),
         )
-        for reply in replies:
+        raw, dnp, meta = self._call(
+            "a rerank read", roundtrip, self.r, (packed,), (3,), self._spin_ns
+        )
+        for reply in (raw, dnp, meta):
             if isinstance(reply, Exception):
                 raise StoreError(f"Redis refused a rerank read: {reply}")
-        raw, dnp = replies[0], replies[1]
         if raw is None or dnp:
             return items
-        meta = values(replies[2:])
         doc = stored_decision(raw)
         if doc is None or not isinstance(doc.get("ctx"), dict):
             return items

@@ -1307,8 +1307,8 @@ def fast_payload(doc: dict[str, Any]) -> bytes | None:
 
 def encode_decision_fast(doc: dict[str, Any]) -> bytes:
     """The fast form of a decision document (a zstd form, 0xD2, with dictionary 2 and nothing
-    packed): a fifth of :func:`encode_decision`'s CPU, ~70 bytes larger. Falls back to
-    :func:`encode_decision` for what it cannot hold, or without the dictionary."""
+    packed): 4.7 µs against 16.6 per Taobao decision, 52 bytes larger (BENCHMARKS.md §4.2).
+    Falls back to :func:`encode_decision` for what it cannot hold, or without the dictionary."""
     payload = fast_payload(doc)
     c = _compressor(_Z_FAST_DICT)
     if payload is None or c is None:
@@ -1357,13 +1357,12 @@ def decode_decision(raw: bytes) -> dict[str, Any]:
 #       if ITEMS: w planes of n bytes (byte j of every id), the ids' prefix in the JSON;
 #       if SCORES: n zigzag varints (1-2 bytes), the deltas of the scores in thousandths;
 #       the JSON of the document, the packed and derived fields replaced by 0
-
 #
 # The fast form (``Settings.decision_form = "fast"``) is the same frame with no flags: the
 # document's JSON as it is, compressed with a dictionary trained on such payloads
 # (``decision-2.zdict``, ``python -m rtp.tools.zdict --form fast``). It skips the Python
-# pre-pass, which is most of the zstd form's CPU, for ~70 bytes more per decision (BENCHMARKS.md
-# §4.2, §4.3); every reader of the zstd form reads it unchanged.
+# pre-pass, which is most of the zstd form's CPU, for 52 bytes more per Taobao decision
+# (BENCHMARKS.md §4.2, §4.3); every reader of the zstd form reads it unchanged.
 
 DECISION_Z = 0xD2
 _Z_DICT = 1  # the dictionary new values are written with

@@ -65,7 +65,7 @@ __all__ = [
     "page_bucket",
     "page_key",
     "item_key",
-    "item_meta_read",
+    "item_meta_command",
     "DEAD_LETTER_MAXLEN",
     "PAGE_BUCKETS",
 ]
@@ -254,23 +254,13 @@ return out
 """
 
 
-def item_meta_read(
-    prefix: str, items: Sequence[str]
-) -> tuple[list[tuple[str, ...]], Callable[[Sequence[Any]], list[Any]]]:
-    """How to read the catalogue entries of ``items`` in one pipeline: the commands (one
-    ``EVAL`` of :data:`ITEM_META_LUA`: it carries the script, so no ``NOSCRIPT`` can arise,
-    and Redis caches its compilation) and a function that turns their replies into each
-    item's value, in ``items``' order (``None``: unknown)."""
-    if not items:
-        return [], lambda replies: []
-    keys = [f"{prefix}items:{page_bucket(item)}" for item in items]
-    n = len(items)
-    command = ("EVAL", ITEM_META_LUA, str(n + 1), *keys, f"{prefix}items", *items)
-
-    def values(replies: Sequence[Any]) -> list[Any]:
-        return list(replies[0])  # (Lua's false, a missing entry, arrives as nil)
-
-    return [command], values
+def item_meta_command(prefix: str, items: Sequence[str]) -> tuple[str, ...]:
+    """The one command that reads the catalogue entries of ``items`` (at least one): an
+    ``EVAL`` of :data:`ITEM_META_LUA` (it carries the script, so no ``NOSCRIPT`` can arise,
+    and Redis caches its compilation), whose reply is each item's value in ``items``' order
+    (nil: unknown)."""
+    keys = [item_key(prefix, item) for item in items]
+    return ("EVAL", ITEM_META_LUA, str(len(items) + 1), *keys, f"{prefix}items", *items)
 
 
 def user_hash(user: str) -> str:
@@ -774,9 +764,8 @@ class Store:
         script = self._migrate_items
 
         def move(names: list[bytes]) -> int:
-            # a field's bytes are the item's UTF-8: the same CRC as page_bucket(item)
-            keys = [self._items, *[self._items + b":%d" % (zlib.crc32(f) % PAGE_BUCKETS)
-                                   for f in names]]  # fmt: skip
+            buckets = [page_bucket(f.decode("utf-8", "surrogatepass")) for f in names]
+            keys = [self._items, *[self._items + b":%d" % b for b in buckets]]
             return int(self._retry("a catalogue move", lambda: script(keys, names), None))
 
         def scan(c: int) -> tuple[int, list[bytes]]:

@@ -23,7 +23,7 @@ from typing import Any
 import zstandard as zstd
 
 from rtp.capture.events import Event
-from rtp.config import Settings
+from rtp.config import DECISION_FORMS, Settings
 from rtp.engine import Engine
 from rtp.store.codec import _z_payload, decode_decision, fast_payload
 from rtp.tools.synth import _event, generate, generate_news_records
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--users", type=int, default=2_000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--bytes", type=int, default=DICT_BYTES)
-    p.add_argument("--form", choices=("compact", "fast"), default="compact")
+    p.add_argument("--form", choices=DECISION_FORMS, default="compact")
     a = p.parse_args(argv)
     payloads = samples(a.users, a.seed, a.form)
     data = train(payloads, a.bytes)
