@@ -236,7 +236,9 @@ def test_freshness_2000_per_s(benchmark: Any, taobao: Path, fresh_redis: RedisSe
         for t, _ in slow:
             by_tenth[int((t % 1.0) * 10)] += 1
         benchmark.extra_info[f"run{k}_slowest_1pct_by_tenth"] = by_tenth
-        print(f"\n  freshness run {k}: p99 {p99s[k]} ms; slowest 1% by second {by_second}; "
-              f"by tenth of a second {by_tenth}")
+        print(
+            f"\n  freshness run {k}: p99 {p99s[k]} ms; slowest 1% by second {by_second}; "
+            f"by tenth of a second {by_tenth}"
+        )
     missing = sum(out["missing"] for out in runs)
     assert missing < 0.01 * len(runs) * n, f"{missing} events never became visible"
