@@ -231,7 +231,8 @@ def test_freshness_2000_per_s(benchmark: Any, taobao: Path, fresh_redis: RedisSe
             by_second[int(t - t_first)] = by_second.get(int(t - t_first), 0) + 1
         benchmark.extra_info[f"run{k}_slowest_1pct_by_second"] = dict(sorted(by_second.items()))
         # and by tenth of the wall-clock second they were appended in: the live flow's ticks are
-        # whole seconds of capture time (entry ids), so a tick boundary shows as tenth 0
+        # slices of capture time (entry ids; Settings.tick_s), so tick boundaries show as the
+        # tenths where ticks start (0 with 1 s ticks; 0, 2, 5 and 7 with 0.25 s)
         by_tenth = [0] * 10
         for t, _ in slow:
             by_tenth[int((t % 1.0) * 10)] += 1

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import bytewax.operators as op
+import orjson
 import pytest
 import redis
 from bytewax.dataflow import Dataflow
@@ -24,6 +25,7 @@ from rtp.capture.events import (
     Event,
     Rejection,
 )
+from rtp.config import LIVE_TICK_S, Settings
 from rtp.flow.sources import Batch, RedisStreamSource, request_stop, reset_stop
 from tests.conftest import RedisServer
 
@@ -157,6 +159,23 @@ def test_partitions_by_user_and_one_source_partition_each(redis_url: str) -> Non
     for user in {e.user for e in got}:
         mine = [e.ts for e in got if e.user == user]
         assert mine == sorted(mine)
+
+
+def test_live_ticks_are_quarter_seconds_of_entry_ids_by_default(
+    redis_url: str, r: redis.Redis
+) -> None:
+    """The default tick (Settings.tick_s, the sources' default too) cuts capture time into
+    quarter seconds: a shorter tick is a shorter fold at each boundary (BENCHMARKS.md §4.7)."""
+    assert Settings().tick_s == LIVE_TICK_S == 0.25
+    base = 1_700_000_000_000  # ms, a multiple of 250
+    offsets = [0, 100, 260, 520, 760, 990]
+    for i, off in enumerate(offsets):
+        r.xadd(f"{ONE}:0", {streams.EVENT_FIELD: orjson.dumps(view(i))}, id=f"{base + off}-0")
+    part = source(redis_url, batch_size=1).build_part("s", f"{ONE}:0", None)
+    data = [b for b in drain(part, len(offsets)) if b.read]
+    assert [b.events[0].item for b in data] == [f"i{i}" for i in range(len(offsets))]
+    assert [b.tick for b in data] == [(base + off) // 250 for off in offsets]
+    assert len({b.tick for b in data}) == 4  # one tick of 1 s would have held them all
 
 
 def test_an_idle_partition_lets_its_tick_advance_and_sleeps(redis_url: str, r: redis.Redis) -> None:

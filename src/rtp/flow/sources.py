@@ -55,6 +55,7 @@ from rtp.capture.events import (
     StreamClock,
     parse_json,
 )
+from rtp.config import LIVE_TICK_S
 from rtp.engine.messages import INF_TICK
 from rtp.engine.shards import user_shard_of
 from rtp.errors import SourceError
@@ -900,7 +901,7 @@ class RedisStreamSource(FixedPartitionedSource[Batch, Any]):
         timeout_s: float = 2.0,
         *,
         group: str = "rtp",
-        tick_s: float = 1.0,
+        tick_s: float = LIVE_TICK_S,
         lateness_s: float = 0.05,
         gate: Callable[[], Gate] | None = None,
         ack: str | None = "progress",
@@ -1254,7 +1255,7 @@ def kafka_batches(
     tail: bool = True,
     max_lag_s: float = 86_400.0,
     max_ahead_s: float = 86_400.0,
-    tick_s: float = 1.0,
+    tick_s: float = LIVE_TICK_S,
     gate: Callable[[], Gate] | None = None,
     add_config: dict[str, str] | None = None,
 ) -> Stream[Batch]:
