@@ -77,8 +77,10 @@ class Settings:
     # A process of a cluster of several: pin it, and the threads it starts, to one CPU (process K
     # to the K-th CPU it may use, modulo their count), so its worker, Bytewax's threads and the
     # GIL stay on one core (BENCHMARKS.md §4.5). "auto": in the processes rtp starts itself
-    # (``--processes N``) when there is a CPU for each; "on": also under ``bytewax.run -i K``
-    # and with more processes than CPUs; "off": never (a machine shared with other work).
+    # for a replay (``rtp replay --processes N``) when there is a CPU for each, not for a live
+    # flow, which shares its machine with Redis and the producers (section 4.7); "on": also
+    # live, under ``bytewax.run -i K`` and with more processes than CPUs; "off": never (a
+    # machine shared with other work).
     pin_cpu: str = "auto"
     # A process of a cluster of several: once its worker runs, Bytewax's main thread (which
     # only waits for the worker and wakes every millisecond to check for signals) runs at idle

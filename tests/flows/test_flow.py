@@ -515,7 +515,8 @@ def threads():  # every live thread's CPUs (a thread may end while they are list
             pass
     return sorted(out)
 mode, k, n, by_rtp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
-cpu = pin_to_cpu(Settings(pin_cpu=mode), k, n, started_by_rtp=by_rtp)
+live = sys.argv[5] == "1"
+cpu = pin_to_cpu(Settings(pin_cpu=mode), k, n, started_by_rtp=by_rtp, live=live)
 later = []
 t = threading.Thread(target=lambda: later.extend(os.sched_getaffinity(0)))  # started after it
 t.start(); t.join()
@@ -527,22 +528,24 @@ print(json.dumps(out))
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
 @pytest.mark.parametrize(
-    ("mode", "k", "processes", "by_rtp", "pinned"),
+    ("mode", "k", "processes", "by_rtp", "live", "pinned"),
     [
-        ("off", 1, 2, True, False),
-        ("0", 1, 2, True, False),
-        ("auto", 0, 1, True, True),  # rtp started it, a CPU each (one CPU at least)
-        ("auto", 0, 1, False, False),  # bytewax.run -i K: only when asked
-        ("auto", 0, 1000, True, False),  # more processes than CPUs: left to the scheduler
-        ("on", 0, 1000, False, True),
-        ("1", 5, 6, False, True),  # more processes than CPUs: they wrap around
+        ("off", 1, 2, True, False, False),
+        ("0", 1, 2, True, False, False),
+        ("auto", 0, 1, True, False, True),  # a replay rtp started, a CPU each (one at least)
+        ("auto", 0, 1, True, True, False),  # a live flow shares its machine: left to the OS
+        ("on", 0, 1, True, True, True),  # ...unless asked
+        ("auto", 0, 1, False, False, False),  # bytewax.run -i K: only when asked
+        ("auto", 0, 1000, True, False, False),  # more processes than CPUs: left to the OS
+        ("on", 0, 1000, False, False, True),
+        ("1", 5, 6, False, False, True),  # more processes than CPUs: they wrap around
     ],
 )
 def test_pin_to_cpu_pins_the_kth_process_and_all_its_threads_as_settings_say(
-    mode: str, k: int, processes: int, by_rtp: bool, pinned: bool
+    mode: str, k: int, processes: int, by_rtp: bool, live: bool, pinned: bool
 ) -> None:
     cpus = sorted(os.sched_getaffinity(0))
-    args = [mode, str(k), str(processes), "1" if by_rtp else "0"]
+    args = [mode, str(k), str(processes), "1" if by_rtp else "0", "1" if live else "0"]
     run = subprocess.run(
         [sys.executable, "-c", _PIN_SCRIPT, *args], capture_output=True, text=True, check=True
     )

@@ -81,12 +81,20 @@ def tune_switch_interval(settings: Settings) -> None:
 
 
 def pin_to_cpu(
-    settings: Settings, process_id: int, processes: int, started_by_rtp: bool
+    settings: Settings,
+    process_id: int,
+    processes: int,
+    started_by_rtp: bool,
+    live: bool = False,
 ) -> int | None:
     """Pin this process to one CPU as ``settings.pin_cpu`` says: process ``process_id`` of
     ``processes`` to that place among the CPUs it may use (modulo their count). ``"auto"`` pins
-    only the processes rtp started itself (``started_by_rtp``), and only when each can have a
-    CPU of its own. Returns the CPU, or ``None`` (not pinned). Linux pins one thread at a time:
+    only the processes rtp started itself (``started_by_rtp``) for a replay (not ``live``), and
+    only when each can have a CPU of its own: a replay keeps its CPUs busy, while a live flow
+    shares its machine with Redis, the producers and the HTTP doors, and a worker pinned to a
+    core they are using waits there with the other core idle (on two processes at 2,000
+    events/s the decision p50 was 390 ms pinned against 24 ms unpinned, BENCHMARKS.md §4.7).
+    Returns the CPU, or ``None`` (not pinned). Linux pins one thread at a time:
     this pins the calling thread and the threads already running (libraries start some at
     import), and the threads started later inherit it, so call this before Bytewax starts its
     own."""
@@ -94,7 +102,7 @@ def pin_to_cpu(
     if mode == "off" or not hasattr(os, "sched_setaffinity"):
         return None
     cpus = sorted(os.sched_getaffinity(0))
-    if mode == "auto" and (not started_by_rtp or processes > len(cpus)):
+    if mode == "auto" and (live or not started_by_rtp or processes > len(cpus)):
         return None
     cpu = cpus[process_id % len(cpus)]
     try:
@@ -162,14 +170,18 @@ def process_id_from_argv(argv: Sequence[str] | None = None) -> int | None:
 
 
 def tune_cluster_process(
-    settings: Settings, process_id: int, processes: int, started_by_rtp: bool
+    settings: Settings,
+    process_id: int,
+    processes: int,
+    started_by_rtp: bool,
+    live: bool = False,
 ) -> None:
     """What a process of a cluster of one-worker processes sets before Bytewax starts its
     threads: the switch interval (:func:`tune_switch_interval`), its CPU (:func:`pin_to_cpu`)
     and, once the worker runs, the main thread's idle priority (:func:`idle_main_thread_later`).
     """
     tune_switch_interval(settings)
-    cpu = pin_to_cpu(settings, process_id, processes, started_by_rtp)
+    cpu = pin_to_cpu(settings, process_id, processes, started_by_rtp, live)
     idle_main_thread_later(settings, pinned=cpu is not None)
 
 

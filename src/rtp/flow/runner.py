@@ -163,7 +163,9 @@ def _run_here(
     flow = build(spec, settings, layout=layout, on_progress=on_progress, sink=sink)
     recovery = RecoveryConfig(str(recovery_dir)) if recovery_dir is not None else None
     if addresses and len(addresses) > 1:  # one worker thread per process (workers_per_process=1)
-        tune_cluster_process(settings, process_id, len(addresses), started_by_rtp=True)
+        tune_cluster_process(
+            settings, process_id, len(addresses), started_by_rtp=True, live=spec.kind == "live"
+        )
     install_stop_handlers()
     cli_main(
         flow,
