@@ -92,8 +92,8 @@ def pin_to_cpu(
     only the processes rtp started itself (``started_by_rtp``) for a replay (not ``live``), and
     only when each can have a CPU of its own: a replay keeps its CPUs busy, while a live flow
     shares its machine with Redis, the producers and the HTTP doors, and a worker pinned to a
-    core they are using waits there with the other core idle (on two processes at 2,000
-    events/s the decision p50 was 390 ms pinned against 24 ms unpinned, BENCHMARKS.md §4.7).
+    core they are using cannot move to the other one (on two processes at 2,000
+    events/s the decision p50 was 213-469 ms pinned, 18-29 ms unpinned, BENCHMARKS.md §4.7).
     Returns the CPU, or ``None`` (not pinned). Linux pins one thread at a time:
     this pins the calling thread and the threads already running (libraries start some at
     import), and the threads started later inherit it, so call this before Bytewax starts its
