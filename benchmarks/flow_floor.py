@@ -20,9 +20,8 @@ floor bounds what any cheaper decision can reach with the rest of the flow uncha
 
 One replay (the flow as shipped) with a clock around the ranking (``rank_home``) and the
 decision's encoding: their cost per call in the flow, then the same encoder over the same
-decisions again in a tight loop. The two differ: in the flow, the working set of everything else
-(58,166 users, the models) pushes the encoder's code and tables out of the CPU's caches, so a
-micro-benchmark's figure understates what a change saves in the flow.
+decisions again in a tight loop. The two differ (~1.5x on the Taobao slice, BENCHMARKS.md §5),
+so a micro-benchmark's figure is not what a change saves in the flow.
 """
 
 from __future__ import annotations
